@@ -1,0 +1,86 @@
+"""The command line: parses, calls the engine, prints. Nothing clever lives here.
+
+Each area registers its own sub-commands from ``engine/commands/<area>.py`` (a ``register``
+function that adds sub-parsers whose ``func`` takes ``(args, ctx)``), so the areas stay apart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from engine.commands import context as ctxmod
+from engine.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StrongroomError, UsageError
+
+AREAS = ("store", "sandbox", "scaleway", "explore", "app")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other usage error
+        raise UsageError(f"{message} (see 'strongroom --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="strongroom",
+                     description="Back up Scaleway Block Storage volumes into an encrypted, "
+                                 "deduplicated store, and restore them.")
+    parser.add_argument("--store", help="store URL or directory (default: $STRONGROOM_STORE, "
+                                        "else the local default store)")
+    parser.add_argument("--profile", help="Scaleway config profile (default: $SCW_PROFILE)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import importlib
+
+    for area in AREAS:
+        module = importlib.import_module(f"engine.commands.{area}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "func", None):
+            from engine.commands.app import run_tui
+
+            args.func = run_tui
+        ctx = ctxmod.Context.from_args(args)
+        result = args.func(args, ctx)
+        return EXIT_OK if result is None else int(result)
+    except KeyboardInterrupt:
+        print("strongroom: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except StrongroomError as exc:
+        if debug:
+            raise
+        print(f"strongroom: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # `strongroom restore-image … - | head` is fine; silence the second error at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # anything unexpected: still one line unless --debug
+        if debug:
+            raise
+        print(f"strongroom: error: {type(exc).__name__}: {_one_line(str(exc))} "
+              f"(run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def print_json(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

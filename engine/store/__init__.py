@@ -1,0 +1,1 @@
+"""(see the package docstring filled in by its issue)"""

@@ -1,0 +1,1 @@
+"""Strongroom terminal app (Textual)."""
