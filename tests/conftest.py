@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# Each area keeps its fixtures in its own module so the areas grow apart.
+pytest_plugins = [f"tests.fixtures.{area}" for area in
+                  ("store", "sandbox", "scaleway", "explore", "tui")]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
