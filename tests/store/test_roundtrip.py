@@ -54,7 +54,7 @@ def test_stdin_and_stdout(tmp_path: Path, store_dir: Path, store_cli) -> None:
     assert listing[0]["source"] == {"kind": "stdin"}
 
 
-def test_api_round_trip_and_stream_restore(tmp_path: Path) -> None:
+def test_api_round_trip_and_stream_restore(tmp_path: Path, fast_kdf: None) -> None:
     image = make_image(tmp_path / "api.img", 5_000_000, seed=3)
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         with open(image, "rb") as f:
@@ -70,7 +70,7 @@ def test_api_round_trip_and_stream_restore(tmp_path: Path) -> None:
         assert store.snapshots()[0].last_verified is not None
 
 
-def test_open_image_random_reads(tmp_path: Path) -> None:
+def test_open_image_random_reads(tmp_path: Path, fast_kdf: None) -> None:
     image = make_image(tmp_path / "r.img", 6_000_000, seed=11)
     data = image.read_bytes()
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
