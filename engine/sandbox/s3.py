@@ -173,6 +173,13 @@ class FaultProxy:
         return rule.rate > 0 and self._random.random() < rule.rate
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._proxy_one(reader, writer)
+        except (asyncio.CancelledError, ConnectionError):
+            # stopping, or the client went away: end quietly (asyncio logs a cancelled handler)
+            writer.transport.abort()
+
+    async def _proxy_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
         try:
             head = await reader.readuntil(b"\r\n\r\n")
