@@ -5,6 +5,7 @@ the handlers name one object with a handful of blocking methods (run them in thr
 """
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ class Storage:
 
     # -- life -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.server.start()
+        # Ctrl-C reaches the whole foreground process group: the S3 process must not die of
+        # it before the sandbox saves its objects. An ignored SIGINT is inherited by the child.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            self.server.start()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
         assert self.server.proxy is not None
         self.server.proxy.denied_keys.update(self.denied_keys)
 
