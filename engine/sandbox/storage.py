@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.sandbox import replies, s3
-from engine.sandbox.qcow2 import CLUSTER_SIZE, ImageRefused, parse_header
+from engine.sandbox.qcow2 import CLUSTER_SIZE, ApiError, parse_header
 
 
 class Storage:
@@ -93,7 +93,7 @@ class Storage:
             head = b""
         try:
             return parse_header(head).virtual_size
-        except ImageRefused as exc:  # .status and .body: the real API's answer
+        except ApiError as exc:  # .status and .body: the real API's answer
             raise replies.ApiError(exc.status, exc.body) from None
 
     def import_(self, bucket: str, key: str, dest: Path, size: int) -> None:
