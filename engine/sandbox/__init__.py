@@ -80,8 +80,8 @@ class Sandbox:
         return self
 
     def _fill_volumes(self, state: State, storage: Any) -> None:
-        for volume in state.coll("volumes").values():
-            storage.fill_volume(volume, state.volume_path(volume["id"]), self.seed, self.profile)
+        storage.fill_volumes(list(state.coll("volumes").values()), self.state_dir, self.seed,
+                             self.profile)
         for snapshot in state.coll("snapshots").values():
             source = snapshot.get("_from_volume")
             if source:
