@@ -9,6 +9,7 @@ from aiohttp import web
 
 from engine.sandbox import replies
 from engine.sandbox.replies import multi, ok, paginate
+from engine.sandbox.seed import PERMISSION_SETS
 from engine.sandbox.world import PERMISSION_SETS, WORLD, World
 
 # permission set -> (product, actions granted)
@@ -147,8 +148,6 @@ async def list_rules(request: web.Request) -> web.Response:
 
 
 async def list_permission_sets(request: web.Request) -> web.Response:
-    from engine.sandbox.seed import PERMISSION_SETS
-
     sets = [{"id": f"00000000-0000-4000-8000-{index:012d}", "name": name, "scope_type": scope,
              "description": description,
              "categories": [GRANTS.get(name, ("all_products",))[0]]}
