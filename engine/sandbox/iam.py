@@ -10,7 +10,7 @@ from aiohttp import web
 from engine.sandbox import replies
 from engine.sandbox.replies import multi, ok, paginate
 from engine.sandbox.seed import PERMISSION_SETS
-from engine.sandbox.world import PERMISSION_SETS, WORLD, World
+from engine.sandbox.world import GRANTED_SETS, WORLD, World
 
 # permission set -> (product, actions granted)
 GRANTS: dict[str, tuple[str, frozenset[str]]] = {
@@ -56,7 +56,7 @@ def allowed(sets: set[str], product: str, action: str) -> bool:
 
 def require(request: web.Request, product: str, action: str) -> None:
     """403 permissions_denied unless the caller's key may do ``action`` on ``product``."""
-    if not allowed(request[PERMISSION_SETS], product, action):
+    if not allowed(request[GRANTED_SETS], product, action):
         raise replies.permissions_denied(product, action)
 
 
