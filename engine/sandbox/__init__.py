@@ -5,6 +5,14 @@ against it unchanged.
     with Sandbox(state_dir, profile="small") as sb:
         os.environ.update(sb.env)
         ...
+
+- API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only),
+  "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
+  Storage: every Block call answers 403 permissions_denied).
+- Faults: ``sb.faults(latency_ms=…, rate_429=…, rate_503=…, fail_export=…, drop_s3=…)``, or
+  ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names sent change).
+- State: ``state_dir/state.json`` plus sparse ``volumes/<id>.raw`` and ``snapshots/<id>.raw``
+  files and the saved staging objects; a sandbox started on the same folder finds them again.
 """
 from __future__ import annotations
 
