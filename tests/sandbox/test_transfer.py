@@ -146,3 +146,19 @@ def test_import_refuses_what_the_real_api_refuses(scw_client, sandbox, tmp_path)
         client.delete_object(Bucket=bucket, Key=key)
     assert not [s for s in api.list_snapshots_all(include_deleted=False)
                 if s.name == "refused"]
+
+
+def test_export_of_a_seeded_ext4_volume_matches_its_bytes(scw_client, sandbox, tmp_path):
+    api = v1.BlockV1API(scw_client(zone="fr-par-2"))
+    volume = next(v for v in api.list_volumes_all(include_deleted=False)
+                  if v.name == "dev-scratch")
+    snap = _snapshot(api, volume.id)
+    assert _export(api, snap.id, sandbox.buckets["fr-par"], "seeded/dev.qcow2")[-1] == \
+        "available"
+    image = tmp_path / "dev.qcow2"
+    s3(sandbox).download_file(sandbox.buckets["fr-par"], "seeded/dev.qcow2", str(image))
+    assert _qemu_info(image)["virtual-size"] == volume.size
+    subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(image),
+                    str(sandbox.volume_path(volume.id))], check=True, capture_output=True)
+    s3(sandbox).delete_object(Bucket=sandbox.buckets["fr-par"], Key="seeded/dev.qcow2")
+    api.delete_snapshot(snapshot_id=snap.id)
