@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from engine.sandbox.qcow2 import data_ranges
 
 Kind = Literal["ext4", "luks", "empty"]
-GENERATOR_VERSION = 1  # bump when the generated content changes: cached volumes are rebuilt
+GENERATOR_VERSION = 2  # bump when the generated content changes: cached volumes are rebuilt
 PROFILE_BYTES = {"small": 1 << 20, "demo": 40 << 20}  # generated data per ext4 volume
 EPOCH = 1_790_000_000  # 2026-09-21: file times of generated trees count from here
 LUKS_HEADER = 16 << 20  # LUKS2 default metadata + keyslots area; data starts here
@@ -213,18 +213,23 @@ def generate_tree(root: Path, seed: int, volume_id: str, budget: int, flavor: st
     binaries = budget * 2 // 5
     logs = budget * 3 // 10
     csvs = budget // 5
-    for n in range(max(1, binaries // (256 << 10))):
-        size = min(binaries, rng.randint(64 << 10, 448 << 10))
+    # file sizes scale with the budget so that even the small profile has many files
+    unit = max(16 << 10, min(budget // 16, 384 << 10))
+    n = 0
+    while binaries > 0:
+        size = min(binaries, rng.randint(unit // 2, unit * 3 // 2))
         tree.write(f"opt/{flavor}/lib/blob-{n:03d}.bin", tree.stream.bytes(size))
+        binaries -= size
+        n += 1
     day = EPOCH - 30 * 86400
-    for n in range(max(1, logs // (512 << 10))):
+    for n in range(max(1, logs // unit)):
         tree.write(f"var/log/{flavor}/{flavor}.log.{n}" if n else f"var/log/{flavor}/{flavor}.log",
-                   tree.log(max(50, min(logs, 512 << 10) // 110), day - n * 86400))
-    for n in range(max(1, csvs // (256 << 10))):
+                   tree.log(max(50, unit // 110), day - n * 86400))
+    for n in range(max(1, csvs // unit)):
         when = time.gmtime(day + n * 86400)
         tree.write(
             f"srv/{flavor}/exports/{when.tm_year}/{when.tm_mon:02d}/orders-{when.tm_mday:02d}.csv",
-            tree.csv(max(20, min(csvs, 256 << 10) // 50), day + n * 86400),
+            tree.csv(max(20, unit // 50), day + n * 86400),
         )
     # identical copies, as real disks have (dedup has something to find)
     tree.write(f"backups/{flavor}.sqlite.bak", (root / f"srv/{flavor}/db/{flavor}.sqlite").read_bytes())

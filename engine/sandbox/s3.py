@@ -203,10 +203,9 @@ class FaultProxy:
             writer.close()
             return
         up_writer.write(head)
-        cut_after = self.drop.after_bytes if self._should_drop() else None
         upload = asyncio.ensure_future(self._pipe(reader, up_writer))
         try:
-            await self._relay_response(up_reader, writer, cut_after)
+            await self._relay_response(up_reader, writer)
         finally:
             upload.cancel()
             for stream in (writer, up_writer):
@@ -229,18 +228,20 @@ class FaultProxy:
         except (ConnectionError, asyncio.CancelledError):
             pass
 
-    async def _relay_response(
-        self, up: asyncio.StreamReader, writer: asyncio.StreamWriter, cut_after: int | None
-    ) -> None:
+    async def _relay_response(self, up: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await up.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             return
         writer.write(head)
-        sent = 0
+        sent, decided, cut_after = 0, False, 0
         while data := await up.read(65536):
-            if cut_after is not None and sent + len(data) > cut_after:
-                writer.write(data[: cut_after - sent])
+            # decided once a body gets longer than the cut point: short answers never count
+            if not decided and sent + len(data) > self.drop.after_bytes:
+                decided = True
+                cut_after = self.drop.after_bytes if self._should_drop() else -1
+            if decided and cut_after >= 0:
+                writer.write(data[: max(0, cut_after - sent)])
                 await writer.drain()
                 self.stats.dropped += 1
                 writer.transport.abort()  # a reset, as a dropped connection looks to a client

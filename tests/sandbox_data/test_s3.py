@@ -1,0 +1,91 @@
+"""moto's S3 server runs as a real process with the three regional staging buckets; the proxy
+in front of it really drops connections and refuses denied keys."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError, ResponseStreamingError
+
+from engine.sandbox import s3
+from engine.sandbox.s3 import S3Server
+
+
+def test_buckets_have_their_region(s3_server: S3Server):
+    for region, bucket in s3.STAGING_BUCKETS.items():
+        client = s3_server.client(region)
+        assert client.get_bucket_location(Bucket=bucket)["LocationConstraint"] == region
+        assert s3.bucket_region(bucket) == region
+    assert s3.bucket_region("someone-elses-bucket") is None
+    names = {b["Name"] for b in s3_server.client().list_buckets()["Buckets"]}
+    assert set(s3.STAGING_BUCKETS.values()) <= names
+
+
+def test_endpoint_is_local_proxy_and_moto_is_a_process(s3_server: S3Server):
+    assert s3_server.endpoint.startswith("http://127.0.0.1:")
+    assert s3_server.endpoint != s3_server.moto_endpoint
+    assert s3_server._process is not None and s3_server._process.poll() is None
+
+
+def test_dropped_body_is_seen_by_boto3(s3_server: S3Server):
+    client = s3_server.client()
+    data = os.urandom(1 << 20)
+    client.put_object(Bucket="strongroom-staging-fr-par", Key="drop/me", Body=data)
+    before = s3_server.proxy.stats.dropped
+    s3_server.proxy.set_drop(count=1, after_bytes=50_000)
+    try:
+        body = client.get_object(Bucket="strongroom-staging-fr-par", Key="drop/me")["Body"]
+        with pytest.raises(ResponseStreamingError):
+            body.read()
+        assert s3_server.proxy.stats.dropped == before + 1
+        # the next one goes through untouched
+        again = client.get_object(Bucket="strongroom-staging-fr-par", Key="drop/me")["Body"].read()
+        assert again == data
+    finally:
+        s3_server.proxy.set_drop()
+
+
+def test_transfer_manager_retries_a_dropped_download(s3_server: S3Server, tmp_path: Path):
+    client = s3_server.client()
+    data = os.urandom(3 << 20)
+    client.put_object(Bucket="strongroom-staging-nl-ams", Key="retry/me", Body=data)
+    before = s3_server.proxy.stats.dropped
+    s3_server.proxy.set_drop(count=1, after_bytes=100_000)
+    try:
+        client.download_file("strongroom-staging-nl-ams", "retry/me", str(tmp_path / "got"))
+    finally:
+        s3_server.proxy.set_drop()
+    assert s3_server.proxy.stats.dropped == before + 1
+    assert (tmp_path / "got").read_bytes() == data
+
+
+def test_denied_key_gets_access_denied(s3_server: S3Server):
+    s3_server.proxy.denied_keys.add("SCWNOBUCKETACCESS000")
+    try:
+        client = s3_server.client(keys=("SCWNOBUCKETACCESS000", "whatever"))
+        with pytest.raises(ClientError) as denied:
+            client.list_objects_v2(Bucket="strongroom-staging-fr-par")
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    finally:
+        s3_server.proxy.denied_keys.discard("SCWNOBUCKETACCESS000")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_stop_kills_moto_and_objects_survive_a_restart(tmp_path: Path):
+    server = S3Server(state_dir=tmp_path).start()
+    process, moto_port, proxy_port = server._process, server.moto_port, server.proxy.port
+    server.client("pl-waw").put_object(Bucket="strongroom-staging-pl-waw", Key="a/b c.qcow2",
+                                       Body=b"kept")
+    server.stop()
+    assert process.poll() is not None
+    assert not _port_open(moto_port) and not _port_open(proxy_port)
+    with S3Server(state_dir=tmp_path) as again:
+        got = again.client("pl-waw").get_object(Bucket="strongroom-staging-pl-waw", Key="a/b c.qcow2")
+        assert got["Body"].read() == b"kept"
