@@ -80,7 +80,7 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
             raise OperationError(f"cannot start the sandbox: {exc.strerror or exc}; "
                                  f"try another --port") from None
         try:
-            _announce(sandbox, state)
+            _announce(sandbox, state, ctx.json)
             while not stop.wait(0.5):
                 pass
         finally:
@@ -92,9 +92,15 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _announce(sandbox: Any, state: Path) -> None:
-    for name, value in sandbox.env.items():
-        print(f"export {name}={shlex.quote(value)}")
+def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
+    if as_json:
+        from engine.cli import print_json
+
+        print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
+                    "admin": f"{sandbox.api_url}/_sandbox/faults"})
+    else:
+        for name, value in sandbox.env.items():
+            print(f"export {name}={shlex.quote(value)}")
     sys.stdout.flush()
     print(f"# sandbox state: {state}\n"
           f"# staging buckets: {', '.join(sandbox.buckets.values())}\n"

@@ -83,3 +83,25 @@ def test_bad_fault_is_a_usage_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("strongroom: error: --fault")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_json_prints_one_document(state_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--json", "sandbox", "--state",
+                             str(state_dir), "--profile", "small"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "}\n":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        doc = __import__("json").loads("".join(lines))
+        assert list(doc["env"]) == EXPECTED
+        assert doc["buckets"]["nl-ams"] == "strongroom-staging-nl-ams"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
