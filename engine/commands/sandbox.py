@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "`export VAR=value` lines to use it")
     p.add_argument("--port", type=int, default=0,
                    help="API port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--s3-port", type=int, default=0,
+                   help="S3 port on 127.0.0.1 (default: any free port)")
     p.add_argument("--state", metavar="DIR",
                    help="folder holding the sandbox's volumes and snapshots (default: "
                         "the user data dir); a restarted sandbox finds them again")
@@ -58,15 +60,16 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
     from engine.sandbox import Delays, Sandbox
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be between 0 and 65535")
+    for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{name} must be between 0 and 65535")
     state = Path(args.state) if args.state else default_state_dir()
     if args.delay is not None and not 0 <= args.delay <= 3600:
         raise UsageError("--delay must be between 0 and 3600 seconds")
     delays = None if args.delay is None else Delays(*(args.delay,) * 5)
     try:
         sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
-                          faults=parse_faults(args.fault), delays=delays)
+                          faults=parse_faults(args.fault), delays=delays, s3_port=args.s3_port)
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'strongroom sandbox --help')") from None
     stop = threading.Event()
