@@ -87,8 +87,8 @@ def test_bad_fault_is_a_usage_error(tmp_path):
 
 def test_json_prints_one_document(state_dir):
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--json", "sandbox", "--state",
-                             str(state_dir), "--profile", "small"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             str(state_dir), "--profile", "small"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
         while not lines or lines[-1] != "}\n":
