@@ -1,4 +1,4 @@
-"""`strongroom sandbox`: the local Scaleway (Block, Account, Instance, IAM, S3), in the foreground."""
+"""`strongroom sandbox`: a local Scaleway (Block, Account, Instance, IAM, S3) in the foreground."""
 from __future__ import annotations
 
 import argparse
