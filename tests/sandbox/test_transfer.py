@@ -162,3 +162,25 @@ def test_export_of_a_seeded_ext4_volume_matches_its_bytes(scw_client, sandbox, t
                     str(sandbox.volume_path(volume.id))], check=True, capture_output=True)
     s3(sandbox).delete_object(Bucket=sandbox.buckets["fr-par"], Key="seeded/dev.qcow2")
     api.delete_snapshot(snapshot_id=snap.id)
+
+
+def test_import_of_a_damaged_image_ends_in_error(scw_client, sandbox, tmp_path):
+    from engine.sandbox.qcow2 import write_qcow2
+
+    raw = tmp_path / "disk.raw"
+    with open(raw, "wb") as f:
+        f.truncate(GB)
+        f.seek(10 * 65536)
+        f.write(b"x" * 300_000)
+    image = tmp_path / "disk.qcow2"
+    write_qcow2(raw, image)
+    cut = image.read_bytes()[: 3 * 65536 + 100]     # header intact, tables and data cut off
+    bucket = sandbox.buckets["fr-par"]
+    s3(sandbox).put_object(Bucket=bucket, Key="damaged.qcow2", Body=cut)
+    api = v1.BlockV1API(scw_client())
+    snap = api.import_snapshot_from_object_storage(bucket=bucket, key="damaged.qcow2",
+                                                   name="damaged")
+    assert snap.status == "creating" and snap.size == GB
+    assert settle(api.get_snapshot, snapshot_id=snap.id).status == "error"
+    api.delete_snapshot(snapshot_id=snap.id)
+    s3(sandbox).delete_object(Bucket=bucket, Key="damaged.qcow2")
