@@ -222,7 +222,7 @@ class FaultProxy:
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(65536):
+            while data := await reader.read(1 << 20):
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
@@ -235,7 +235,7 @@ class FaultProxy:
             return
         writer.write(head)
         sent, decided, cut_after = 0, False, 0
-        while data := await up.read(65536):
+        while data := await up.read(1 << 20):
             # decided once a body gets longer than the cut point: short answers never count
             if not decided and sent + len(data) > self.drop.after_bytes:
                 decided = True

@@ -89,3 +89,21 @@ def test_stop_kills_moto_and_objects_survive_a_restart(tmp_path: Path):
     with S3Server(state_dir=tmp_path) as again:
         got = again.client("pl-waw").get_object(Bucket="strongroom-staging-pl-waw", Key="a/b c.qcow2")
         assert got["Body"].read() == b"kept"
+
+
+def test_drop_rate_cuts_only_long_bodies(s3_server: S3Server):
+    client = s3_server.client()
+    client.put_object(Bucket="strongroom-staging-fr-par", Key="rate/long", Body=os.urandom(300_000))
+    client.put_object(Bucket="strongroom-staging-fr-par", Key="rate/short", Body=b"short")
+    before = s3_server.proxy.stats.dropped
+    s3_server.proxy.set_drop(rate=1.0, after_bytes=100_000)
+    try:
+        for _ in range(2):
+            short = client.get_object(Bucket="strongroom-staging-fr-par", Key="rate/short")
+            assert short["Body"].read() == b"short"
+            body = client.get_object(Bucket="strongroom-staging-fr-par", Key="rate/long")["Body"]
+            with pytest.raises(ResponseStreamingError):
+                body.read()
+    finally:
+        s3_server.proxy.set_drop()
+    assert s3_server.proxy.stats.dropped == before + 2
