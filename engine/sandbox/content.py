@@ -6,9 +6,8 @@ Each volume is a sparse file of the volume's full size (>= 5 GB, but only the da
   directories, a name with markup characters). The same seed gives the same bytes: fixed UUID
   and hash seed, `E2FSPROGS_FAKE_TIME`, fixed file times, and inode ctimes set with debugfs
   (mke2fs copies them from the source tree, where they cannot be chosen).
-- "luks": a LUKS2 header written by `cryptsetup luksFormat` (key derived from the seed, never
-  stored), followed by ciphertext-like data. Its header has random salts, so only its layout,
-  not its bytes, is deterministic.
+- "luks": a real LUKS2 header (engine/sandbox/luks.py, deterministic, no cryptsetup needed; the
+  passphrase is `luks_key(seed, id)`, never stored), followed by ciphertext-like data.
 - "empty": all holes.
 
 Profiles: "small" (about 1 MiB of data per volume, for tests) and "demo" (tens of MiB per volume).
@@ -35,13 +34,14 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from engine.sandbox.luks import DATA_OFFSET as LUKS_HEADER
+from engine.sandbox.luks import write_luks2_header
 from engine.sandbox.qcow2 import data_ranges
 
 Kind = Literal["ext4", "luks", "empty"]
-GENERATOR_VERSION = 2  # bump when the generated content changes: cached volumes are rebuilt
+GENERATOR_VERSION = 3  # bump when the generated content changes: cached volumes are rebuilt
 PROFILE_BYTES = {"small": 1 << 20, "demo": 40 << 20}  # generated data per ext4 volume
 EPOCH = 1_790_000_000  # 2026-09-21: file times of generated trees count from here
-LUKS_HEADER = 16 << 20  # LUKS2 default metadata + keyslots area; data starts here
 MIN_SIZE = 64 << 20
 
 
@@ -300,15 +300,8 @@ def build_luks(dest: Path, size: int, seed: int, volume_id: str, budget: int) ->
     """Make `dest` a sparse volume with a LUKS2 header and ciphertext-like data after it."""
     with open(dest, "wb") as out:
         out.truncate(size)
-    key_fd, key_path = tempfile.mkstemp(dir=dest.parent, prefix=".key-")
-    try:
-        os.write(key_fd, luks_key(seed, volume_id))
-        os.close(key_fd)
-        _run(["cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode",
-              "--uuid", _uuid(seed, volume_id, "luks"), "--pbkdf", "pbkdf2",
-              "--pbkdf-force-iterations", "1000", "--key-file", key_path, str(dest)])
-    finally:
-        Path(key_path).unlink(missing_ok=True)
+        write_luks2_header(out, luks_key(seed, volume_id), _uuid(seed, volume_id, "luks"),
+                           _seed_bytes(seed, volume_id, "luks-entropy"))
     stream = _Stream(_seed_bytes(seed, volume_id, "ciphertext"))
     rng = Random(_seed_bytes(seed, volume_id, "luks-layout"))
     with open(dest, "r+b") as out:
@@ -368,7 +361,7 @@ def build_volumes(state_dir: Path, specs: Iterable[VolumeSpec], seed: int = 0,
     A volume already built from the same spec, seed, profile and generator is kept as is (it may
     have been written since: it is the volume's state). With `cache_dir`, volumes are built there
     once and copied sparsely into the state dir. `workers` volumes are built at a time (mke2fs,
-    cryptsetup and the keystream run outside the GIL).
+    debugfs and the keystream run outside the GIL).
     """
     if profile not in PROFILE_BYTES:
         raise ValueError(f"unknown content profile {profile!r} (small or demo)")
