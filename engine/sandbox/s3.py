@@ -290,13 +290,19 @@ class S3Server:
     def start(self, timeout: float = 30.0) -> S3Server:
         self.moto_port = free_port()
         env = dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true")
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        # moto logs every request: keep it in the state dir (why it failed), never on our terminal
+        log = subprocess.DEVNULL
+        if self.state_dir is not None:
+            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(self.state_dir) / "s3-server.log", "ab")  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
         atexit.register(self._kill)
         self._wait_ready(timeout)
         self.proxy = FaultProxy(self.moto_port, self.port, self.seed)
@@ -309,7 +315,8 @@ class S3Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+                where = f" (see {self.state_dir}/s3-server.log)" if self.state_dir else ""
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}{where}")
             try:
                 with urllib.request.urlopen(f"{self.moto_endpoint}/moto-api/", timeout=2):
                     return
