@@ -273,8 +273,8 @@ def build_ext4(dest: Path, size: int, seed: int, volume_id: str, budget: int, fl
         root = Path(tmp) / "root"
         root.mkdir()
         paths = generate_tree(root, seed, volume_id, budget, flavor)
-        # counted from the paths: walking the tree again would change the directories' atimes
-        entries = len({"/".join(p.split("/")[: n + 1]) for p in paths for n in range(p.count("/") + 1)})
+        # from the paths: walking the tree again would change the directories' atimes
+        entries = {"/".join(p.split("/")[: n + 1]) for p in paths for n in range(p.count("/") + 1)}
         dest.unlink(missing_ok=True)
         extended = (f"hash_seed={_uuid(seed, volume_id, 'hash')},"
                     "lazy_itable_init=1,lazy_journal_init=1,nodiscard")
@@ -284,8 +284,9 @@ def build_ext4(dest: Path, size: int, seed: int, volume_id: str, budget: int, fl
              str(size // 1024) + "k"],
             env=dict(os.environ, E2FSPROGS_FAKE_TIME=str(EPOCH)),
         )
-    # mke2fs -d copied the real ctimes of the temporary tree (inodes 12.. in walk order): fix them
-    commands = "".join(f"sif <{ino}> ctime {stamp}\n" for ino in [2, *range(12, 12 + entries)])
+    # mke2fs -d copied the real ctimes of the temporary tree: set them (generated names hold no
+    # double quote, and debugfs does not follow a symlink named last)
+    commands = "".join(f'sif "/{entry}" ctime {stamp}\n' for entry in ["", *sorted(entries)])
     _run(["debugfs", "-w", "-f", "-", str(dest)], input=commands,
          env=dict(os.environ, E2FSPROGS_FAKE_TIME=str(EPOCH)))
     return paths
