@@ -144,7 +144,7 @@ def plan_qcow2(fd: int, size: int) -> Qcow2Plan:
     ]
     guest_clusters = _ceil_div(size, CLUSTER_SIZE)
     l1_size = _ceil_div(guest_clusters, _ENTRIES_PER_TABLE)
-    l1_clusters = max(1, _ceil_div(l1_size * 8, CLUSTER_SIZE))
+    l1_clusters = _ceil_div(l1_size * 8, CLUSTER_SIZE)  # none for a zero-sized image
     l2_tables = sorted({index // _ENTRIES_PER_TABLE for index in data_clusters})
     fixed = 1 + l1_clusters + len(l2_tables) + len(data_clusters)
     # The refcount structures count themselves: grow them until they cover every cluster.
@@ -156,8 +156,8 @@ def plan_qcow2(fd: int, size: int) -> Qcow2Plan:
         if (need_blocks, need_table) == (blocks, table_clusters):
             break
         blocks, table_clusters = max(blocks, need_blocks), max(table_clusters, need_table)
-    l1_offset = CLUSTER_SIZE
-    refcount_table_offset = l1_offset + l1_clusters * CLUSTER_SIZE
+    l1_offset = CLUSTER_SIZE if l1_clusters else 0
+    refcount_table_offset = CLUSTER_SIZE + l1_clusters * CLUSTER_SIZE
     first_l2 = refcount_table_offset + (table_clusters + blocks) * CLUSTER_SIZE
     return Qcow2Plan(
         virtual_size=size,
@@ -193,10 +193,11 @@ def _metadata(plan: Qcow2Plan) -> Iterator[bytes]:
         + (plan.refcount_table_clusters + plan.refcount_blocks + n) * CLUSTER_SIZE
         for n, l1_index in enumerate(plan.l2_tables)
     }
-    l1 = bytearray(_ceil_div(max(plan.l1_size * 8, 1), CLUSTER_SIZE) * CLUSTER_SIZE)
+    l1 = bytearray(_ceil_div(plan.l1_size * 8, CLUSTER_SIZE) * CLUSTER_SIZE)
     for l1_index, offset in l2_offset.items():
         struct.pack_into(">Q", l1, l1_index * 8, offset | _COPIED)
-    yield bytes(l1)
+    if l1:
+        yield bytes(l1)
     table = bytearray(plan.refcount_table_clusters * CLUSTER_SIZE)
     first_block = plan.refcount_table_offset + plan.refcount_table_clusters * CLUSTER_SIZE
     for n in range(plan.refcount_blocks):

@@ -222,7 +222,7 @@ class FaultProxy:
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(65536):
+            while data := await reader.read(1 << 20):
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
@@ -235,7 +235,7 @@ class FaultProxy:
             return
         writer.write(head)
         sent, decided, cut_after = 0, False, 0
-        while data := await up.read(65536):
+        while data := await up.read(1 << 20):
             # decided once a body gets longer than the cut point: short answers never count
             if not decided and sent + len(data) > self.drop.after_bytes:
                 decided = True
@@ -290,13 +290,19 @@ class S3Server:
     def start(self, timeout: float = 30.0) -> S3Server:
         self.moto_port = free_port()
         env = dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true")
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        # moto logs every request: keep it in the state dir (why it failed), never on our terminal
+        log = subprocess.DEVNULL
+        if self.state_dir is not None:
+            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(self.state_dir) / "s3-server.log", "ab")  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
         atexit.register(self._kill)
         self._wait_ready(timeout)
         self.proxy = FaultProxy(self.moto_port, self.port, self.seed)
@@ -309,7 +315,8 @@ class S3Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+                where = f" (see {self.state_dir}/s3-server.log)" if self.state_dir else ""
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}{where}")
             try:
                 with urllib.request.urlopen(f"{self.moto_endpoint}/moto-api/", timeout=2):
                     return

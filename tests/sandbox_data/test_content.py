@@ -67,18 +67,27 @@ def test_ext4_holds_a_real_sqlite_database(built: dict[str, Path], tmp_path: Pat
         db.close()
 
 
-def test_luks_volume_has_a_luks2_header(built: dict[str, Path]):
+def test_luks_volume_has_a_real_luks2_header(built: dict[str, Path], tmp_path: Path):
     path = built[LUKS.id]
     with open(path, "rb") as f:
         assert f.read(6) == b"LUKS\xba\xbe"
     assert subprocess.run(["cryptsetup", "isLuks", str(path)]).returncode == 0
     dump = subprocess.run(["cryptsetup", "luksDump", str(path)], capture_output=True, text=True)
-    assert "Version:       \t2" in dump.stdout
+    assert dump.returncode == 0 and "Version:       \t2" in dump.stdout
+    key = tmp_path / "key"
+    key.write_bytes(content.luks_key(42, LUKS.id))
+    opened = subprocess.run(["cryptsetup", "luksOpen", "--test-passphrase", "--key-file", str(key),
+                             str(path)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr
+    key.write_bytes(b"not the key")
+    wrong = subprocess.run(["cryptsetup", "luksOpen", "--test-passphrase", "--key-file", str(key),
+                            str(path)], capture_output=True, text=True)
+    assert wrong.returncode != 0
 
 
 def test_same_seed_same_tree_and_bytes(tmp_path: Path, built: dict[str, Path]):
-    again = build_volumes(tmp_path / "again", [EXT4, EMPTY], seed=42, profile="small")
-    for spec in (EXT4, EMPTY):
+    again = build_volumes(tmp_path / "again", SPECS, seed=42, profile="small")
+    for spec in SPECS:
         assert same_content(built[spec.id], again[spec.id])
     one = content.generate_tree(tmp_path / "t1", 42, EXT4.id, 1 * MiB, "web")
     two = content.generate_tree(tmp_path / "t2", 42, EXT4.id, 1 * MiB, "web")

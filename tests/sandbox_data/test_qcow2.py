@@ -148,3 +148,19 @@ def test_iter_qcow2_plan_length_matches_output(sparse_raw: Path):
     plan, chunks = qcow2.iter_qcow2(sparse_raw)
     assert sum(len(c) for c in chunks) == plan.image_size
     assert plan.virtual_size == sparse_raw.stat().st_size
+
+
+@pytest.mark.parametrize("size", [0, 5 * 1024 * GiB], ids=["zero-size", "5TiB-two-L1-clusters"])
+def test_extreme_sizes(tmp_path: Path, size: int):
+    raw = make_sparse(tmp_path / "x.raw", size, {size - 4: b"tail"} if size else {})
+    image = tmp_path / "x.qcow2"
+    qcow2.write_qcow2(raw, image)
+    check = qemu_img("check", str(image))
+    assert check.returncode == 0, check.stdout
+    assert qemu_info(image)["virtual-size"] == size
+    back = tmp_path / "back.raw"
+    assert qcow2.read_qcow2(image, back) == size
+    if size:
+        with open(back, "rb") as f:
+            f.seek(size - 4)
+            assert f.read() == b"tail"

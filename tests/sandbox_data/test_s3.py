@@ -89,3 +89,59 @@ def test_stop_kills_moto_and_objects_survive_a_restart(tmp_path: Path):
     with S3Server(state_dir=tmp_path) as again:
         got = again.client("pl-waw").get_object(Bucket="strongroom-staging-pl-waw", Key="a/b c.qcow2")
         assert got["Body"].read() == b"kept"
+
+
+def test_drop_rate_cuts_only_long_bodies(s3_server: S3Server):
+    client = s3_server.client()
+    client.put_object(Bucket="strongroom-staging-fr-par", Key="rate/long", Body=os.urandom(300_000))
+    client.put_object(Bucket="strongroom-staging-fr-par", Key="rate/short", Body=b"short")
+    before = s3_server.proxy.stats.dropped
+    s3_server.proxy.set_drop(rate=1.0, after_bytes=100_000)
+    try:
+        for _ in range(2):
+            short = client.get_object(Bucket="strongroom-staging-fr-par", Key="rate/short")
+            assert short["Body"].read() == b"short"
+            body = client.get_object(Bucket="strongroom-staging-fr-par", Key="rate/long")["Body"]
+            with pytest.raises(ResponseStreamingError):
+                body.read()
+    finally:
+        s3_server.proxy.set_drop()
+    assert s3_server.proxy.stats.dropped == before + 2
+
+
+def _gone(pid: int, within: float) -> bool:
+    """True once `pid` no longer runs (a zombie waiting for a reaper counts as gone)."""
+    import time
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_moto_does_not_outlive_its_parent(how: str, tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    script = ("import sys, time\n"
+              "from engine.sandbox.s3 import S3Server\n"
+              "server = S3Server().start()\n"
+              "print(server._process.pid, flush=True)\n"
+              "time.sleep(60 if sys.argv[1] == 'kill' else 0)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, how], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parents[2])
+    try:
+        moto_pid = int(parent.stdout.readline())
+        if how == "kill":
+            parent.send_signal(signal.SIGKILL)  # no atexit: the launcher's watch thread must act
+        parent.wait(20)
+        assert _gone(moto_pid, 5)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
