@@ -147,11 +147,13 @@ def test_moto_does_not_outlive_its_parent(how: str, tmp_path: Path):
             parent.kill()
 
 
-def test_signatures_are_checked_when_secrets_are_known(tmp_path: Path):
+def test_signatures_are_checked_when_secrets_are_known(s3_server: S3Server):
     import urllib.error
     import urllib.request
     secrets = {"SCWFULLACCESS0000000": "full-secret", "SCWREADONLY000000000": "ro-secret"}
-    with S3Server(secrets=secrets) as server:
+    server = s3_server
+    server.proxy.secrets = secrets  # what S3Server(secrets=...) sets at start
+    try:
         good = server.client("pl-waw", keys=("SCWFULLACCESS0000000", "full-secret"))
         bucket, key = "strongroom-staging-pl-waw", "odd name/+=&?~.qcow2"
         good.put_object(Bucket=bucket, Key=key, Body=b"signed")
@@ -170,3 +172,5 @@ def test_signatures_are_checked_when_secrets_are_known(tmp_path: Path):
         url = good.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
         with urllib.request.urlopen(url) as answer:
             assert answer.read() == b"signed"
+    finally:
+        server.proxy.secrets = None
