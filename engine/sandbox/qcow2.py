@@ -18,7 +18,7 @@ import errno
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -220,30 +220,32 @@ def _metadata(plan: Qcow2Plan) -> Iterator[bytes]:
         yield bytes(l2)
 
 
-def iter_qcow2(raw: str | os.PathLike, size: int | None = None) -> tuple[Qcow2Plan, Iterator[bytes]]:
+def iter_qcow2(
+    raw: str | os.PathLike, size: int | None = None
+) -> tuple[Qcow2Plan, Generator[bytes, None, None]]:
     """Plan the image of raw file `raw` (virtual size `size`, default: the file's length).
 
     Returns the plan (its `image_size` is the exact output length, handy for Content-Length) and
-    an iterator of the image's bytes in order, one cluster per item. The file stays open until
-    the iterator is exhausted or closed.
+    a generator of the image's bytes in order, one cluster per item. The file is open only while
+    the generator runs (from its first item until it is exhausted or closed).
     """
     fd = os.open(raw, os.O_RDONLY)
     try:
         if size is None:
             size = os.fstat(fd).st_size
         plan = plan_qcow2(fd, size)
-    except BaseException:
+    finally:
         os.close(fd)
-        raise
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Generator[bytes, None, None]:
+        yield from _metadata(plan)
+        data_fd = os.open(raw, os.O_RDONLY)
         try:
-            yield from _metadata(plan)
             buf = bytearray(CLUSTER_SIZE)
             for index in plan.data_clusters:
-                yield bytes(_read_cluster(fd, index, buf))
+                yield bytes(_read_cluster(data_fd, index, buf))
         finally:
-            os.close(fd)
+            os.close(data_fd)
 
     return plan, chunks()
 

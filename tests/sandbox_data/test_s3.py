@@ -145,3 +145,32 @@ def test_moto_does_not_outlive_its_parent(how: str, tmp_path: Path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_signatures_are_checked_when_secrets_are_known(s3_server: S3Server):
+    import urllib.error
+    import urllib.request
+    secrets = {"SCWFULLACCESS0000000": "full-secret", "SCWREADONLY000000000": "ro-secret"}
+    server = s3_server
+    server.proxy.secrets = secrets  # what S3Server(secrets=...) sets at start
+    try:
+        good = server.client("pl-waw", keys=("SCWFULLACCESS0000000", "full-secret"))
+        bucket, key = "strongroom-staging-pl-waw", "odd name/+=&?~.qcow2"
+        good.put_object(Bucket=bucket, Key=key, Body=b"signed")
+        assert good.get_object(Bucket=bucket, Key=key, Range="bytes=0-2")["Body"].read() == b"sig"
+        assert good.list_objects_v2(Bucket=bucket, Prefix="odd")["KeyCount"] == 1
+        assert server.client("pl-waw", keys=("SCWREADONLY000000000", "ro-secret")).head_object(
+            Bucket=bucket, Key=key)["ContentLength"] == 6
+        for keys, code in [(("SCWFULLACCESS0000000", "wrong"), "SignatureDoesNotMatch"),
+                           (("SCWUNKNOWN0000000000", "x"), "InvalidAccessKeyId")]:
+            with pytest.raises(ClientError) as refused:
+                server.client("pl-waw", keys=keys).list_objects_v2(Bucket=bucket)
+            assert refused.value.response["Error"]["Code"] == code
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(f"{server.endpoint}/{bucket}")
+        assert anonymous.value.code == 403
+        url = good.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+        with urllib.request.urlopen(url) as answer:
+            assert answer.read() == b"signed"
+    finally:
+        server.proxy.secrets = None
