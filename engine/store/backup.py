@@ -292,6 +292,8 @@ class BackupJob:
                     done += length
                 if progress is not None:
                     progress(done, total)
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("backup cancelled; no snapshot was recorded")
             if tree_count:
                 trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
             self._finish_pack()
