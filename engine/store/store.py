@@ -245,6 +245,15 @@ def _stream_size(source: BinaryIO) -> int | None:
         return None
     if statmod.S_ISREG(st.st_mode):
         return st.st_size
+    if statmod.S_ISBLK(st.st_mode):  # a block device: its size is where its end is
+        try:
+            fd = source.fileno()
+            here = os.lseek(fd, 0, os.SEEK_CUR)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            os.lseek(fd, here, os.SEEK_SET)
+            return end - here
+        except OSError:
+            return None
     return None
 
 
