@@ -191,3 +191,8 @@ def test_missing_pack_and_leftover_temp_files(tmp_path: Path, store_dir: Path,
     out = tmp_path / "keep.out"
     assert store_cli("restore-image", keep_id, str(out)).code == 0
     assert out.read_bytes() == keep.read_bytes()
+    # backing the same data up again stores the lost chunks anew: the old snapshot heals
+    assert store_cli("backup-image", str(lose)).code == 0
+    out = tmp_path / "lose.out"
+    assert store_cli("restore-image", lose_id, str(out)).code == 0
+    assert out.read_bytes() == lose.read_bytes()
