@@ -223,7 +223,7 @@ def _restore(reader: BlobReader, manifest: Manifest,
                 inflight.append(_Segment(base, ids, lengths, buf,
                                          _submit_runs(reader, runs, pool, view, base, cancel)))
                 del view
-                if len(inflight) > 1:
+                if len(inflight) > 2:  # two segments fetched ahead of the one written
                     finish(inflight.popleft())
             while inflight:
                 finish(inflight.popleft())
