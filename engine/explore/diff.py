@@ -68,8 +68,6 @@ def _reasons(a: Explorer, ea: Entry, b: Explorer, eb: Entry) -> tuple[str, ...]:
     if ea.mtime_ns != eb.mtime_ns and ea.type == "file" and "size" not in reasons:
         if _content_hash(a, ea.path) != _content_hash(b, eb.path):
             reasons.append("content")
-    elif ea.mtime_ns != eb.mtime_ns and ea.type == "file":
-        reasons.append("content")
     return tuple(reasons)
 
 
