@@ -6,12 +6,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from engine.commands.context import Context
 from engine.commands.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM
-from engine.explore import Entry, Explorer, diff, open_volume, restore
-from engine.explore.errors import ExploreError
+
+if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
+    from engine.explore import Entry, Explorer
 
 COPY_BLOCK = 1 << 20
 
@@ -55,7 +57,9 @@ def _store(ctx: Context) -> Iterator[object]:
 
 
 @contextlib.contextmanager
-def _explorer(store: object, ref: str) -> Iterator[Explorer]:
+def _explorer(store: object, ref: str) -> Iterator["Explorer"]:
+    from engine.explore import ExploreError, open_volume
+
     info = store.resolve(ref)  # type: ignore[attr-defined]
     image = store.open_image(info.id)  # type: ignore[attr-defined]
     try:
@@ -84,7 +88,7 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-def _json_entry(entry: Entry) -> dict:
+def _json_entry(entry: "Entry") -> dict:
     doc = entry.to_json()
     # JSON cannot carry lone surrogates portably: give undecodable bytes as \x escapes.
     for key in ("name", "path", "link_target"):
@@ -93,7 +97,7 @@ def _json_entry(entry: Entry) -> dict:
     return doc
 
 
-def long_line(entry: Entry) -> str:
+def long_line(entry: "Entry") -> str:
     name = printable(entry.name) + ("/" if entry.is_dir else "")
     if entry.link_target is not None:
         name += " -> " + printable(entry.link_target)
@@ -129,6 +133,8 @@ def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
 
 
 def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
+    from engine.explore import restore
+
     bar = ProgressBar("restoring")
     with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
         try:
@@ -154,6 +160,8 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
 
 
 def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
+    from engine.explore import diff
+
     with _store(ctx) as store, _explorer(store, args.snapshot_a) as a, \
             _explorer(store, args.snapshot_b) as b:
         result = diff(a, b, args.path)

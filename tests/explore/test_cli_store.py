@@ -80,7 +80,7 @@ def test_ls_long_and_short(stored: StoredImages) -> None:
     short = run(stored, "ls", stored.ids["v1"][:8], "/home/ada").stdout.decode().splitlines()
     assert short == [MARKUP_NAME, "abs-link", "docs/", "notes-link", "photo.bin", "run.sh"]
     long = run(stored, "ls", "-l", stored.ids["v1"], "/home/ada").stdout.decode()
-    assert "-rwxr-x--- file            18 2023-11-14 22:13:20  run.sh" in long
+    assert "-rwxr-x--- file              18 2023-11-14 22:13:20  run.sh" in long
     assert "notes-link -> docs/notes.md" in long
 
 
