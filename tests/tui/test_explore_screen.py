@@ -101,3 +101,53 @@ async def test_restore_selection_to_folder(ext4_image: Ext4Image, tmp_path: Path
     assert (out / "var" / "log" / "big.log").read_bytes() == \
         (ext4_image.tree / "var/log/big.log").read_bytes()
     assert not (out / "home").exists()
+
+
+class StoreBackend:
+    """What the app's backend offers the screen: ``store()`` (a real Store here)."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+
+    def store(self) -> object:
+        return self._store
+
+
+class SnapshotApp(App[None]):
+    def __init__(self, backend: StoreBackend, snapshot: object) -> None:
+        super().__init__()
+        self.backend, self.snapshot = backend, snapshot
+
+    def on_mount(self) -> None:
+        self.push_screen(ExploreScreen(self.backend, self.snapshot))
+
+
+async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image,
+                                                      tmp_path: Path) -> None:
+    from engine.store import Store
+
+    from tests.fixtures.explore import make_luks
+
+    luks = make_luks(tmp_path / "luks.img", tmp_path / "key")
+    with Store.init(str(tmp_path / "store"), "pw") as store:
+        with open(ext4_image.qcow2, "rb") as src:
+            good = store.backup(src, name="ext4").snapshot
+        with open(luks, "rb") as src:
+            locked = store.backup(src, name="luks").snapshot
+        app = SnapshotApp(StoreBackend(store), good)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            table = app.screen.query_one("#file-list", DataTable)
+            assert names(table) == ["etc/", "home/", "lost+found/", "var/"]
+            await pilot.press("enter")
+            await settle(pilot)
+            assert names(table) == ["hosts", "secret.conf"]
+            assert "localhost" in str(app.screen.query_one("#preview", Static).content)
+            app.pop_screen()
+            await pilot.pause()
+
+        app = SnapshotApp(StoreBackend(store), locked)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            message = str(app.screen.query_one("#preview", Static).content)
+            assert "encrypted (LUKS2)" in message

@@ -130,20 +130,25 @@ class ExploreScreen(Screen[None]):
         self._listing_token = 0
         self._progress: tuple[int, int] = (0, 0)
         self._cancel_restore: threading.Event | None = None
+        self._image: Any = None  # the store's image reader, when this screen opened it
 
     # -- opening ----------------------------------------------------------------------------
-    @staticmethod
-    def _make_opener(source: Any, snapshot: Any) -> Opener:
+    def _make_opener(self, source: Any, snapshot: Any) -> Opener:
         if isinstance(source, Explorer):
             return lambda: source
         if callable(source) and snapshot is None:
             return source
         store_of = getattr(source, "store", None)
-        if snapshot is not None and callable(store_of):
-            ref = getattr(snapshot, "id", snapshot)
-            return lambda: open_volume(store_of().open_image(ref))
-        raise TypeError("ExploreScreen needs an Explorer, a callable returning one, "
-                        "or a backend and a snapshot")
+        if snapshot is None or not callable(store_of):
+            def unavailable() -> Explorer:
+                raise ExploreError("this backend cannot open backups for exploring")
+            return unavailable
+        ref = getattr(snapshot, "id", snapshot)
+
+        def from_store() -> Explorer:
+            self._image = store_of().open_image(ref)
+            return open_volume(self._image)
+        return from_store
 
     @staticmethod
     def _label_for(snapshot: Any) -> str:
@@ -457,6 +462,7 @@ class ExploreScreen(Screen[None]):
     def _restore_done(self, folder: str, files: int, skipped: int, error: str | None) -> None:
         self._cancel_restore = None
         if not self.is_attached:
+            self._close_image()
             self.app.notify(error or f"restored {files} files to {folder}", markup=False,
                             severity="error" if error else "information")
             return
@@ -471,6 +477,15 @@ class ExploreScreen(Screen[None]):
         self.marked.clear()
         if self.entries:
             self.open_dir(self.current_dir)
+
+    def on_unmount(self) -> None:
+        if self._cancel_restore is None:  # a running restore still reads; it closes at the end
+            self._close_image()
+
+    def _close_image(self) -> None:
+        if self._image is not None:
+            self._image.close()
+            self._image = None
 
     def action_cancel_restore(self) -> None:
         if self._cancel_restore is not None:
