@@ -151,3 +151,19 @@ def test_diff_reports_added_removed_changed(ext4_image: Ext4Image, tmp_path: Pat
     changed = {c.path: c.reasons for c in result.changed}
     assert changed == {"/etc/hosts": ("size",), "/home/ada/run.sh": ("mode",),
                        "/var/log/big.log": ("content",)}
+
+
+def test_lvm_logical_volume_opens(ext4_image: Ext4Image, tmp_path: Path) -> None:
+    from tests.fixtures.explore import make_lvm_pv
+
+    pv = make_lvm_pv(tmp_path / "pv.img", ext4_image.raw)
+    with open(pv, "rb") as fh:
+        explorer = open_volume(fh)
+        assert [(v.name, v.filesystem) for v in explorer.volumes] == [("vg0-data", "ext4")]
+        assert explorer.read_file("/home/ada/run.sh") == \
+            (ext4_image.tree / "home/ada/run.sh").read_bytes()
+    disk = make_gpt_image(tmp_path / "gpt-lvm.img", [None, pv], part_mib=24)
+    with open(disk, "rb") as fh:
+        explorer = open_volume(fh)
+        assert [v.name for v in explorer.volumes] == ["p1", "vg0-data"]
+        assert {e.name for e in explorer.listdir("/etc")} == {"hosts", "secret.conf"}
