@@ -40,19 +40,26 @@ MAX_VIRTUAL_SIZE = 16 * 1024**4
 _HEADER = struct.Struct(">4sIQIIQIIQQIIQQQQII")  # the 104 bytes common to v3 headers
 
 
-class ImageRefused(Exception):
-    """An image the (real) import refuses; `.status` and `.body` are the API's JSON error answer."""
+class ApiError(Exception):
+    """An error the sandbox's HTTP layer answers as is: HTTP `.status`, JSON `.body`."""
 
-    def __init__(self, help_message: str, *, argument: str = "key", status: int = 400) -> None:
-        super().__init__(help_message)
+    def __init__(self, message: str, status: int, body: dict) -> None:
+        super().__init__(message)
         self.status = status
-        self.body: dict = {
+        self.body = body
+
+
+class ImageRefused(ApiError):
+    """An image the (real) import refuses (400 `invalid_arguments`, the message in `details`)."""
+
+    def __init__(self, help_message: str, *, argument: str = "key") -> None:
+        super().__init__(help_message, 400, {
             "details": [
                 {"argument_name": argument, "reason": "constraint", "help_message": help_message}
             ],
             "message": "invalid argument(s)",
             "type": "invalid_arguments",
-        }
+        })
 
 
 # --- writing ---------------------------------------------------------------------------------

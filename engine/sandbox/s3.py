@@ -127,6 +127,7 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task | None] = set()
 
     def set_drop(self, rate: float = 0.0, count: int = 0, after_bytes: int = 65536) -> None:
         """Change the drop rule at run time (rate 0 and count 0: never drop)."""
@@ -173,11 +174,16 @@ class FaultProxy:
         return rule.rate > 0 and self._random.random() < rule.rate
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio holds handler tasks weakly: one whose connections are paused can be collected
+        task = asyncio.current_task()
+        self._tasks.add(task)
         try:
             await self._proxy_one(reader, writer)
         except (asyncio.CancelledError, ConnectionError):
             # stopping, or the client went away: end quietly (asyncio logs a cancelled handler)
             writer.transport.abort()
+        finally:
+            self._tasks.discard(task)
 
     async def _proxy_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
