@@ -36,11 +36,10 @@ class StrongroomApp(App[None]):
     ]
 
     def __init__(self, backend: Backend, app_settings: settings_mod.AppSettings | None = None,
-                 *, theme_dirs: list | None = None, settings_path: Any = None) -> None:
+                 *, theme_dirs: list | None = None) -> None:
         super().__init__()
         self.backend = backend
         self.app_settings = app_settings or settings_mod.AppSettings()
-        self.settings_path = settings_path
         self.runner: JobRunner | None = None
         self._changed: set[str] = set()
         self._changed_lock = threading.Lock()
@@ -86,7 +85,10 @@ class StrongroomApp(App[None]):
         if not changed:
             return
         for screen in self.screen_stack:
-            for widget in screen.query(".jobs-aware"):
+            aware = list(screen.query(".jobs-aware"))
+            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
+                aware.append(screen)
+            for widget in aware:
                 widget.jobs_changed(changed)  # type: ignore[attr-defined]
         assert self.runner is not None
         for job_id in changed:
@@ -136,7 +138,10 @@ class StrongroomApp(App[None]):
 
         self.push_screen(JumpScreen(), callback=lambda view: view and self.show_view(view))
 
-    def show_view(self, view: str, **kwargs: Any) -> None:
+    def action_show_view(self, view: str) -> None:
+        self.show_view(view)
+
+    def show_view(self, view: str) -> None:
         from tui.screens.jobs import JobsScreen
         from tui.screens.settings import SettingsScreen
         from tui.screens.store import StoreScreen
@@ -206,9 +211,8 @@ def run(ctx: Any) -> int:
         store_url = app_settings.store
     try:
         passphrase = ctx.passphrase()
-    except Exception as exc:  # still open the app: the inventory works without the store
+    except Exception:  # still open the app: the inventory works without the store
         passphrase = None
-        os.environ.setdefault("STRONGROOM_TUI_STORE_PROBLEM", str(exc))
     backend = EngineBackend(store_url=store_url, passphrase=passphrase,
                             profile=ctx.profile or app_settings.profile or None,
                             buckets=app_settings.buckets)

@@ -42,6 +42,12 @@ class Check:
     name: str
     ok: bool
     message: str = ""
+    status: str = ""  # the connector's word: OK | MISSING | UNVERIFIED
+
+    @property
+    def blocking(self) -> bool:
+        """UNVERIFIED (could not tell) warns; only a known problem stops a restore."""
+        return not self.ok and self.status.upper() != "UNVERIFIED"
 
 
 @dataclass
@@ -89,8 +95,11 @@ def checks_from_report(report: Any) -> list[Check]:
         ok = getattr(item, "ok", None)
         if ok is None:
             ok = str(getattr(item, "status", "")).lower() in ("ok", "pass", "passed")
-        out.append(Check(str(getattr(item, "name", item)), bool(ok),
-                         str(getattr(item, "message", "") or getattr(item, "detail", "") or "")))
+        message = " ".join(str(x) for x in (getattr(item, "message", "") or
+                                             getattr(item, "detail", ""),
+                                             getattr(item, "fix", "")) if x)
+        out.append(Check(str(getattr(item, "name", item)), bool(ok), message,
+                         str(getattr(item, "status", ""))))
     return out
 
 
@@ -106,12 +115,15 @@ class EngineBackend:
         self._passphrase = passphrase
         self._store: Any = None
         self._store_lock = threading.Lock()
-        self._inventory: dict[str, list[Any]] = {}
+        self._client_obj: Any = None
+        self._zones: dict[str, list[str]] = {}
 
     # -- Scaleway -------------------------------------------------------------------------
     def _client(self) -> Any:
-        from engine.scaleway.config import scw_client
-        return scw_client(self.profile if self.profile != "default" else None)
+        if self._client_obj is None:
+            from engine.scaleway.config import scw_client
+            self._client_obj = scw_client(self.profile if self.profile != "default" else None)
+        return self._client_obj
 
     def list_projects(self) -> list[Any]:
         from engine.scaleway.inventory import list_projects
@@ -120,20 +132,20 @@ class EngineBackend:
             self.organization = getattr(projects[0], "organization_id", "") or ""
         return projects
 
-    def _project_volumes(self, project_id: str, refresh: bool = False) -> list[Any]:
-        if refresh or project_id not in self._inventory:
-            from engine.scaleway.inventory import list_volumes
-            self._inventory[project_id] = run_maybe_async(list_volumes, self._client(),
-                                                          project_id=project_id)
-        return self._inventory[project_id]
-
     def list_zones(self, project_id: str) -> list[str]:
-        vols = self._project_volumes(project_id, refresh=True)
-        return sorted({v.zone for v in vols})
+        """Zones where the project has volumes (every zone asked at once)."""
+        from engine.scaleway.inventory import list_inventory
+        vols = run_maybe_async(list_inventory, self._client(), projects=[project_id])
+        return sorted({v.zone for v in vols}, key=lambda z: ZONES.index(z) if z in ZONES else 99)
 
     def list_volumes(self, project_id: str, zone: str) -> list[Any]:
-        vols = self._project_volumes(project_id, refresh=True)
-        return sorted((v for v in vols if v.zone == zone), key=lambda v: v.name)
+        from engine.scaleway.inventory import list_volumes
+        return run_maybe_async(list_volumes, self._client(), project_id, zone,
+                               self._snapshots_quietly())
+
+    def _snapshots_quietly(self) -> list[Any]:
+        status = self.store_status()
+        return status.snapshots if status.ok else []
 
     def bucket_for(self, zone: str) -> str:
         region = region_of(zone)
@@ -152,7 +164,7 @@ class EngineBackend:
                 from engine.store import Store
                 if not self._passphrase:
                     from engine.errors import UsageError
-                    raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE")
+                    raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE and restart")
                 self._store = Store.open(self.store_url, self._passphrase)
             return self._store
 
@@ -166,15 +178,18 @@ class EngineBackend:
     async def backup(self, reporter: Reporter, volume: Any) -> Any:
         from engine.scaleway.flows import backup_volume
         store = await asyncio.to_thread(self.store)
-        return await backup_volume(reporter, self._client(), volume, store,
-                                   bucket=self.bucket_for(volume.zone))
+        client = await asyncio.to_thread(self._client)
+        return await backup_volume(reporter, store=store, client=client, volume_id=volume.id,
+                                   zone=volume.zone, bucket=self.bucket_for(volume.zone))
 
     async def restore(self, reporter: Reporter, request: RestoreRequest) -> Any:
         from engine.scaleway.flows import restore_snapshot
         store = await asyncio.to_thread(self.store)
-        return await restore_snapshot(reporter, self._client(), store, request.snapshot_id,
-                                      zone=request.zone, project_id=request.project_id,
-                                      name=request.name, size=request.size, iops=request.iops,
+        client = await asyncio.to_thread(self._client)
+        return await restore_snapshot(reporter, store=store, client=client,
+                                      ref=request.snapshot_id, zone=request.zone,
+                                      project_id=request.project_id, name=request.name,
+                                      size=request.size, iops=request.iops,
                                       bucket=self.bucket_for(request.zone))
 
     def close(self) -> None:

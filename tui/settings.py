@@ -1,7 +1,9 @@
-"""The app's settings file: profile, store, staging bucket per region, theme.
+"""The settings the app shows: profile, store, staging bucket per region, theme.
 
-Uses ``engine.scaleway.config.load_settings/save_settings`` when the connector provides them;
-until then (and as a fallback) a small TOML file in the platform config dir.
+Store, buckets and theme live in the connector's settings file
+(``engine.scaleway.config.load_settings/save_settings``), so the CLI and the app agree. The
+Scaleway profile is the app's own preference (the connector leaves profiles to Scaleway's
+config and ``SCW_PROFILE``), kept in ``tui.toml`` next to it.
 """
 from __future__ import annotations
 
@@ -11,9 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
-
-from tui.backend import REGIONS
+from engine.scaleway import config as scw_config
 
 
 @dataclass
@@ -25,53 +25,48 @@ class AppSettings:
 
 
 def config_path() -> Path:
-    return Path(platformdirs.user_config_dir("strongroom")) / "config.toml"
+    return scw_config.settings_path()
 
 
-def load(path: Path | None = None) -> AppSettings:
-    path = path or config_path()
+def tui_path() -> Path:
+    return config_path().with_name("tui.toml")
+
+
+def load() -> AppSettings:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return AppSettings()
+        base = scw_config.load_settings()
+    except Exception:  # a broken file must not keep the app from opening
+        base = scw_config.Settings()
+    profile = ""
+    try:
+        profile = str(tomllib.loads(tui_path().read_text(encoding="utf-8")).get("profile", ""))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return AppSettings()
-    buckets = data.get("buckets", {})
-    return AppSettings(profile=str(data.get("profile", "")), store=str(data.get("store", "")),
-                       theme=str(data.get("theme", "")),
-                       buckets={str(k): str(v) for k, v in buckets.items()
-                                if isinstance(v, str)} if isinstance(buckets, dict) else {})
+        pass
+    return AppSettings(profile=profile, store=base.store_url, theme=base.theme,
+                       buckets=dict(base.buckets))
 
 
 def _toml_str(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped)
+    escaped = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
     return f'"{escaped}"'
 
 
-def dumps(settings: AppSettings) -> str:
-    lines = ["# Strongroom settings (written by the app; safe to edit)"]
-    for key in ("profile", "store", "theme"):
-        value = getattr(settings, key)
-        if value:
-            lines.append(f"{key} = {_toml_str(value)}")
-    buckets = {r: b for r, b in settings.buckets.items() if b}
-    if buckets:
-        lines += ["", "[buckets]"]
-        for region in sorted(buckets, key=lambda r: (r not in REGIONS, r)):
-            lines.append(f"{_toml_str(region)} = {_toml_str(buckets[region])}")
-    return "\n".join(lines) + "\n"
-
-
-def save(settings: AppSettings, path: Path | None = None) -> Path:
-    """Atomic write (temp file then rename), so a crash never leaves half a config."""
-    path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
+def save(settings: AppSettings) -> Path:
+    """Both files atomically (temp file then rename); fields we do not show are kept."""
+    try:
+        base = scw_config.load_settings()
+    except Exception:
+        base = scw_config.Settings()
+    base.store_url, base.theme = settings.store, settings.theme
+    base.buckets = {r: b for r, b in settings.buckets.items() if b}
+    path = scw_config.save_settings(base)
+    target = tui_path()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tui-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(settings))
-        os.replace(tmp, path)
+            f.write(f"# the terminal app's own preferences\nprofile = {_toml_str(settings.profile)}\n")
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

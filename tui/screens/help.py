@@ -46,6 +46,3 @@ class HelpScreen(ModalScreen[None]):
             if key not in seen:
                 table.add_row(Text(key), Text(what))
         table.focus()
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(None)

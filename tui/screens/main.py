@@ -87,7 +87,8 @@ class MainScreen(Screen[None]):
             return
         if data.kind == "volume":
             detail.update(volume_facts(data.obj, self.app.snapshot_cache,  # type: ignore[attr-defined]
-                                       self._store_message))
+                                       self._store_message,
+                                       tree.project_names.get(data.project_id, "")))
         elif data.kind == "project":
             p = data.obj
             detail.update(Content(f"project  {getattr(p, 'name', '')}\nid       {p.id}\n\n"

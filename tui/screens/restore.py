@@ -326,12 +326,14 @@ class RestoreWizard(Screen[None]):
     def _preflight_done(self, checks: list[Any], error: str) -> None:
         lines = [Content.assemble(("preflight", "bold"))]
         for c in checks:
-            glyph, style, word = ("✔", "$sr-ok", "ok") if c.ok else ("✖", "$sr-error", "failed")
+            glyph, style, word = (("✔", "$sr-ok", "ok") if c.ok else
+                                  ("✖", "$sr-error", "failed") if c.blocking else
+                                  ("?", "$sr-warn", "unsure"))
             lines.append(Content.assemble((f"{glyph} {word:<6} ", style), f"{c.name}",
                                           f"  {c.message}" if c.message else ""))
         if error:
             lines.append(Content.assemble(("✖ failed ", "$sr-error"), error))
-        self.checks_ok = not error and all(c.ok for c in checks)
+        self.checks_ok = not error and not any(c.blocking for c in checks)
         if not self.checks_ok:
             lines.append(Content("fix the failures above, then come back (esc, ctrl+n)"))
         self.query_one("#preflight", Static).update(Content("\n").join(lines))

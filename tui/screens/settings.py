@@ -43,7 +43,7 @@ class SettingsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#form").border_title = "Settings"
         self.query_one("#profile", Input).focus()
-        path = self.app.settings_path or settings_mod.config_path()  # type: ignore[attr-defined]
+        path = settings_mod.config_path()
         self.query_one("#saved", Static).update(Content(f"ctrl+s saves to {path}\n"
                                                         "profile and store apply at the next start"))
 
@@ -62,7 +62,7 @@ class SettingsScreen(Screen[None]):
     def action_save(self) -> None:
         new = self.collect()
         try:
-            path = settings_mod.save(new, self.app.settings_path)  # type: ignore[attr-defined]
+            path = settings_mod.save(new)
         except OSError as exc:
             self.notify(f"could not save settings: {exc}", severity="error", markup=False)
             return

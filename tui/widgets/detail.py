@@ -39,14 +39,15 @@ def _facts(rows: list[tuple[str, str | Content]]) -> Content:
     return Content("\n").join(lines)
 
 
-def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "") -> Content:
+def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "",
+                 project_name: str = "") -> Content:
     tags = getattr(vol, "tags", []) or []
     rows: list[tuple[str, str | Content]] = [
         ("volume", str(vol.name)),
         ("id", str(vol.id)),
         ("status", volume_status(str(getattr(vol, "status", "")))),
         ("zone", str(vol.zone)),
-        ("project", str(getattr(vol, "project_id", ""))),
+        ("project", project_name or str(getattr(vol, "project_id", ""))),
         ("size", human_gb(getattr(vol, "size", 0))),
         ("type", f"{getattr(vol, 'type', '')} · {getattr(vol, 'perf_iops', '') or '–'} IOPS"),
         ("server", str(getattr(vol, "server", None) or "not attached")),
@@ -69,9 +70,8 @@ def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "")
         parts.append(Content.assemble((f"backups in the store: {len(backups)}", "bold")))
         for snap in reversed(backups[-8:]):
             verified = "✔ verified" if getattr(snap, "last_verified", None) else "· unverified"
-            parts.append(Content(f"  {snap.id[:8]}  {short_time(snap.time)}  "
-                                 f"{human_bytes(snap.bytes)}  +{human_bytes(snap.stored_bytes)}"
-                                 f"  {verified}"))
+            parts.append(Content(f" {snap.id[:8]} {short_time(snap.time)} "
+                                 f"+{human_bytes(snap.stored_bytes)} {verified}"))
         if backups:
             parts.append(Content("  r restores one"))
     return Content("\n").join(parts)

@@ -56,6 +56,7 @@ class InventoryTree(Tree[NodeData]):
         super().__init__(Text(f"⌂ {org}"), data=NodeData("org"), **kwargs)
         self.backend = backend
         self.marked: dict[str, Any] = {}
+        self.project_names: dict[str, str] = {}
         self.guide_depth = 3
 
     def on_mount(self) -> None:
@@ -102,6 +103,7 @@ class InventoryTree(Tree[NodeData]):
         for item in message.items:
             if data.kind == "org":
                 name = getattr(item, "name", "") or item.id
+                self.project_names[item.id] = name
                 node.add(Text(f"▣ {name}"), data=NodeData("project", item, project_id=item.id))
             elif data.kind == "project":
                 node.add(Text(f"◇ {item}"),
