@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.sandbox import account, block, iam, instance, replies
-from engine.sandbox.world import World
+from engine.sandbox.world import PERMISSION_SETS, WORLD, World
 
 ADMIN = "/_sandbox/"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -17,7 +17,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    world: World = request.app["world"]
+    world: World = request.app[WORLD]
     if request.path.startswith(ADMIN):
         return await handler(request)
     if world.faults.latency_ms:
@@ -37,12 +37,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.headers.get("X-Auth-Token", "")
     if not token:
         raise replies.denied_authentication("not_found")
-    world: World = request.app["world"]
+    world: World = request.app[WORLD]
     key = iam.key_for_secret(world, token)
     if key is None:
         raise replies.denied_authentication("invalid_argument")
-    request["api_key"] = key
-    request["permission_sets"] = iam.permission_sets(world, key)
+    request[PERMISSION_SETS] = iam.permission_sets(world, key)
     return await handler(request)
 
 
@@ -60,13 +59,13 @@ async def _not_found(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 async def get_faults(request: web.Request) -> web.Response:
-    world: World = request.app["world"]
+    world: World = request.app[WORLD]
     return replies.ok({**world.faults.as_dict(), "drop_s3": world.storage.drops_left()})
 
 
 async def set_faults(request: web.Request) -> web.Response:
     """POST {"latency_ms": 200, "rate_429": 0.1, ...}: change only the faults named."""
-    world: World = request.app["world"]
+    world: World = request.app[WORLD]
     try:
         changes = json.loads(await request.read() or b"{}")
         if not isinstance(changes, dict):
@@ -86,7 +85,7 @@ async def health(request: web.Request) -> web.Response:
 def build_app(world: World) -> web.Application:
     # Order: unknown routes first become JSON 404s, then auth, then faults closest to the client.
     app = web.Application(middlewares=[_faults, _auth, _not_found])
-    app["world"] = world
+    app[WORLD] = world
     block.add_routes(app)
     account.add_routes(app)
     instance.add_routes(app)

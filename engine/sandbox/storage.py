@@ -5,12 +5,13 @@ the handlers name one object with a handful of blocking methods (run them in thr
 """
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import Any
 
 from engine.sandbox import replies, s3
-from engine.sandbox.qcow2 import CLUSTER_SIZE, ImageRefused, parse_header
+from engine.sandbox.qcow2 import CLUSTER_SIZE, ApiError, parse_header
 
 
 class Storage:
@@ -25,7 +26,15 @@ class Storage:
 
     # -- life -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.server.start()
+        # Ctrl-C reaches the whole foreground process group: the S3 process must not die of
+        # it before the sandbox saves its objects. An ignored SIGINT is inherited by the child.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            self.server.start()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
         assert self.server.proxy is not None
         self.server.proxy.denied_keys.update(self.denied_keys)
 
@@ -84,7 +93,7 @@ class Storage:
             head = b""
         try:
             return parse_header(head).virtual_size
-        except ImageRefused as exc:  # .status and .body: the real API's answer
+        except ApiError as exc:  # .status and .body: the real API's answer
             raise replies.ApiError(exc.status, exc.body) from None
 
     def import_(self, bucket: str, key: str, dest: Path, size: int) -> None:
