@@ -21,7 +21,7 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
-from engine.scaleway.api import Apis, describe, is_not_found, scw_message
+from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message
 from engine.scaleway.config import Settings, load_settings, region_of
 from engine.scaleway.inventory import TEMP_TAG
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader
@@ -128,7 +128,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
-    apis = client if isinstance(client, Apis) else Apis(client, reporter)
+    apis = apis_for(client, None if isinstance(reporter, _NullReporter) else reporter)
     region = region_of(zone)
     bucket = bucket or settings.bucket_for(region)
     keep = settings.keep_temporaries if keep is None else keep
@@ -138,6 +138,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     started = time.monotonic()
     try:
         reporter.phase("snapshot", message=f"snapshot of {volume_id}")
+        await check_bucket(apis, bucket, region)
         vol = await _get_volume(apis, zone, volume_id)
         resumed = await _find_resumable(apis, temps, vol, t)
         await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
@@ -301,7 +302,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
-    apis = client if isinstance(client, Apis) else Apis(client, reporter)
+    apis = apis_for(client, None if isinstance(reporter, _NullReporter) else reporter)
     info = await asyncio.to_thread(store.resolve, ref)
     src = dict(info.source or {})
     zone = zone or src.get("zone") or apis.client.default_zone
@@ -323,6 +324,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     cancel = threading.Event()
     try:
         base = name or src.get("volume_name") or info.name or f"restored-{info.id[:8]}"
+        await check_bucket(apis, bucket, region)
         new_name = await _unique_name(apis, zone, project, base)
         temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
         temps.track()
@@ -402,6 +404,24 @@ async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # shared steps
+
+async def check_bucket(apis: Apis, bucket: str, region: str) -> None:
+    """The staging bucket must exist and be in the zone's region (exports stay in a region)."""
+    s3 = apis.s3(region)
+    try:
+        where = (await asyncio.to_thread(s3.get_bucket_location, Bucket=bucket)).get(
+            "LocationConstraint") or "us-east-1"
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise OperationError(f"the staging bucket {bucket} does not exist: create it in "
+                                 f"{region} or pass --bucket") from None
+        raise describe(exc, f"reading the location of bucket {bucket}") from None
+    except BotoCoreError as exc:
+        raise describe(exc, f"reaching the S3 endpoint for {region}") from None
+    if where != region:
+        raise OperationError(f"the staging bucket {bucket} is in region {where}, not {region}: "
+                             f"use a bucket in {region} (--bucket, or the settings)")
+
 
 async def _get_volume(apis: Apis, zone: str, volume_id: str) -> Any:
     try:
@@ -525,7 +545,7 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
     objects under ``strongroom-tmp/`` in ``bucket``, older than ``min_age`` seconds (those of
     ``volume_id`` whatever their age), never those of a flow running in this process.
     Returns what was removed."""
-    apis = client if isinstance(client, Apis) else Apis(client)
+    apis = apis_for(client)
     t = timeouts or Timeouts()
     keep_keys, keep_snapshots = keep_keys or set(), keep_snapshots or set()
     now = dt.datetime.now(dt.timezone.utc)
@@ -541,7 +561,7 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
         return (now - when).total_seconds() >= min_age
 
     try:
-        snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
+        snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone, include_deleted=False,
                                         tags=[TEMP_TAG])
     except ScalewayException as exc:
         raise describe(exc, f"listing snapshots in {zone}") from None
