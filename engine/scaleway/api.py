@@ -144,6 +144,12 @@ class Apis:
         self._s3_lock = threading.Lock()
         self._s3_concurrency = s3_concurrency
 
+    def bind(self, recorder: CallRecorder | None) -> "Apis":
+        """The same client and retry policy, recording calls into ``recorder``."""
+        if recorder is None or recorder is self.recorder:
+            return self
+        return Apis(self.client, recorder, self.retry, self._s3_concurrency)
+
     def s3(self, region: str) -> Any:
         """A boto3 S3 client for ``region`` (thread-safe; one per region, shared)."""
         with self._s3_lock:
@@ -191,6 +197,13 @@ def _record_s3(s3: Any, recorder: CallRecorder) -> None:
 
     s3.meta.events.register("request-created.s3", before_send)
     s3.meta.events.register("response-received.s3", received)
+
+
+def apis_for(client: Any, recorder: CallRecorder | None = None) -> Apis:
+    """An :class:`Apis` from a bare SDK client or another Apis, recording into ``recorder``."""
+    if isinstance(client, Apis):
+        return client.bind(recorder)
+    return Apis(client, recorder)
 
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

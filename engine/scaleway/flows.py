@@ -21,7 +21,7 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
-from engine.scaleway.api import Apis, describe, is_not_found, scw_message
+from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
 from engine.scaleway.config import Settings, load_settings, region_of
 from engine.scaleway.inventory import TEMP_TAG
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader
@@ -128,7 +128,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
-    apis = client if isinstance(client, Apis) else Apis(client, reporter)
+    apis = apis_for(client, None if isinstance(reporter, _NullReporter) else reporter)
     region = region_of(zone)
     bucket = bucket or settings.bucket_for(region)
     keep = settings.keep_temporaries if keep is None else keep
@@ -138,6 +138,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     started = time.monotonic()
     try:
         reporter.phase("snapshot", message=f"snapshot of {volume_id}")
+        await check_bucket(apis, bucket, region)
         vol = await _get_volume(apis, zone, volume_id)
         resumed = await _find_resumable(apis, temps, vol, t)
         await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
@@ -187,24 +188,25 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
 
 async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: Any, job: str,
                                t: Timeouts) -> str:
+    def made(snap: Any) -> None:
+        temps.snapshot_id = snap.id
+        temps.track()
+
     try:
-        snap = await asyncio.to_thread(
-            apis.block.create_snapshot, volume_id=vol.id, public=False, zone=temps.zone,
+        snap = await _settled(lambda: apis.block.create_snapshot(
+            volume_id=vol.id, public=False, zone=temps.zone,
             name=f"strongroom-{job}-{vol.name}"[:255], project_id=vol.project_id,
-            tags=temp_tags(job))
+            tags=temp_tags(job)), made)
     except ScalewayException as exc:
         raise _volume_error(exc, vol.id, temps.zone, "creating a snapshot") from None
-    temps.snapshot_id = snap.id
-    temps.track()
     await _wait_snapshot(apis, temps.zone, snap.id, {"available"}, {"creating"}, t.snapshot,
                          "the snapshot", t)
     temps.key = f"{TEMP_PREFIX}{vol.id}/{snap.id}.qcow2"
     temps.track()
     reporter.phase("export", message=f"to s3://{temps.bucket}/{temps.key}")
     try:
-        await asyncio.to_thread(apis.block.export_snapshot_to_object_storage,
-                                snapshot_id=snap.id, bucket=temps.bucket, key=temps.key,
-                                zone=temps.zone)
+        await _settled(lambda: apis.block.export_snapshot_to_object_storage(
+            snapshot_id=snap.id, bucket=temps.bucket, key=temps.key, zone=temps.zone))
     except ScalewayException as exc:
         raise describe(exc, f"exporting snapshot {snap.id} to bucket {temps.bucket}") from None
     await _wait_snapshot(apis, temps.zone, snap.id, {"available"}, {"exporting"}, t.export,
@@ -301,7 +303,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
-    apis = client if isinstance(client, Apis) else Apis(client, reporter)
+    apis = apis_for(client, None if isinstance(reporter, _NullReporter) else reporter)
     info = await asyncio.to_thread(store.resolve, ref)
     src = dict(info.source or {})
     zone = zone or src.get("zone") or apis.client.default_zone
@@ -323,35 +325,39 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     cancel = threading.Event()
     try:
         base = name or src.get("volume_name") or info.name or f"restored-{info.id[:8]}"
+        await check_bucket(apis, bucket, region)
         new_name = await _unique_name(apis, zone, project, base)
         temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
         temps.track()
         reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
         await _upload(reporter, store, info, temps, cancel, concurrency, job)
         reporter.phase("import", message=f"from s3://{bucket}/{temps.key}")
+        def imported(snap: Any) -> None:
+            temps.snapshot_id = snap.id
+            temps.track()
+
         try:
-            snap = await asyncio.to_thread(
-                apis.block.import_snapshot_from_object_storage, bucket=bucket, key=temps.key,
-                name=f"strongroom-{job}-{new_name}"[:255], zone=zone, project_id=project,
-                tags=temp_tags(job))
+            snap = await _settled(lambda: apis.block.import_snapshot_from_object_storage(
+                bucket=bucket, key=temps.key or "", name=f"strongroom-{job}-{new_name}"[:255],
+                zone=zone, project_id=project, tags=temp_tags(job)), imported)
         except ScalewayException as exc:
             raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
-        temps.snapshot_id = snap.id
-        temps.track()
         snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
                                     t.import_, "the import", t)
         reporter.phase("volume", message=new_name)
         snap_size = int(snap.size or 0)
+        def created(vol: Any) -> None:
+            temps.volume_id = vol.id
+
         try:
-            vol = await asyncio.to_thread(
-                apis.block.create_volume, zone=zone, name=new_name, perf_iops=iops,
-                project_id=project, tags=[str(x) for x in src.get("tags") or []],
+            vol = await _settled(lambda: apis.block.create_volume(
+                zone=zone, name=new_name, perf_iops=iops, project_id=project,
+                tags=[str(x) for x in src.get("tags") or []],
                 from_snapshot=CreateVolumeRequestFromSnapshot(
                     snapshot_id=snap.id,
-                    size=target_size if target_size > snap_size else None))
+                    size=target_size if target_size > snap_size else None)), created)
         except ScalewayException as exc:
             raise describe(exc, f"creating volume {new_name} in {zone}") from None
-        temps.volume_id = vol.id
         vol = await _wait_volume(apis, zone, vol.id, t)
         temps.volume_id = None  # finished: it is the result, not a temporary
         reporter.phase("cleanup")
@@ -402,6 +408,24 @@ async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # shared steps
+
+async def check_bucket(apis: Apis, bucket: str, region: str) -> None:
+    """The staging bucket must exist and be in the zone's region (exports stay in a region)."""
+    s3 = apis.s3(region)
+    try:
+        where = (await asyncio.to_thread(s3.get_bucket_location, Bucket=bucket)).get(
+            "LocationConstraint") or "us-east-1"
+    except ClientError as exc:
+        if is_not_found(exc):
+            raise OperationError(f"the staging bucket {bucket} does not exist: create it in "
+                                 f"{region} or pass --bucket") from None
+        raise describe(exc, f"reading the location of bucket {bucket}") from None
+    except BotoCoreError as exc:
+        raise describe(exc, f"reaching the S3 endpoint for {region}") from None
+    if where != region:
+        raise OperationError(f"the staging bucket {bucket} is in region {where}, not {region}: "
+                             f"use a bucket in {region} (--bucket, or the settings)")
+
 
 async def _get_volume(apis: Apis, zone: str, volume_id: str) -> Any:
     try:
@@ -474,9 +498,32 @@ async def _blocking(fn: Callable[[], T], cancel: threading.Event) -> T:
         raise
 
 
+async def _settled(fn: Callable[[], T], made: Callable[[T], None] | None = None) -> T:
+    """Run a call that creates something; if cancelled meanwhile, let it finish and record what
+    it made (so cleanup knows), then let the cancellation through."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        result = await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            result = await task
+            if made is not None:
+                made(result)
+        raise
+    if made is not None:
+        made(result)
+    return result
+
+
 async def _remove_temps(apis: Apis, temps: _Temps, t: Timeouts) -> list[str]:
     """Delete what this run created; say (not raise) what could not be removed."""
     warnings: list[str] = []
+    for volume_id in [temps.volume_id] if temps.volume_id else []:
+        warnings += await _delete_volume(apis, temps.zone, volume_id, t)
+    # The snapshot first: deleting it waits for a running export, which may still write the
+    # object we are about to remove.
+    if temps.snapshot_id:
+        warnings += await _delete_snapshot(apis, temps.zone, temps.snapshot_id, t)
     if temps.key:
         try:
             await asyncio.to_thread(temps.s3.delete_object, Bucket=temps.bucket, Key=temps.key)
@@ -484,24 +531,27 @@ async def _remove_temps(apis: Apis, temps: _Temps, t: Timeouts) -> list[str]:
             if not is_not_found(exc):
                 warnings.append(f"could not delete s3://{temps.bucket}/{temps.key}: "
                                 f"{scw_message(exc)}")
-    for volume_id in [temps.volume_id] if temps.volume_id else []:
-        warnings += await _delete_volume(apis, temps.zone, volume_id, t)
-    if temps.snapshot_id:
-        warnings += await _delete_snapshot(apis, temps.zone, temps.snapshot_id, t)
     temps.untrack()
     return warnings
 
 
 async def _delete_snapshot(apis: Apis, zone: str, snapshot_id: str, t: Timeouts) -> list[str]:
     # A snapshot being created or exported cannot be deleted yet: let it settle first.
-    with contextlib.suppress(OperationError):
-        await _wait_snapshot(apis, zone, snapshot_id, {"available", "error"},
-                             {"creating", "exporting"}, min(t.export, 3600), "the snapshot", t)
-    try:
-        await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id, zone=zone)
-    except ScalewayException as exc:
-        if not is_not_found(exc):
-            return [f"could not delete snapshot {snapshot_id} in {zone}: {scw_message(exc)}"]
+    for attempt in range(5):
+        with contextlib.suppress(OperationError):
+            await _wait_snapshot(apis, zone, snapshot_id, {"available", "error"},
+                                 {"creating", "exporting"}, min(t.export, 3600), "the snapshot", t)
+        try:
+            await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id,
+                                    zone=zone)
+            return []
+        except ScalewayException as exc:
+            if is_not_found(exc):
+                return []
+            if status_of(exc) not in (409, 412) or attempt == 4:
+                return [f"could not delete snapshot {snapshot_id} in {zone}: "
+                        f"{scw_message(exc)}"]
+            await asyncio.sleep(t.poll_min)
     return []
 
 
@@ -525,7 +575,7 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
     objects under ``strongroom-tmp/`` in ``bucket``, older than ``min_age`` seconds (those of
     ``volume_id`` whatever their age), never those of a flow running in this process.
     Returns what was removed."""
-    apis = client if isinstance(client, Apis) else Apis(client)
+    apis = apis_for(client)
     t = timeouts or Timeouts()
     keep_keys, keep_snapshots = keep_keys or set(), keep_snapshots or set()
     now = dt.datetime.now(dt.timezone.utc)
@@ -541,7 +591,7 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
         return (now - when).total_seconds() >= min_age
 
     try:
-        snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
+        snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone, include_deleted=False,
                                         tags=[TEMP_TAG])
     except ScalewayException as exc:
         raise describe(exc, f"listing snapshots in {zone}") from None

@@ -12,7 +12,7 @@ from typing import Any
 
 from scaleway import ScalewayException
 
-from engine.scaleway.api import Apis, CallRecorder, describe, status_of
+from engine.scaleway.api import Apis, apis_for, CallRecorder, describe, status_of
 from engine.scaleway.config import ZONES
 
 LEGACY_TYPES = {"b_ssd": "a legacy Instance block volume (b_ssd): migrate it to Block Storage "
@@ -55,7 +55,7 @@ class VolumeInfo:
 
 
 def _apis(client: Any, reporter: CallRecorder | None) -> Apis:
-    return client if isinstance(client, Apis) else Apis(client, reporter)
+    return apis_for(client, reporter)
 
 
 async def list_projects(client: Any, reporter: CallRecorder | None = None) -> list[ProjectInfo]:

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from scaleway import ScalewayException
 
-from engine.scaleway.api import Apis, CallRecorder, scw_message, status_of
+from engine.scaleway.api import Apis, apis_for, CallRecorder, scw_message, status_of
 from engine.scaleway.config import load_settings, region_of
 
 OK, MISSING, UNVERIFIED = "ok", "missing", "could not verify"
@@ -67,7 +67,7 @@ class PreflightReport:
 async def preflight(client: Any, *, project_id: str | None = None, zone: str | None = None,
                     bucket: str | None = None,
                     reporter: CallRecorder | None = None) -> PreflightReport:
-    apis = client if isinstance(client, Apis) else Apis(client, reporter)
+    apis = apis_for(client, reporter)
     zone = zone or apis.client.default_zone or "fr-par-1"
     region = region_of(zone)
     project_id = project_id or apis.client.default_project_id or ""
