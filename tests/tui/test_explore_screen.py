@@ -151,3 +151,37 @@ async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image,
             await settle(pilot)
             message = str(app.screen.query_one("#preview", Static).content)
             assert "encrypted (LUKS2)" in message
+
+
+async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image,
+                                                       tmp_path: Path) -> None:
+    """The real app, the real engine backend, a real store: 's' then 'e' on the snapshot."""
+    from engine.store import Store
+    from tests.tui.helpers import screen_text, wait_for
+    from tui.app import StrongroomApp
+    from tui.backend import EngineBackend
+    from tui.screens.store import StoreScreen
+
+    url = str(tmp_path / "store")
+    with Store.init(url, "pw") as store, open(ext4_image.qcow2, "rb") as src:
+        store.backup(src, name="web-data")
+    backend = EngineBackend(store_url=url, passphrase="pw")
+    app = StrongroomApp(backend)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.2)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store")
+            await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1,
+                           what="snapshot row")
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, ExploreScreen), what="explore")
+            table = app.screen.query_one("#file-list", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 4, what="root listing")
+            await pilot.press("down", "enter", "enter")
+            await wait_for(pilot, lambda: MARKUP_NAME in names(table), what="home/ada")
+            assert "[bold red]loud" in screen_text(pilot)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="back")
+    finally:
+        backend.close()
