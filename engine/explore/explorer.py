@@ -19,7 +19,7 @@ from engine.explore.entries import Entry, VolumeInfo
 from engine.explore.errors import (EncryptedVolumeError, ExploreError, NoFilesystemError,
                                    NotADirectoryInImageError, PathNotFoundError,
                                    UnsupportedFilesystemError)
-from engine.explore.filesystems import ExtFilesystem, FsNode, open_filesystem
+from engine.explore.filesystems import Filesystem, FsNode, open_filesystem
 from engine.explore.image import open_disk
 from engine.explore.volumes import find_volumes
 
@@ -48,7 +48,7 @@ def join_path(parts: list[str]) -> str:
 class Explorer:
     """Files of one image. All methods may be called from any thread."""
 
-    def __init__(self, mounts: dict[str, ExtFilesystem], volumes: list[VolumeInfo],
+    def __init__(self, mounts: dict[str, Filesystem], volumes: list[VolumeInfo],
                  image_format: str, image_size: int):
         self.mounts = mounts
         self.volumes = volumes
@@ -206,7 +206,7 @@ class LockedReader(io.RawIOBase):
 def open_volume(fileobj: BinaryIO) -> Explorer:
     """Open an image (QCOW2 or raw) for exploring; a typed ExploreError says why it cannot be."""
     disk, fmt, size = open_disk(fileobj)
-    mounts: dict[str, ExtFilesystem] = {}
+    mounts: dict[str, Filesystem] = {}
     infos: list[VolumeInfo] = []
     problems: list[ExploreError] = []
     for vol in find_volumes(disk, size):

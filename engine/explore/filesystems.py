@@ -1,4 +1,5 @@
-"""Filesystems: recognise what a volume holds, open ext2/3/4 (dissect.extfs), explain the rest.
+"""Filesystems: recognise what a volume holds, open ext2/3/4 (dissect.extfs) and XFS
+(dissect.xfs, when installed), explain the rest.
 
 Every filesystem is presented through ``FsNode`` so the explorer above never sees dissect types.
 """
@@ -6,10 +7,14 @@ from __future__ import annotations
 
 import stat as statmod
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dissect.extfs import ExtFS
-from dissect.extfs.extfs import INode
+
+try:  # XFS is optional: without dissect.xfs an XFS volume is named but not opened
+    from dissect.xfs import XFS
+except ImportError:  # pragma: no cover - depends on the installation
+    XFS = None
 
 from engine.explore.errors import (EncryptedVolumeError, NoFilesystemError,
                                    UnsupportedFilesystemError)
@@ -17,8 +22,9 @@ from engine.explore.errors import (EncryptedVolumeError, NoFilesystemError,
 PROBE_BYTES = 128 * 1024
 
 # (offset, magic, name) of filesystems and containers we can name but not read.
+XFS_MAGIC = b"XFSB"
 KNOWN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"XFSB", "XFS"),
+    (0, XFS_MAGIC, "XFS"),
     (0x10040, b"_BHRfS_M", "Btrfs"),
     (3, b"NTFS    ", "NTFS"),
     (0x52, b"FAT32   ", "FAT32"),
@@ -36,7 +42,7 @@ EXT_MAGIC_OFFSET, EXT_MAGIC = 0x438, b"\x53\xef"
 
 
 def probe(stream: BinaryIO) -> str:
-    """'ext', or raise a typed error saying what the volume holds instead."""
+    """'ext' or 'xfs', or raise a typed error saying what the volume holds instead."""
     stream.seek(0)
     head = stream.read(PROBE_BYTES)
     if head[:6] in LUKS_MAGICS:
@@ -47,6 +53,8 @@ def probe(stream: BinaryIO) -> str:
             "its key (cryptsetup open)")
     if head[EXT_MAGIC_OFFSET:EXT_MAGIC_OFFSET + 2] == EXT_MAGIC:
         return "ext"
+    if head[:4] == XFS_MAGIC and XFS is not None:
+        return "xfs"
     for offset, magic, name in KNOWN_SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
             raise UnsupportedFilesystemError(
@@ -60,13 +68,15 @@ def probe(stream: BinaryIO) -> str:
 
 @dataclass
 class FsNode:
-    """One inode of an opened filesystem, as the explorer needs it."""
+    """One inode of an opened filesystem (a dissect extfs or xfs INode, which share their
+    shape: filename, inum, size, mtime_ns, link, iterdir, open), as the explorer needs it."""
 
-    inode: INode
+    inode: Any
 
     @property
     def mode(self) -> int:
-        return int(self.inode.inode.i_mode)
+        raw = self.inode.inode
+        return int(raw.i_mode if hasattr(raw, "i_mode") else raw.di_mode)
 
     @property
     def kind(self) -> str:
@@ -118,6 +128,24 @@ class ExtFilesystem:
         self.root = FsNode(self.fs.root)
 
 
-def open_filesystem(stream: BinaryIO) -> ExtFilesystem:
-    probe(stream)
+class XfsFilesystem:
+    """An XFS filesystem on a volume (the CSI driver can format volumes as XFS)."""
+
+    kind = "xfs"
+
+    def __init__(self, stream: BinaryIO):
+        try:
+            self.fs = XFS(stream)
+            self.root = FsNode(self.fs.root)
+            self.root.mode  # reads the root inode: a damaged filesystem fails here, clearly
+        except Exception as exc:
+            raise UnsupportedFilesystemError(f"the XFS filesystem cannot be read: {exc}") from None
+
+
+Filesystem = ExtFilesystem | XfsFilesystem
+
+
+def open_filesystem(stream: BinaryIO) -> Filesystem:
+    if probe(stream) == "xfs":
+        return XfsFilesystem(stream)
     return ExtFilesystem(stream)

@@ -119,7 +119,7 @@ def test_luks_partition_in_gpt_says_encrypted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content,message", [
     (b"\0" * (4 << 20), "starts with zeros"),
     (os.urandom(4 << 20), "no filesystem recognised"),
-])
+], ids=["zeros", "random"])
 def test_no_filesystem_is_a_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
     image = tmp_path / "blank.img"
     image.write_bytes(content)
@@ -127,11 +127,35 @@ def test_no_filesystem_is_a_clear_error(tmp_path: Path, content: bytes, message:
         open_volume(fh)
 
 
-def test_known_but_unreadable_filesystem_is_named(tmp_path: Path) -> None:
-    image = tmp_path / "xfs.img"
-    image.write_bytes(b"XFSB" + b"\1" * (1 << 20))
-    with open(image, "rb") as fh, pytest.raises(UnsupportedFilesystemError, match="XFS"):
+@pytest.mark.parametrize("magic,offset,name", [(b"XFSB", 0, "XFS"), (b"_BHRfS_M", 0x10040, "Btrfs"),
+                                               (b"SWAPSPACE2", 4086, "Linux swap")],
+                         ids=["xfs-damaged", "btrfs", "swap"])
+def test_known_but_unreadable_filesystem_is_named(tmp_path: Path, magic: bytes, offset: int,
+                                                  name: str) -> None:
+    data = bytearray(b"\1" * (1 << 20))
+    data[offset:offset + len(magic)] = magic
+    image = tmp_path / "other.img"
+    image.write_bytes(bytes(data))
+    with open(image, "rb") as fh, pytest.raises(UnsupportedFilesystemError, match=name):
         open_volume(fh)
+
+
+def test_xfs_lists_and_reads(ext4_image: Ext4Image, tmp_path: Path) -> None:
+    from tests.fixtures.explore import make_xfs
+
+    image = make_xfs(ext4_image.tree, tmp_path / "xfs.img")
+    with open(image, "rb") as fh:
+        explorer = open_volume(fh)
+        assert explorer.volumes[0].filesystem == "xfs"
+        for rel in ("etc", "home/ada", "home/ada/docs", "var/log"):
+            expected = {p.name: (p.lstat().st_mode, p.lstat().st_size if not p.is_dir() else None)
+                        for p in (ext4_image.tree / rel).iterdir() if " " not in p.name}
+            ours = {e.name: (e.mode, e.size if not e.is_dir else None)
+                    for e in explorer.listdir("/" + rel)}
+            assert ours == expected, rel
+        assert explorer.stat("/home/ada/abs-link").link_target == "/etc/hosts"
+        for rel in ("var/log/big.log", "home/ada/photo.bin"):
+            assert explorer.read_file("/" + rel) == (ext4_image.tree / rel).read_bytes()
 
 
 def test_diff_reports_added_removed_changed(ext4_image: Ext4Image, tmp_path: Path) -> None:
