@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("snapshot")
     p.add_argument("path", help="file or directory inside the image")
     p.add_argument("--to", required=True, metavar="DIR",
-                   help="local folder; the result lands at DIR/<basename of PATH>")
+                   help="local folder; the result lands at DIR/<basename of PATH> ('/' at DIR/root); "
+                        "nothing is written outside it")
     p.set_defaults(func=cmd_restore_files)
 
     p = sub.add_parser("diff", help="files added, removed and changed between two backups")

@@ -5,7 +5,9 @@ link is created relative to the fd of its parent with O_NOFOLLOW / O_EXCL, so a 
 image is only ever one path component, and a symlink the image holds (or that appears in the
 folder meanwhile) is never traversed. Names that are not one plain component (empty, '.', '..',
 containing '/' or NUL) are refused and reported. Symlinks are recreated verbatim as links.
-Set-user/group-id bits are dropped: the restoring user owns what is written.
+Set-user/group-id bits are dropped: the restoring user owns what is written. Hard links are
+restored as separate copies; devices, FIFOs and sockets are skipped and reported. The whole
+filesystem ('/') lands at DIR/root.
 """
 from __future__ import annotations
 
