@@ -109,6 +109,13 @@ def test_restore_files_reproduces_tree(stored: StoredImages, ext4_image: Ext4Ima
     assert again.returncode == 1 and b"already exists" in again.stderr
 
 
+def test_ls_escapes_control_characters_in_names(stored: StoredImages) -> None:
+    out = run(stored, "ls", "-l", stored.ids["hostile"]).stdout
+    assert b"\\x1b[2J\\x0a" in out and b"\x1b" not in out
+    doc = json.loads(run(stored, "--json", "ls", stored.ids["hostile"]).stdout)
+    assert "\x1b[2J\n" in {e["name"] for e in doc}  # JSON carries the real name, escaped by JSON
+
+
 def test_restore_files_hostile_image_stays_in_dir(stored: StoredImages, tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     victim = stored.images["hostile"].parent / "victim"

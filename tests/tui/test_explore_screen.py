@@ -185,3 +185,22 @@ async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image,
             await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="back")
     finally:
         backend.close()
+
+
+async def test_hostile_names_do_not_break_the_screen(hostile_image: Path) -> None:
+    from tests.fixtures.explore import ESCAPE_NAME
+
+    with open(hostile_image, "rb") as fh:
+        app = ExploreTestApp(open_volume(fh))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            table = app.screen.query_one("#file-list", DataTable)
+            shown = rendered(table)
+            assert "\\x1b[2J\\x0a" in shown          # escaped, one line, nothing cleared
+            assert "\x1b" not in shown and ESCAPE_NAME not in names(table)
+            assert "outside/evil" in shown and "[bold red]loud" in shown
+            row = next(i for i, n in enumerate(names(table)) if n.startswith("\\x1b"))
+            await pilot.press(*["down"] * row)
+            await settle(pilot)
+            assert "terminal escape in the name" in str(
+                app.screen.query_one("#preview", Static).content)
