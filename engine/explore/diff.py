@@ -43,7 +43,7 @@ class DiffResult:
 
 
 def _relative_map(explorer: Explorer, path: str) -> dict[str, Entry]:
-    base = len(split_path(path))
+    base = len(split_path(explorer.resolve(path)))
     return {"/".join(split_path(e.path)[base:]): e for e in explorer.walk(path)}
 
 

@@ -24,6 +24,7 @@ from engine.explore.image import open_disk
 from engine.explore.volumes import find_volumes
 
 LISTING_CACHE = 512
+MAX_LINKS = 40
 ROOT_MODE = 0o040555
 
 
@@ -71,31 +72,65 @@ class Explorer:
                 self._listings.popitem(last=False)
             return listing
 
-    def _resolve(self, path: str) -> tuple[str | None, FsNode | None, list[str]]:
-        """(mount, node, parts); node None means the virtual root of a multi-volume image."""
+    def _resolve(self, path: str, follow: bool = False
+                 ) -> tuple[str | None, FsNode | None, list[str]]:
+        """(mount, node, canonical parts); node None is the virtual root of a multi-volume image.
+
+        Symlinks met on the way are followed inside the image (modern root filesystems link
+        /lib to usr/lib); the last component only when ``follow`` is set. An absolute target
+        starts again at the root of the same filesystem. Reading is all this does: links
+        never lead outside the image.
+        """
         parts = split_path(path)
         if self.single:
-            mount, rest = next(iter(self.mounts)), parts
+            mount, todo = next(iter(self.mounts)), parts
+            prefix: list[str] = []
         elif not parts:
             return None, None, parts
         else:
-            mount, rest = parts[0], parts[1:]
+            mount, todo, prefix = parts[0], parts[1:], parts[:1]
             if mount not in self.mounts:
                 raise PathNotFoundError(f"{join_path(parts)}: no such volume; the image holds "
                                         f"{', '.join(self.mounts)}")
-        node = self.mounts[mount].root
-        for i, name in enumerate(rest):
-            if node.kind != "dir":
+        root = self.mounts[mount].root
+        stack: list[tuple[str, FsNode]] = []       # the directories walked so far
+        pending = list(todo)
+        links = 0
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if stack:
+                    stack.pop()
+                continue
+            here = stack[-1][1] if stack else root
+            if here.kind != "dir":
                 raise NotADirectoryInImageError(
-                    f"{join_path(parts[:len(parts) - len(rest) + i])} is not a directory")
-            for child_name, child in self._children(mount, node):
-                if child_name == name:
-                    node = child
-                    break
-            else:
+                    f"{join_path(prefix + [n for n, _ in stack])} is not a directory")
+            child = self._child(mount, here, name)
+            if child is None:
                 raise PathNotFoundError(f"{join_path(parts)}: no such file or directory "
                                         "in the backup")
-        return mount, node, parts
+            if child.kind == "symlink" and (pending or follow):
+                links += 1
+                if links > MAX_LINKS:
+                    raise PathNotFoundError(f"{join_path(parts)}: too many levels of "
+                                            "symbolic links")
+                target = child.link_target or ""
+                if target.startswith("/"):
+                    stack = []
+                pending = target.split("/") + pending
+                continue
+            stack.append((name, child))
+        node = stack[-1][1] if stack else root
+        return mount, node, prefix + [n for n, _ in stack]
+
+    def _child(self, mount: str, node: FsNode, name: str) -> FsNode | None:
+        for child_name, child in self._children(mount, node):
+            if child_name == name:
+                return child
+        return None
 
     def _entry(self, name: str, parts: list[str], node: FsNode) -> Entry:
         return Entry(name=name, path=join_path(parts), type=node.kind, size=node.size,
@@ -113,14 +148,18 @@ class Explorer:
                 return self._virtual_root()
             return self._entry(parts[-1] if parts else "/", parts, node)
 
-    def listdir(self, path: str = "/") -> list[Entry]:
-        """Entries of a directory, sorted by name (a file gives itself, as ``ls`` does)."""
+    def listdir(self, path: str = "/", follow: bool = True) -> list[Entry]:
+        """Entries of a directory, sorted by name. As ``ls`` does, a file gives itself and a
+        symlink to a directory lists the directory; with ``follow=False`` (walking a tree)
+        anything but a directory is an error."""
         with self._lock:
-            mount, node, parts = self._resolve(path)
+            mount, node, parts = self._resolve(path, follow=follow)
             if node is None:
                 return [self._entry(name, [name], fs.root) for name, fs in self.mounts.items()]
             if node.kind != "dir":
-                return [self._entry(parts[-1], parts, node)]
+                if not follow:
+                    raise NotADirectoryInImageError(f"{join_path(parts)} is not a directory")
+                return [self.stat(path)]  # a file, or a link to one: itself, as ls shows it
             entries = [self._entry(name, parts + [name], child)
                        for name, child in self._children(mount, node)]
         return sorted(entries, key=lambda e: e.name)
@@ -128,7 +167,7 @@ class Explorer:
     def open(self, path: str) -> BinaryIO:
         """A read-only stream over a regular file's bytes."""
         with self._lock:
-            _, node, parts = self._resolve(path)
+            _, node, parts = self._resolve(path, follow=True)
             if node is None or node.kind == "dir":
                 raise NotADirectoryInImageError(f"{join_path(parts)} is a directory, not a file")
             if node.kind != "file":
@@ -139,13 +178,20 @@ class Explorer:
         with self.open(path) as fh:
             return fh.read() if limit is None else fh.read(limit)
 
+    def resolve(self, path: str) -> str:
+        """The canonical path of ``path`` inside the image, symlinks followed."""
+        with self._lock:
+            return join_path(self._resolve(path, follow=True)[2])
+
     def walk(self, path: str = "/") -> Iterator[Entry]:
-        """Every entry below ``path``, parents before children; symlinks are never followed."""
-        top = self.stat(path)
-        if not top.is_dir:
+        """Every entry below ``path`` (itself followed if a link to a directory), parents
+        before children; symlinks inside are listed, never followed."""
+        with self._lock:
+            _, node, parts = self._resolve(path, follow=True)
+        if node is not None and node.kind != "dir":
             return
         seen: set[tuple[str | None, int]] = set()
-        stack = [top.path]
+        stack = [join_path(parts)]
         while stack:
             current = stack.pop()
             with self._lock:
@@ -155,7 +201,10 @@ class Explorer:
                     if key in seen:  # a crafted image may link a directory into itself
                         continue
                     seen.add(key)
-            children = self.listdir(current)
+            try:
+                children = self.listdir(current, follow=False)
+            except ExploreError:  # only a crafted image (two entries of one name) gets here
+                continue
             for entry in children:
                 yield entry
             stack.extend(e.path for e in reversed(children) if e.is_dir)

@@ -161,7 +161,7 @@ class _Restorer:
         fd = os.open(name, O_NOFOLLOW_DIR, dir_fd=parent_fd)
         self.report.dirs += 1
         try:
-            children = self.explorer.listdir(entry.path)
+            children = self.explorer.listdir(entry.path, follow=False)
         except ExploreError as exc:
             self._skip(entry, str(exc))
             children = []

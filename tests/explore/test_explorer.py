@@ -191,3 +191,30 @@ def test_lvm_logical_volume_opens(ext4_image: Ext4Image, tmp_path: Path) -> None
         explorer = open_volume(fh)
         assert [v.name for v in explorer.volumes] == ["p1", "vg0-data"]
         assert {e.name for e in explorer.listdir("/etc")} == {"hosts", "secret.conf"}
+
+
+def test_links_inside_the_image_are_followed_for_reading(tmp_path: Path) -> None:
+    """As on a modern root filesystem: /lib → usr/lib, /etc/localtime → an absolute path."""
+    tree = tmp_path / "tree"
+    (tree / "usr" / "lib" / "systemd").mkdir(parents=True)
+    (tree / "usr" / "lib" / "systemd" / "unit").write_text("[Unit]\n")
+    (tree / "usr" / "share" / "zoneinfo").mkdir(parents=True)
+    (tree / "usr" / "share" / "zoneinfo" / "UTC").write_bytes(b"TZif2")
+    (tree / "etc").mkdir()
+    os.symlink("usr/lib", tree / "lib")
+    os.symlink("/usr/share/zoneinfo/UTC", tree / "etc" / "localtime")
+    os.symlink("../../../../../../../usr/lib", tree / "etc" / "up")
+    os.symlink("loop", tree / "loop")
+    image = make_ext4(tree, tmp_path / "links.img", "8M")
+    with open(image, "rb") as fh:
+        explorer = open_volume(fh)
+        assert [e.path for e in explorer.listdir("/lib/systemd")] == ["/usr/lib/systemd/unit"]
+        assert [e.name for e in explorer.listdir("/lib")] == ["systemd"]
+        assert explorer.read_file("/etc/localtime") == b"TZif2"
+        assert explorer.read_file("/etc/up/systemd/unit") == b"[Unit]\n"  # '..' stops at /
+        assert explorer.stat("/lib").type == "symlink"          # stat does not follow
+        assert [e.type for e in explorer.listdir("/etc/localtime")] == ["symlink"]
+        assert [e.path for e in explorer.walk("/lib")] == ["/usr/lib/systemd",
+                                                           "/usr/lib/systemd/unit"]
+        with pytest.raises(PathNotFoundError, match="too many levels"):
+            explorer.listdir("/loop")

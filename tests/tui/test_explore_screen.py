@@ -76,6 +76,10 @@ async def test_navigate_preview_and_literal_markup(ext4_image: Ext4Image) -> Non
             assert names(table)[table.cursor_row] == "photo.bin"
             assert "00000000  00 01 02 03 04 05 06 07  ........" in str(preview.content)
 
+            await pilot.press("up")                      # notes-link → docs/notes.md
+            await settle(pilot)
+            assert str(preview.content).startswith("# Notes")
+
             await pilot.press("backspace")               # up to /home
             await settle(pilot)
             assert names(table) == ["ada/"]

@@ -336,13 +336,30 @@ class ExploreScreen(Screen[None]):
             return
         if entry.is_dir:
             self.open_dir(entry.path)
+        elif entry.type == "symlink":
+            self._follow_link(entry)
         else:
             self.action_preview()
+
+    def _follow_link(self, entry: Entry) -> None:
+        """Enter on a link: go to the directory it names inside the image, if it names one."""
+        explorer = self.explorer
+
+        def work() -> None:
+            try:
+                target = explorer.stat(explorer.resolve(entry.path))
+            except Exception as exc:
+                self._from_thread(self._listing_failed, self._listing_token, str(exc))
+                return
+            if target.is_dir:
+                self._from_thread(self.open_dir, target.path)
+
+        self._run(work, "explore-list")
 
     @on(DataTable.RowHighlighted, "#file-list")
     def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         entry = self.selected()
-        if entry is not None and entry.type == "file":
+        if entry is not None and entry.type in ("file", "symlink"):
             self.action_preview()
 
     # -- preview ------------------------------------------------------------------------------
@@ -352,10 +369,11 @@ class ExploreScreen(Screen[None]):
             return
         pane = self.query_one("#preview-pane")
         pane.border_title = safe_text(entry.name)  # type: ignore[assignment]
-        if entry.type != "file":
-            what = f"symlink → {entry.link_target}" if entry.type == "symlink" else entry.type
-            self._show_preview(entry.path, safe_text(what, style="italic"), b"")
+        if entry.type not in ("file", "symlink"):
+            self._show_preview(entry.path, safe_text(entry.type, style="italic"), b"")
             return
+        if entry.type == "symlink":
+            pane.border_title = safe_text(f"{entry.name} → {entry.link_target}")  # type: ignore[assignment]
         self.preview_path = entry.path
 
         def work() -> None:
