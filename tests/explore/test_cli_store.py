@@ -65,6 +65,7 @@ def stored(ext4_image: Ext4Image, hostile_image: Path,
     with pytest.MonkeyPatch.context() as mp:
         for var in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
             mp.setenv(var, env[var])
+        mp.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")  # a throwaway store: light key file
         with Store.init(str(store), PASSPHRASE) as st:
             ids = {}
             for what, path in images.items():

@@ -126,8 +126,8 @@ class SnapshotApp(App[None]):
         self.push_screen(ExploreScreen(self.backend, self.snapshot))
 
 
-async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image,
-                                                      tmp_path: Path) -> None:
+async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image, tmp_path: Path,
+                                                      fast_kdf: None) -> None:
     from engine.store import Store
 
     from tests.fixtures.explore import make_luks
@@ -157,8 +157,8 @@ async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image,
             assert "encrypted (LUKS2)" in message
 
 
-async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image,
-                                                       tmp_path: Path) -> None:
+async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image, tmp_path: Path,
+                                                       fast_kdf: None) -> None:
     """The real app, the real engine backend, a real store: 's' then 'e' on the snapshot."""
     from engine.store import Store
     from tests.tui.helpers import screen_text, wait_for
