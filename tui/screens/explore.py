@@ -25,6 +25,7 @@ from textual.widgets import (DataTable, Footer, Header, Input, Label, ProgressBa
                              Tree)
 from textual.widgets.tree import TreeNode
 
+from engine.errors import StrongroomError
 from engine.explore import Entry, Explorer, ExploreError, open_volume, restore
 
 PREVIEW_BYTES = 64 * 1024
@@ -207,10 +208,10 @@ class ExploreScreen(Screen[None]):
     def _open_in_thread(self) -> None:
         try:
             explorer = self._opener()
-        except ExploreError as exc:
+        except StrongroomError as exc:  # encrypted, no filesystem, wrong passphrase…
             self._from_thread(self._failed, str(exc))
             return
-        except Exception as exc:  # store errors, damaged images: shown, never a crash
+        except Exception as exc:  # damaged images: shown, never a crash
             self._from_thread(self._failed, f"{type(exc).__name__}: {exc}")
             return
         self.explorer = explorer
