@@ -84,18 +84,18 @@ class StrongroomApp(App[None]):
             changed, self._changed = self._changed, set()
         if not changed:
             return
-        for screen in self.screen_stack:
-            aware = list(screen.query(".jobs-aware"))
-            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
-                aware.append(screen)
-            for widget in aware:
-                widget.jobs_changed(changed)  # type: ignore[attr-defined]
         assert self.runner is not None
         for job_id in changed:
             job = self.runner.jobs[job_id]
             if job.finished and job_id not in self._announced:
                 self._announced.add(job_id)
                 self._announce(job)
+        for screen in self.screen_stack:
+            aware = list(screen.query(".jobs-aware"))
+            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
+                aware.append(screen)
+            for widget in aware:
+                widget.jobs_changed(changed)  # type: ignore[attr-defined]
 
     def _announce(self, job: Job) -> None:
         if job.kind == "backup":

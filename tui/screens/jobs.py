@@ -70,7 +70,7 @@ class JobDetailScreen(Screen[None]):
         phases.add_columns("phase", "started", "took")
         calls = self.query_one("#calls", DataTable)
         calls.border_title = "Scaleway and S3 calls"
-        calls.add_columns("time", "method", "path", "status", "ms")
+        calls.add_columns("time", "method", "status", "ms", "path")
         self.jobs_changed({self.job_id})
         calls.focus()
 
@@ -90,8 +90,9 @@ class JobDetailScreen(Screen[None]):
         calls = self.query_one("#calls", DataTable)
         for entry in job.log[self._logged:]:
             calls.add_row(_clock(entry.get("time", now)), Text(str(entry.get("method", ""))),
-                          Text(str(entry.get("path", ""))), Text(str(entry.get("status", ""))),
-                          f"{entry.get('ms', 0):.0f}")
+                          Text(str(entry.get("status", ""))),
+                          Text(f"{entry.get('ms', 0):.0f}", justify="right"),
+                          Text(str(entry.get("path", ""))))
         if len(job.log) > self._logged and calls.cursor_row >= self._logged - 1:
             calls.move_cursor(row=len(job.log) - 1)  # follow the tail unless scrolled back
         self._logged = len(job.log)
