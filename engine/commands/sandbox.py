@@ -1,8 +1,97 @@
-"""CLI commands of the sandbox area (filled in by its issue)."""
+"""`strongroom sandbox`: the local Scaleway (Block, Account, Instance, IAM + S3) in the foreground."""
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from engine.commands.context import APP_NAME, Context
+from engine.errors import OperationError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
+    p = sub.add_parser("sandbox", help="run the local Scaleway + S3 in the foreground; prints "
+                                       "`export VAR=value` lines to use it")
+    p.add_argument("--port", type=int, default=0,
+                   help="API port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--state", metavar="DIR",
+                   help="folder holding the sandbox's volumes and snapshots (default: "
+                        "the user data dir); a restarted sandbox finds them again")
+    p.add_argument("--seed", type=int, default=0, help="inventory seed for a new state folder")
+    p.add_argument("--profile", choices=("small", "demo"), default="demo",
+                   help="how much data a new state folder gets (default: demo)")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                   help="inject a fault from the start: latency_ms=200, rate_429=0.1, "
+                        "rate_503=0.05, fail_export=true, drop_s3=3 (repeatable)")
+    p.set_defaults(func=run_sandbox)
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "sandbox"
+
+
+def parse_faults(items: list[str]) -> dict[str, Any]:
+    faults: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--fault {item!r}: write NAME=VALUE, e.g. --fault latency_ms=200")
+        try:
+            faults[name.strip()] = json.loads(value)
+        except ValueError:
+            raise UsageError(f"--fault {item!r}: the value must be a number, true or false"
+                             ) from None
+    return faults
+
+
+def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.sandbox import Sandbox
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    state = Path(args.state) if args.state else default_state_dir()
+    try:
+        sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
+                          faults=parse_faults(args.fault))
+    except ValueError as exc:
+        raise UsageError(f"{exc} (see 'strongroom sandbox --help')") from None
+    stop = threading.Event()
+    # Both signals just ask the main loop to stop, so the stop is always the clean one.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            sandbox.start()
+        except OSError as exc:
+            raise OperationError(f"cannot start the sandbox: {exc.strerror or exc}; "
+                                 f"try another --port") from None
+        try:
+            _announce(sandbox, state)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            sandbox.stop()
+            print("# sandbox stopped", file=sys.stderr, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _announce(sandbox: Any, state: Path) -> None:
+    for name, value in sandbox.env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    sys.stdout.flush()
+    print(f"# sandbox state: {state}\n"
+          f"# staging buckets: {', '.join(sandbox.buckets.values())}\n"
+          f"# other API keys (readonly, nobucket, noblock) and faults: "
+          f"{sandbox.api_url}/_sandbox/faults (POST a JSON object to change them)\n"
+          f"# stop with Ctrl-C", file=sys.stderr, flush=True)

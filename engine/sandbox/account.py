@@ -5,11 +5,12 @@ from aiohttp import web
 
 from engine.sandbox import iam, replies
 from engine.sandbox.replies import multi, ok, paginate
+from engine.sandbox.world import WORLD
 
 
 async def list_projects(request: web.Request) -> web.Response:
     iam.require(request, "project", "read")
-    world = request.app["world"]
+    world = request.app[WORLD]
     projects = list(world.state.coll("projects").values())
     org = request.query.get("organization_id")
     if org:
@@ -27,7 +28,7 @@ async def list_projects(request: web.Request) -> web.Response:
 async def get_project(request: web.Request) -> web.Response:
     iam.require(request, "project", "read")
     project_id = request.match_info["project_id"]
-    project = request.app["world"].state.coll("projects").get(project_id)
+    project = request.app[WORLD].state.coll("projects").get(project_id)
     if project is None:
         raise replies.not_found("project_id", project_id)
     return ok(project)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from engine.sandbox import replies
 from engine.sandbox.replies import multi, ok, paginate
-from engine.sandbox.world import World
+from engine.sandbox.world import PERMISSION_SETS, WORLD, World
 
 # permission set -> (product, actions granted)
 GRANTS: dict[str, tuple[str, frozenset[str]]] = {
@@ -55,13 +55,13 @@ def allowed(sets: set[str], product: str, action: str) -> bool:
 
 def require(request: web.Request, product: str, action: str) -> None:
     """403 permissions_denied unless the caller's key may do ``action`` on ``product``."""
-    if not allowed(request["permission_sets"], product, action):
+    if not allowed(request[PERMISSION_SETS], product, action):
         raise replies.permissions_denied(product, action)
 
 
 # -- routes -----------------------------------------------------------------------------------
 def _world(request: web.Request) -> World:
-    return request.app["world"]
+    return request.app[WORLD]
 
 
 def _public_key(key: dict[str, Any]) -> dict[str, Any]:

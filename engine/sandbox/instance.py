@@ -10,10 +10,11 @@ from aiohttp import web
 
 from engine.sandbox import iam, replies
 from engine.sandbox.replies import multi, ok, paginate
+from engine.sandbox.world import WORLD
 
 
 def _world(request: web.Request):
-    world = request.app["world"]
+    world = request.app[WORLD]
     world.state.settle()
     return world
 

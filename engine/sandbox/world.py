@@ -6,6 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from engine.sandbox.faults import FaultDice, Faults
 from engine.sandbox.state import State
 
@@ -40,3 +42,8 @@ class World:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+
+# Typed keys for what the app and each request carry (aiohttp's recommended storage).
+WORLD = web.AppKey("world", World)
+PERMISSION_SETS = web.RequestKey("permission_sets", set)
