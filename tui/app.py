@@ -216,8 +216,25 @@ def run(ctx: Any) -> int:
     backend = EngineBackend(store_url=store_url, passphrase=passphrase,
                             profile=ctx.profile or app_settings.profile or None,
                             buckets=app_settings.buckets)
+    return _run(backend, app_settings)
+
+
+def run_demo(*, store_url: str, passphrase: str) -> int:
+    """`strongroom demo`: the environment already points at the sandbox."""
+    from tui.backend import EngineBackend
+
+    app_settings = settings_mod.load()
+    app_settings.buckets = {}  # the sandbox's buckets are the default names
+    backend = EngineBackend(store_url=store_url, passphrase=passphrase, label="demo")
+    return _run(backend, app_settings, demo=True)
+
+
+def _run(backend: Any, app_settings: settings_mod.AppSettings, demo: bool = False) -> int:
     try:
-        StrongroomApp(backend, app_settings).run()
+        app = StrongroomApp(backend, app_settings)
+        if demo:
+            app.sub_title = "demo: local sandbox · throwaway store"
+        app.run()
     finally:
         backend.close()
     return 0

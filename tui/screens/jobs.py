@@ -23,7 +23,7 @@ class JobsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         yield JobsPanel(id="all-jobs")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(JobsPanel).focus()
@@ -62,7 +62,7 @@ class JobDetailScreen(Screen[None]):
             yield Label(id="summary")
         yield DataTable(id="phases", cursor_type="row")
         yield DataTable(id="calls", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         phases = self.query_one("#phases", DataTable)

@@ -38,7 +38,7 @@ class SettingsScreen(Screen[None]):
             yield Select([(t, t) for t in themes], value=self.app.theme, allow_blank=False,
                          id="theme")
             yield Static(id="saved")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#form").border_title = "Settings"
