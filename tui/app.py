@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +27,8 @@ REFRESH_HZ = 10
 
 
 class StrongroomApp(App[None]):
+    """``clock`` gives "now" to everything that shows elapsed time (tests pin it)."""
+
     CSS_PATH = "app.tcss"
     TITLE = "Strongroom"
     COMMANDS = App.COMMANDS | {ScreenCommands}
@@ -45,6 +48,7 @@ class StrongroomApp(App[None]):
         self._changed_lock = threading.Lock()
         self._announced: set[str] = set()
         self.snapshot_cache: list[Any] | None = None
+        self.clock: Callable[[], float] = time.time
         themes = load_themes(theme_dirs)
         for theme in themes.themes.values():
             self.register_theme(theme)

@@ -79,10 +79,10 @@ class JobDetailScreen(Screen[None]):
             return
         job = self.job
         self.query_one("#headline", Label).update(job_headline(job))
-        self.query_one("#summary", Label).update(job_summary(job, bar_width=24))
+        self.query_one("#summary", Label).update(job_summary(job, bar_width=self._bar_width()))
         phases = self.query_one("#phases", DataTable)
         phases.clear()
-        now = time.time()
+        now = self.app.clock()  # type: ignore[attr-defined]
         for rec in job.phases:
             took = (rec.ended or now) - rec.started
             mark = "" if rec.ended else " …"
@@ -97,6 +97,9 @@ class JobDetailScreen(Screen[None]):
             calls.move_cursor(row=len(job.log) - 1)  # follow the tail unless scrolled back
         self._logged = len(job.log)
         calls.border_subtitle = f"{len(job.log)} calls"
+
+    def _bar_width(self) -> int:
+        return 24 if self.size.width >= 110 else 10
 
     def action_cancel(self) -> None:
         self.app.cancel_job(self.job_id)  # type: ignore[attr-defined]
