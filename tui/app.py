@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,6 +27,8 @@ REFRESH_HZ = 10
 
 
 class StrongroomApp(App[None]):
+    """``clock`` gives "now" to everything that shows elapsed time (tests pin it)."""
+
     CSS_PATH = "app.tcss"
     TITLE = "Strongroom"
     COMMANDS = App.COMMANDS | {ScreenCommands}
@@ -45,6 +48,7 @@ class StrongroomApp(App[None]):
         self._changed_lock = threading.Lock()
         self._announced: set[str] = set()
         self.snapshot_cache: list[Any] | None = None
+        self.clock: Callable[[], float] = time.time
         themes = load_themes(theme_dirs)
         for theme in themes.themes.values():
             self.register_theme(theme)
@@ -84,18 +88,18 @@ class StrongroomApp(App[None]):
             changed, self._changed = self._changed, set()
         if not changed:
             return
-        for screen in self.screen_stack:
-            aware = list(screen.query(".jobs-aware"))
-            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
-                aware.append(screen)
-            for widget in aware:
-                widget.jobs_changed(changed)  # type: ignore[attr-defined]
         assert self.runner is not None
         for job_id in changed:
             job = self.runner.jobs[job_id]
             if job.finished and job_id not in self._announced:
                 self._announced.add(job_id)
                 self._announce(job)
+        for screen in self.screen_stack:
+            aware = list(screen.query(".jobs-aware"))
+            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
+                aware.append(screen)
+            for widget in aware:
+                widget.jobs_changed(changed)  # type: ignore[attr-defined]
 
     def _announce(self, job: Job) -> None:
         if job.kind == "backup":
@@ -216,8 +220,25 @@ def run(ctx: Any) -> int:
     backend = EngineBackend(store_url=store_url, passphrase=passphrase,
                             profile=ctx.profile or app_settings.profile or None,
                             buckets=app_settings.buckets)
+    return _run(backend, app_settings)
+
+
+def run_demo(*, store_url: str, passphrase: str) -> int:
+    """`strongroom demo`: the environment already points at the sandbox."""
+    from tui.backend import EngineBackend
+
+    app_settings = settings_mod.load()
+    app_settings.buckets = {}  # the sandbox's buckets are the default names
+    backend = EngineBackend(store_url=store_url, passphrase=passphrase, label="demo")
+    return _run(backend, app_settings, demo=True)
+
+
+def _run(backend: Any, app_settings: settings_mod.AppSettings, demo: bool = False) -> int:
     try:
-        StrongroomApp(backend, app_settings).run()
+        app = StrongroomApp(backend, app_settings)
+        if demo:
+            app.sub_title = "demo: local sandbox · throwaway store"
+        app.run()
     finally:
         backend.close()
     return 0

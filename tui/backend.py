@@ -107,9 +107,10 @@ class EngineBackend:
     """The real thing: the Scaleway connector and the store, per the contracts."""
 
     def __init__(self, *, store_url: str, passphrase: str | None, profile: str | None = None,
-                 buckets: dict[str, str] | None = None) -> None:
+                 buckets: dict[str, str] | None = None, label: str = "") -> None:
         self.store_url = store_url
-        self.profile = profile or os.environ.get("SCW_PROFILE") or "default"
+        self._scw_profile = profile
+        self.profile = label or profile or os.environ.get("SCW_PROFILE") or "default"
         self.organization = os.environ.get("SCW_DEFAULT_ORGANIZATION_ID", "")
         self.buckets = dict(buckets or {})
         self._passphrase = passphrase
@@ -122,7 +123,7 @@ class EngineBackend:
     def _client(self) -> Any:
         if self._client_obj is None:
             from engine.scaleway.config import scw_client
-            self._client_obj = scw_client(self.profile if self.profile != "default" else None)
+            self._client_obj = scw_client(self._scw_profile)
         return self._client_obj
 
     def list_projects(self) -> list[Any]:

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="inventory seed for a new state folder")
     p.add_argument("--profile", choices=("small", "demo"), default="demo",
                    help="how much data a new state folder gets (default: demo)")
+    p.add_argument("--delay", type=float, default=None, metavar="SECONDS",
+                   help="how long each status transition takes (creating, updating, "
+                        "exporting...; default: 0.3)")
     p.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                    help="inject a fault from the start: latency_ms=200, rate_429=0.1, "
                         "rate_503=0.05, fail_export=true, drop_s3=3 (repeatable)")
@@ -53,14 +56,17 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 
 
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.sandbox import Sandbox
+    from engine.sandbox import Delays, Sandbox
 
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
     state = Path(args.state) if args.state else default_state_dir()
+    if args.delay is not None and not 0 <= args.delay <= 3600:
+        raise UsageError("--delay must be between 0 and 3600 seconds")
+    delays = None if args.delay is None else Delays(*(args.delay,) * 5)
     try:
         sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
-                          faults=parse_faults(args.fault))
+                          faults=parse_faults(args.fault), delays=delays)
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'strongroom sandbox --help')") from None
     stop = threading.Event()

@@ -5,6 +5,14 @@ against it unchanged.
     with Sandbox(state_dir, profile="small") as sb:
         os.environ.update(sb.env)
         ...
+
+- API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only),
+  "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
+  Storage: every Block call answers 403 permissions_denied).
+- Faults: ``sb.faults(latency_ms=…, rate_429=…, rate_503=…, fail_export=…, drop_s3=…)``, or
+  ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names sent change).
+- State: ``state_dir/state.json`` plus sparse ``volumes/<id>.raw`` and ``snapshots/<id>.raw``
+  files and the saved staging objects; a sandbox started on the same folder finds them again.
 """
 from __future__ import annotations
 
@@ -80,8 +88,8 @@ class Sandbox:
         return self
 
     def _fill_volumes(self, state: State, storage: Any) -> None:
-        for volume in state.coll("volumes").values():
-            storage.fill_volume(volume, state.volume_path(volume["id"]), self.seed, self.profile)
+        storage.fill_volumes(list(state.coll("volumes").values()), self.state_dir, self.seed,
+                             self.profile)
         for snapshot in state.coll("snapshots").values():
             source = snapshot.get("_from_volume")
             if source:

@@ -22,6 +22,7 @@ from engine.sandbox.world import WORLD, World
 
 MIN_SIZE = 1 * GB
 MAX_SIZE = 10_000 * GB
+MAX_EXPORT = 1_000 * GB
 # Fields each API version sends (v1alpha1 predates KMS keys and public snapshots).
 _ALPHA_DROP = {"volumes": {"kms_key_id"}, "snapshots": {"kms_key_id", "public"}}
 
@@ -59,7 +60,7 @@ def _find(world: World, coll: str, zone: str, ident: str, resource: str) -> dict
     return obj
 
 
-def _project(world: World, body: dict[str, Any], request: web.Request) -> str:
+def _project(world: World, body: dict[str, Any]) -> str:
     project_id = body.get("project_id") or ""
     if not project_id:
         raise replies.invalid_argument("project_id", "project_id is required", reason="required")
@@ -146,7 +147,7 @@ async def create_volume(request: web.Request) -> web.Response:
     zone = _zone(request, write=True)
     world = _world(request)
     body = await json_body(request)
-    project_id = _project(world, body, request)
+    project_id = _project(world, body)
     iops = _iops(body.get("perf_iops"))
     name = body.get("name") or f"vol-{uuid.uuid4().hex[:8]}"
     from_empty, from_snapshot = body.get("from_empty"), body.get("from_snapshot")
@@ -259,8 +260,7 @@ async def create_snapshot(request: web.Request) -> web.Response:
     world = _world(request)
     body = await json_body(request)
     volume = _find(world, "volumes", zone, str(body.get("volume_id")), "volume")
-    project_id = _project(world, {"project_id": body.get("project_id") or volume["project_id"]},
-                          request)
+    project_id = _project(world, {"project_id": body.get("project_id") or volume["project_id"]})
     _busy("volume", volume)
     snapshot_id = str(uuid.uuid4())
     await asyncio.to_thread(sparse_copy, world.state.volume_path(volume["id"]),
@@ -336,6 +336,9 @@ async def export_snapshot(request: web.Request) -> web.Response:
     body = await json_body(request)
     bucket, key = _bucket(world, body, zone)
     _busy("snapshot", snapshot)
+    if not MIN_SIZE <= snapshot["size"] <= MAX_EXPORT:
+        raise replies.invalid_argument("snapshot_id", "only snapshots of 1 GB to 1 TB can be "
+                                                      "exported")
     snapshot["status"] = "exporting"
     snapshot["updated_at"] = now_iso()
     snapshot["_job"] = "export"
@@ -364,7 +367,7 @@ async def import_snapshot(request: web.Request) -> web.Response:
     world = _world(request)
     iam.require(request, "object_storage", "read")
     body = await json_body(request)
-    project_id = _project(world, body, request)
+    project_id = _project(world, body)
     bucket, key = _bucket(world, body, zone)
     # Refused at once, as the real API does: missing object, not QCOW2, backing file,
     # encrypted or compressed image.

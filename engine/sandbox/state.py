@@ -76,10 +76,10 @@ class State:
         return self.doc["organization_id"]
 
     def volume_path(self, volume_id: str) -> Path:
-        return self.root / "volumes" / f"{volume_id}.img"
+        return self.root / "volumes" / f"{volume_id}.raw"
 
     def snapshot_path(self, snapshot_id: str) -> Path:
-        return self.root / "snapshots" / f"{snapshot_id}.img"
+        return self.root / "snapshots" / f"{snapshot_id}.raw"
 
     # -- status transitions ------------------------------------------------------------------
     def schedule(self, obj: dict[str, Any], status: str, delay: float) -> None:

@@ -216,7 +216,7 @@ async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: An
 
 async def _object_size(apis: Apis, temps: _Temps) -> int:
     """The exported object; its absence after the export means the export failed."""
-    for attempt in range(5):
+    for attempt in range(4):
         try:
             head = await asyncio.to_thread(temps.s3.head_object, Bucket=temps.bucket,
                                            Key=temps.key)
@@ -224,7 +224,7 @@ async def _object_size(apis: Apis, temps: _Temps) -> int:
         except ClientError as exc:
             if not is_not_found(exc) and exc.response.get("Error", {}).get("Code") != "404":
                 raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
-        await asyncio.sleep(0.2 * (attempt + 1))
+        await asyncio.sleep(0.1 * 2 ** attempt)
     raise OperationError(f"the export of snapshot {temps.snapshot_id} failed: no object "
                          f"s3://{temps.bucket}/{temps.key} appeared; check that the bucket is "
                          f"in {region_of(temps.zone)} and in the volume's project, then retry")

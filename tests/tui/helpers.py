@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 
@@ -11,9 +12,12 @@ from textual.widgets import Input, Tree
 
 async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 10.0,
                    what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     while time.monotonic() < deadline:
         if predicate():
+            if os.environ.get("TUI_TIMING"):
+                print(f"{what}: {time.monotonic() - start:.1f}s")
             return
         await pilot.pause(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

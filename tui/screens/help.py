@@ -35,9 +35,12 @@ class HelpScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns("key", "does")
         seen: set[str] = set()
-        for key, active in self._under.active_bindings.items():
+        # the screen's own keys first (what the footer shows), then moving around
+        bindings = sorted(self._under.active_bindings.items(),
+                          key=lambda kv: (not kv[1].binding.show, kv[1].node is self.app))
+        for key, active in bindings:
             binding = active.binding
-            if not binding.description or binding.description in seen and key in seen:
+            if not binding.description or key in seen:
                 continue
             seen.add(key)
             shown = binding.key_display or self.app.get_key_display(binding)

@@ -23,7 +23,7 @@ class JobsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         yield JobsPanel(id="all-jobs")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(JobsPanel).focus()
@@ -62,7 +62,7 @@ class JobDetailScreen(Screen[None]):
             yield Label(id="summary")
         yield DataTable(id="phases", cursor_type="row")
         yield DataTable(id="calls", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         phases = self.query_one("#phases", DataTable)
@@ -70,7 +70,7 @@ class JobDetailScreen(Screen[None]):
         phases.add_columns("phase", "started", "took")
         calls = self.query_one("#calls", DataTable)
         calls.border_title = "Scaleway and S3 calls"
-        calls.add_columns("time", "method", "path", "status", "ms")
+        calls.add_columns("time", "method", "status", "ms", "path")
         self.jobs_changed({self.job_id})
         calls.focus()
 
@@ -79,10 +79,10 @@ class JobDetailScreen(Screen[None]):
             return
         job = self.job
         self.query_one("#headline", Label).update(job_headline(job))
-        self.query_one("#summary", Label).update(job_summary(job, bar_width=24))
+        self.query_one("#summary", Label).update(job_summary(job, bar_width=self._bar_width()))
         phases = self.query_one("#phases", DataTable)
         phases.clear()
-        now = time.time()
+        now = self.app.clock()  # type: ignore[attr-defined]
         for rec in job.phases:
             took = (rec.ended or now) - rec.started
             mark = "" if rec.ended else " …"
@@ -90,12 +90,16 @@ class JobDetailScreen(Screen[None]):
         calls = self.query_one("#calls", DataTable)
         for entry in job.log[self._logged:]:
             calls.add_row(_clock(entry.get("time", now)), Text(str(entry.get("method", ""))),
-                          Text(str(entry.get("path", ""))), Text(str(entry.get("status", ""))),
-                          f"{entry.get('ms', 0):.0f}")
+                          Text(str(entry.get("status", ""))),
+                          Text(f"{entry.get('ms', 0):.0f}", justify="right"),
+                          Text(str(entry.get("path", ""))))
         if len(job.log) > self._logged and calls.cursor_row >= self._logged - 1:
             calls.move_cursor(row=len(job.log) - 1)  # follow the tail unless scrolled back
         self._logged = len(job.log)
         calls.border_subtitle = f"{len(job.log)} calls"
+
+    def _bar_width(self) -> int:
+        return 24 if self.size.width >= 110 else 10
 
     def action_cancel(self) -> None:
         self.app.cancel_job(self.job_id)  # type: ignore[attr-defined]

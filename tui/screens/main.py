@@ -43,7 +43,7 @@ class MainScreen(Screen[None]):
             with VerticalScroll(id="detail-scroll"):
                 yield DetailPane(id="detail")
         yield JobsPanel(id="jobs")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#detail-scroll").border_title = "Details"
@@ -88,7 +88,8 @@ class MainScreen(Screen[None]):
         if data.kind == "volume":
             detail.update(volume_facts(data.obj, self.app.snapshot_cache,  # type: ignore[attr-defined]
                                        self._store_message,
-                                       tree.project_names.get(data.project_id, "")))
+                                       tree.project_names.get(data.project_id, ""),
+                                       detail.palette()))
         elif data.kind == "project":
             p = data.obj
             detail.update(Content(f"project  {getattr(p, 'name', '')}\nid       {p.id}\n\n"

@@ -76,20 +76,21 @@ class RestoreWizard(Screen[None]):
                 with RadioSet(id="iops-set"):
                     for value, label in IOPS_CLASSES:
                         yield RadioButton(label, name=str(value))
-            with VerticalScroll(id="review"):
-                yield Label("Review", classes="question")
-                yield Static(id="review-text")
-                yield Static(id="preflight")
-                yield Label("Type the new volume's name to confirm:")
+            with Vertical(id="review"):
+                with VerticalScroll(id="review-scroll"):
+                    yield Label("Review", classes="question")
+                    yield Static(id="review-text")
+                    yield Static(id="preflight")
+                yield Label("Type the new volume's name to confirm, then enter:")
                 yield Input(id="confirm-input")
             with Vertical(id="progress"):
                 yield Label(id="job-headline")
                 yield Label(id="job-summary")
                 yield Static(id="job-end")
         with Horizontal(id="nav"):
-            yield Button("Back (esc)", id="back-btn")
-            yield Button("Next (ctrl+n)", id="next-btn", variant="primary")
-        yield Footer()
+            yield Button("Back (esc)", id="back-btn", compact=True)
+            yield Button("Next (ctrl+n)", id="next-btn", variant="primary", compact=True)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._load_projects()
@@ -303,10 +304,13 @@ class RestoreWizard(Screen[None]):
                                       self._iops())
         bucket = self.app.backend.bucket_for(zone)  # type: ignore[attr-defined]
         src = self._source()
+        project = self.query_one("#project", Select)
+        project_label = next((str(label) for label, value in project._options
+                              if value == project_id), project_id)
         self.query_one("#review-text", Static).update(Content(
             f"snapshot   {self.snapshot.id[:12]} of {src.get('volume_name', '–')} "
             f"({short_time(self.snapshot.time)})\n"
-            f"new volume {name}\nproject    {project_id}\nzone       {zone}\n"
+            f"new volume {name}\nproject    {project_label}\nzone       {zone}\n"
             f"size       {human_gb(size)}\nIOPS       {self._iops()}\n"
             f"via bucket {bucket} ({region_of(zone)})\n"))
         self.checks_ok = False

@@ -25,20 +25,21 @@ class SettingsScreen(Screen[None]):
         yield Header(icon="▣")
         with VerticalScroll(id="form"):
             yield Label("Scaleway profile (from the Scaleway config file)")
-            yield Input(current.profile, placeholder="default", id="profile")
+            yield Input(current.profile, placeholder="default", compact=True, id="profile")
             yield Label("Store (directory or s3://bucket/prefix)")
             yield Input(current.store, placeholder=self.app.backend.store_url,  # type: ignore[attr-defined]
-                        id="store")
+                        compact=True, id="store")
             for region in REGIONS:
                 yield Label(f"Staging bucket in {region}")
                 yield Input(current.buckets.get(region, ""),
-                            placeholder=f"strongroom-staging-{region}", id=f"bucket-{region}")
+                            placeholder=f"strongroom-staging-{region}", compact=True,
+                            id=f"bucket-{region}")
             yield Label("Theme")
             themes = sorted(t for t in self.app.available_themes)
             yield Select([(t, t) for t in themes], value=self.app.theme, allow_blank=False,
-                         id="theme")
+                         compact=True, id="theme")
             yield Static(id="saved")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#form").border_title = "Settings"

@@ -78,7 +78,7 @@ class StoreScreen(Screen[None]):
             yield DataTable(id="snapshots", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="snap-detail-scroll"):
                 yield DetailPane(id="snap-detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -143,7 +143,8 @@ class StoreScreen(Screen[None]):
     def _show_current(self) -> None:
         snap = self.current()
         if snap is not None:
-            self.query_one(DetailPane).update(snapshot_facts(snap))
+            pane = self.query_one(DetailPane)
+            pane.update(snapshot_facts(snap, pane.palette()))
 
     # -- actions --------------------------------------------------------------------------
     def action_filter(self) -> None:

@@ -19,6 +19,13 @@ from textual.widgets.tree import TreeNode
 from tui.format import human_gb
 
 
+NAME_WIDTH = 24  # long names (pvc-<uuid>) are cut in the tree; the detail pane has them whole
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 @dataclass
 class NodeData:
     kind: str  # "org" | "project" | "zone" | "volume" | "loading" | "error" | "empty"
@@ -32,7 +39,7 @@ class NodeData:
 class InventoryTree(Tree[NodeData]):
     BINDINGS = [
         Binding("space", "toggle_mark", "Mark"),
-        Binding("ctrl+r", "reload", "Reload"),
+        Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
     class Loaded(Message):
@@ -128,7 +135,7 @@ class InventoryTree(Tree[NodeData]):
         marked = vol.id in self.marked
         glyph = "◉" if marked else "○"
         label = Text(f"{glyph} ")
-        label.append(str(vol.name), style="bold" if marked else "")
+        label.append(shorten(str(vol.name), NAME_WIDTH), style="bold" if marked else "")
         label.append(f" · {human_gb(vol.size)}")
         if marked:
             label.append(" · marked")

@@ -74,12 +74,16 @@ class JobRow(ListItem):
         self.job = job
 
     def compose(self) -> ComposeResult:
-        yield Label(job_headline(self.job), classes="headline")
-        yield Label(job_summary(self.job), classes="summary")
+        yield Label(classes="headline")
+        yield Label(classes="summary")
 
     def refresh_job(self) -> None:
+        width = 16 if self.app.size.width >= 110 else 8
         self.query_one(".headline", Label).update(job_headline(self.job))
-        self.query_one(".summary", Label).update(job_summary(self.job))
+        self.query_one(".summary", Label).update(job_summary(self.job, bar_width=width))
+
+    def on_mount(self) -> None:
+        self.refresh_job()
 
 
 class JobsPanel(ListView):
