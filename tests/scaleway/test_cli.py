@@ -67,6 +67,10 @@ def test_backup_and_restore_json(sandbox: Any, scw_env: Any, store_dir: str,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     done = _json(capsys, ["--store", store_dir, "--json", "backup", "vault-secrets"])
     assert len(done) == 1 and set(done[0]) >= {"volume_id", "snapshot"}
+    # With the store readable, the inventory tells when each volume was last backed up.
+    inventory = _json(capsys, ["--store", store_dir, "--json", "inventory", *ZONES])
+    vault = next(v for v in inventory if v["id"] == done[0]["volume_id"])
+    assert vault["last_backup"] and vault["backup_count"] == 1
     restored = _json(capsys, ["--store", store_dir, "--json", "restore",
                               done[0]["snapshot"][:10], "--zone", "nl-ams-1",
                               "--name", "vault-cli"])
