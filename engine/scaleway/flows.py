@@ -629,3 +629,16 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
                                     UploadId=up["UploadId"])
             removed.append(f"upload s3://{bucket}/{up['Key']}")
     return removed
+
+
+def submit_backups(runner: Any, volumes: list[Any], **kwargs: Any) -> list[Any]:
+    """Queue one backup job per volume on an ``engine.jobs.JobRunner``; the runner's
+    concurrency limit says how many run at once. ``kwargs`` go to :func:`backup_volume`."""
+    jobs = []
+    for vol in volumes:
+        def run(reporter: Any, vol: Any = vol) -> Any:
+            return backup_volume(reporter, volume_id=vol.id, zone=vol.zone, **kwargs)
+
+        jobs.append(runner.submit(f"backup {vol.name}", run, kind="backup", volume_id=vol.id,
+                                  zone=vol.zone))
+    return jobs

@@ -239,3 +239,23 @@ async def _settle(apis: Apis, zone: str, snapshot_id: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("snapshot did not settle")
+
+
+async def test_several_volumes_at_once_under_a_limit(sandbox: Any, apis: Apis, store: Any,
+                                                     clean_faults: Any) -> None:
+    from engine.scaleway.flows import submit_backups
+
+    vols = [await _volume(apis, "dev-scratch", sandbox), await _volume(apis, "vault-secrets",
+                                                                       sandbox)]
+    runner = JobRunner(concurrency=2)
+    running: list[int] = []
+    runner.subscribe(lambda job, ev: running.append(
+        sum(j.state == "running" for j in runner.jobs.values())))
+    jobs = submit_backups(runner, vols, store=store, client=apis, timeouts=FAST,
+                          settings=Settings())
+    for job in jobs:
+        await runner.wait(job.id)
+    assert [j.state for j in jobs] == [DONE, DONE], [j.error for j in jobs]
+    assert {j.result.volume_id for j in jobs} == {v.id for v in vols}
+    assert max(running) == 2
+    assert {s.source["volume_id"] for s in store.snapshots()} >= {v.id for v in vols}
