@@ -24,7 +24,7 @@ from engine.errors import OperationError, UsageError
 from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
 from engine.scaleway.config import Settings, load_settings, region_of
 from engine.scaleway.inventory import TEMP_TAG
-from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader
+from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
 
 T = TypeVar("T")
 TEMP_PREFIX = "strongroom-tmp/"
@@ -151,9 +151,13 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
             scw_snapshot_id = await _snapshot_and_export(reporter, apis, temps, vol, job, t)
         size = await _object_size(apis, temps)
         reporter.phase("transfer", total=size, message=f"s3://{bucket}/{temps.key}")
-        reader = RangedReader(temps.s3, bucket, temps.key or "", size, part_size=part_size,
-                              concurrency=concurrency, cancel=cancel,
-                              on_eof=lambda: reporter.phase("commit", total=size))
+        on_eof = lambda: reporter.phase("commit", total=size)  # noqa: E731
+        # concurrency 1: one streamed GET (for S3 servers whose ranged GETs are costly)
+        reader: Any = (StreamReader(temps.s3, bucket, temps.key or "", size, cancel=cancel,
+                                    on_eof=on_eof) if concurrency <= 1 else
+                       RangedReader(temps.s3, bucket, temps.key or "", size,
+                                    part_size=part_size, concurrency=concurrency,
+                                    cancel=cancel, on_eof=on_eof))
         info = _source_info(vol, scw_snapshot_id, settings, bucket)
         tags = _store_tags(vol, settings)
 

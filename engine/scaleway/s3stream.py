@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError
 
 from engine.errors import OperationError
 from engine.scaleway.api import scw_message
@@ -147,7 +148,7 @@ class RangedReader(io.RawIOBase):
                 raise Cancelled("cancelled")
             try:
                 got += self._get_range(start + got, length - got, view[got:length])
-            except (BotoCoreError, ClientError, OSError) as exc:
+            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
                 # A dropped connection: ask again for what is still missing.
                 failures += 1
                 self.retries += 1
@@ -330,3 +331,71 @@ class MultipartWriter(io.RawIOBase):
             raise OperationError(f"uploading to s3://{self.bucket}/{self.key} failed: "
                                  f"{scw_message(err)}") from None
         raise err
+
+
+class StreamReader(io.RawIOBase):
+    """One streamed GET read in order; a cut connection resumes with a ranged GET from where it
+    stopped. For servers where each ranged GET costs as much as the whole object (moto's)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int, *,
+                 cancel: threading.Event | None = None, attempts: int = 5,
+                 on_eof: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.s3, self.bucket, self.key, self.size = s3, bucket, key, size
+        self.cancel = cancel or threading.Event()
+        self.attempts, self.on_eof = attempts, on_eof
+        self.pos = 0
+        self.retries = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.cancel.is_set():
+            raise Cancelled("cancelled")
+        out = memoryview(b).cast("B")
+        want = min(len(out), self.size - self.pos)
+        if want <= 0:
+            if self.on_eof:
+                self.on_eof()
+                self.on_eof = None
+            return 0
+        failures = 0
+        while True:
+            try:
+                if self._body is None:
+                    self._body = self.s3.get_object(
+                        Bucket=self.bucket, Key=self.key,
+                        Range=f"bytes={self.pos}-{self.size - 1}")["Body"]
+                raw = getattr(self._body, "_raw_stream", None)
+                n = raw.readinto(out[:want]) if raw is not None else self._read_into(out, want)
+                if not n:
+                    raise OSError("the connection ended early")
+                self.pos += n
+                return n
+            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
+                self._drop_body()
+                failures += 1
+                self.retries += 1
+                if failures >= self.attempts or (isinstance(exc, ClientError) and
+                                                 _client_status(exc) in (403, 404)):
+                    raise OperationError(f"reading s3://{self.bucket}/{self.key} failed: "
+                                         f"{scw_message(exc)}") from None
+
+    def _read_into(self, out: memoryview, want: int) -> int:
+        data = self._body.read(want)
+        out[:len(data)] = data
+        return len(data)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            try:
+                self._body.close()
+            except Exception:
+                pass
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()

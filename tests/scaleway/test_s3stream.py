@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.scaleway.s3stream import (MAX_PARTS, MIN_PART, Cancelled, MultipartWriter,
-                                      RangedReader, part_size_for)
+                                      RangedReader, StreamReader, part_size_for)
 
 MiB = 1024 * 1024
 
@@ -101,3 +101,48 @@ def test_multipart_writer_abort_leaves_nothing(moto_client: Any, moto_bucket: st
     assert "Contents" not in moto_client.list_objects_v2(Bucket=moto_bucket)
     uploads = moto_client.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", [])
     assert uploads == []
+
+
+class _CuttingClient:
+    """Passes calls to a real boto3 client; cuts the first ``cuts`` bodies after 1000 bytes
+    (what a dropped connection looks like to the reader)."""
+
+    def __init__(self, real: Any, cuts: int) -> None:
+        self.real, self.cuts, self.calls = real, cuts, 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        resp = self.real.get_object(**kwargs)
+        if self.cuts > 0:
+            self.cuts -= 1
+            resp["Body"] = _CutBody(resp["Body"])
+        return resp
+
+
+class _CutBody:
+    def __init__(self, body: Any) -> None:
+        self.body, self.sent = body, 0
+
+    def read(self, n: int) -> bytes:
+        if self.sent >= 1000:
+            raise ConnectionResetError("cut")
+        data = self.body.read(min(n, 1000 - self.sent))
+        self.sent += len(data)
+        return data
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@pytest.mark.parametrize("kind", ["ranged", "stream"])
+def test_readers_resume_after_cut_connections(moto_client: Any, moto_bucket: str,
+                                              kind: str) -> None:
+    data = os.urandom(3 * MiB + 5)
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=data)
+    cutting = _CuttingClient(moto_client, cuts=2)
+    reader = (RangedReader(cutting, moto_bucket, "obj", len(data), part_size=1 * MiB,
+                           concurrency=2) if kind == "ranged"
+              else StreamReader(cutting, moto_bucket, "obj", len(data)))
+    with reader:
+        assert reader.read() == data
+    assert reader.retries == 2 and cutting.calls >= 3
