@@ -90,7 +90,6 @@ def main() -> int:
               f"{'fault proxy' if args.via_proxy else 'moto directly'}); "
               f"{os.cpu_count()} CPUs", flush=True)
         s3.upload_file(str(image), bucket, key)
-        image.unlink()
 
         def plain() -> None:
             with open(os.devnull, "wb") as out:
@@ -125,6 +124,15 @@ def main() -> int:
                 store.backup(reader, name="bench", size_hint=size,
                              source_info={"bench": True})
 
+        def backup_local() -> None:
+            with open(image, "rb") as f:
+                store.backup(f, name="bench-local", size_hint=size)
+
+        # The store's own speed on this machine now (a local file, no network): the ceiling.
+        local = timed("local file -> store.backup (ceiling)", size, backup_local)
+        store.close()
+        image.unlink()
+        store = Store.init(str(Path(tmp) / "store1"), "bench passphrase")
         single_get()  # warm up the connections and moto's own caches
         base = max(timed("plain boto3 download_fileobj -> /dev/null", size, plain),
                    timed("plain boto3 single GET -> /dev/null", size, single_get))
@@ -138,6 +146,8 @@ def main() -> int:
         print(f"ranged reader / best plain:    {ours / base:6.1%}")
         print(f"ranged backup / best plain:    {full / base:6.1%}   (target >= 80%)")
         print(f"streamed backup / best plain:  {streamed / base:6.1%}")
+        print(f"ranged backup / local backup:  {full / local:6.1%}")
+        print(f"streamed backup / local backup:{streamed / local:6.1%}")
     return 0
 
 

@@ -163,11 +163,11 @@ class RangedReader(io.RawIOBase):
         resp = self.s3.get_object(Bucket=self.bucket, Key=self.key,
                                   Range=f"bytes={offset}-{offset + length - 1}")
         body = resp["Body"]
-        raw = getattr(body, "_raw_stream", None)
+        raw = _direct_stream(body)
         got = 0
         try:
             while got < length:
-                if raw is not None and hasattr(raw, "readinto"):
+                if raw is not None:
                     n = raw.readinto(into[got:length])
                 else:
                     data = body.read(min(length - got, 1 * MiB))
@@ -183,6 +183,19 @@ class RangedReader(io.RawIOBase):
         if got == 0:
             raise OSError(f"empty answer for bytes {offset}-{offset + length - 1}")
         return got
+
+
+def _direct_stream(body: Any) -> Any:
+    """The socket-level response under botocore's StreamingBody, read straight into our buffers
+    (urllib3's own readinto allocates a bytes object and copies it); None to use body.read."""
+    raw = getattr(body, "_raw_stream", None)
+    if raw is None:
+        return None
+    fp = getattr(raw, "_fp", None)
+    # Only an identity-encoded body can be read under urllib3 (no gzip on S3 objects).
+    if fp is not None and hasattr(fp, "readinto") and not raw.headers.get("content-encoding"):
+        return fp
+    return raw if hasattr(raw, "readinto") else None
 
 
 def _client_status(exc: ClientError) -> int | None:
@@ -368,7 +381,7 @@ class StreamReader(io.RawIOBase):
                     self._body = self.s3.get_object(
                         Bucket=self.bucket, Key=self.key,
                         Range=f"bytes={self.pos}-{self.size - 1}")["Body"]
-                raw = getattr(self._body, "_raw_stream", None)
+                raw = _direct_stream(self._body)
                 n = raw.readinto(out[:want]) if raw is not None else self._read_into(out, want)
                 if not n:
                     raise OSError("the connection ended early")
