@@ -204,7 +204,33 @@ async def test_vanished_volume_and_wrong_region_bucket_say_what_to_do(
         await backup_volume(None, store=store, client=apis, volume_id=vol.id, zone=vol.zone,
                             bucket=sandbox.buckets["nl-ams"], timeouts=FAST,
                             settings=Settings())
+    with pytest.raises(OperationError, match="does not exist"):
+        await backup_volume(None, store=store, client=apis, volume_id=vol.id, zone=vol.zone,
+                            bucket="no-such-bucket", timeouts=FAST, settings=Settings())
     assert leftovers(apis, vol.zone, sandbox.buckets["fr-par"])["snapshots"] == []
+
+
+@pytest.mark.parametrize("phase", ["upload", "import", "volume"])
+async def test_cancelled_restore_leaves_no_volume_snapshot_or_object(
+        sandbox: Any, apis: Apis, store: Any, clean_faults: Any, phase: str) -> None:
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                 zone=vol.zone, timeouts=FAST, settings=Settings())
+    before = {v.id for v in apis.block.list_volumes_all(zone=vol.zone, include_deleted=False)}
+    runner = JobRunner()
+    reached = asyncio.Event()
+    runner.subscribe(lambda job, ev: reached.set() if ev.phase == phase else None)
+    job = runner.submit("r", lambda r: restore_snapshot(r, store=store, client=apis,
+                                                        ref=backup.snapshot, zone=vol.zone,
+                                                        timeouts=FAST, settings=Settings()))
+    await asyncio.wait_for(reached.wait(), 30)
+    runner.cancel(job.id)
+    await runner.wait(job.id)
+    assert job.state == CANCELLED
+    after = {v.id for v in apis.block.list_volumes_all(zone=vol.zone, include_deleted=False)}
+    assert after == before
+    assert leftovers(apis, vol.zone, sandbox.buckets["fr-par"]) == {
+        "objects": [], "uploads": [], "snapshots": []}
 
 
 async def test_resume_reuses_a_crashed_runs_export_and_leftovers_are_removed(
