@@ -141,9 +141,10 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
         await check_bucket(apis, bucket, region)
         vol = await _get_volume(apis, zone, volume_id)
         resumed = await _find_resumable(apis, temps, vol, t)
-        await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
-                                volume_id=vol.id, keep_keys={temps.key or ""},
-                                keep_snapshots={temps.snapshot_id or ""})
+        with contextlib.suppress(OperationError):  # tidying up after others is best effort
+            await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
+                                    volume_id=vol.id, keep_keys={temps.key or ""},
+                                    keep_snapshots={temps.snapshot_id or ""}, timeouts=t)
         if resumed:
             scw_snapshot_id = temps.key.rsplit("/", 1)[-1].removesuffix(".qcow2")  # type: ignore[union-attr]
             reporter.phase("export", message=f"reusing s3://{bucket}/{temps.key}")
