@@ -22,7 +22,7 @@ from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
 from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
-from engine.scaleway.config import Settings, load_settings, region_of
+from engine.scaleway.config import Settings, load_settings, region_of, s3_endpoint
 from engine.scaleway.inventory import TEMP_TAG
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
 
@@ -121,10 +121,14 @@ def temp_tags(job: str) -> list[str]:
 async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: str, zone: str,
                         bucket: str | None = None, keep: bool | None = None,
                         settings: Settings | None = None, timeouts: Timeouts | None = None,
-                        concurrency: int = 8, part_size: int = 8 * MiB,
+                        concurrency: int | None = None, part_size: int = 8 * MiB,
                         job_id: str | None = None,
                         leftovers_min_age: float = 3600.0) -> BackupOutcome:
-    """Snapshot → export → stream into the store → commit → clean up."""
+    """Snapshot → export → stream into the store → commit → clean up.
+
+    ``concurrency``: ranged GETs in flight during the transfer. By default 8 on Scaleway's own
+    endpoints, and 1 (one streamed GET) elsewhere: simple S3 servers such as moto read the whole
+    object for every ranged GET, which makes many ranges of a big object very slow."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -132,6 +136,8 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     region = region_of(zone)
     bucket = bucket or settings.bucket_for(region)
     keep = settings.keep_temporaries if keep is None else keep
+    if concurrency is None:
+        concurrency = 8 if s3_endpoint(region).endswith(".scw.cloud") else 1
     job = job_id or uuid.uuid4().hex[:12]
     temps = _Temps(zone, bucket, apis.s3(region))
     cancel = threading.Event()
