@@ -5,12 +5,21 @@ against it unchanged.
     with Sandbox(state_dir, profile="small") as sb:
         os.environ.update(sb.env)
         ...
+
+- API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only),
+  "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
+  Storage: every Block call answers 403 permissions_denied).
+- Faults: ``sb.faults(latency_ms=…, rate_429=…, rate_503=…, fail_export=…, drop_s3=…)``, or
+  ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names sent change).
+- State: ``state_dir/state.json`` plus sparse ``volumes/<id>.raw`` and ``snapshots/<id>.raw``
+  files and the saved staging objects; a sandbox started on the same folder finds them again.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +65,8 @@ class Sandbox:
         state = State(self.state_dir)
         fresh = not state.exists()
         if fresh:
-            state.init(seeding.build(self.seed) | {"profile": self.profile})
+            # saved once the volume files exist, so a failed first start is redone whole
+            state.init(seeding.build(self.seed) | {"profile": self.profile}, save=False)
         else:
             state.load()
             self.seed, self.profile = state.doc["seed"], state.doc.get("profile", self.profile)
@@ -65,9 +75,17 @@ class Sandbox:
                   if not any(p.startswith("ObjectStorage")
                              for p in seeding.KEY_PERMISSIONS[role])}
         storage = Storage(self.state_dir, self.seed, denied, port=self._s3_port)
-        if fresh:
-            self._fill_volumes(state, storage)
-        storage.start()
+        # Volume contents build while the S3 process starts: both take seconds.
+        with ThreadPoolExecutor(1, thread_name_prefix="sandbox-fill") as pool:
+            filled = pool.submit(self._fill_volumes, state, storage) if fresh else None
+            storage.start()
+            try:
+                if filled is not None:
+                    filled.result()
+                    state.save()
+            except BaseException:
+                storage.stop()
+                raise
         try:
             self._world = World(state=state, faults=self._faults,
                                 dice=FaultDice(self._faults, self.seed), delays=self._delays,
@@ -80,8 +98,8 @@ class Sandbox:
         return self
 
     def _fill_volumes(self, state: State, storage: Any) -> None:
-        for volume in state.coll("volumes").values():
-            storage.fill_volume(volume, state.volume_path(volume["id"]), self.seed, self.profile)
+        storage.fill_volumes(list(state.coll("volumes").values()), self.state_dir, self.seed,
+                             self.profile)
         for snapshot in state.coll("snapshots").values():
             source = snapshot.get("_from_volume")
             if source:
@@ -186,3 +204,4 @@ class Sandbox:
 
     def snapshot_path(self, snapshot_id: str) -> Path:
         return self.world.state.snapshot_path(snapshot_id)
+

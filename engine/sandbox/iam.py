@@ -9,7 +9,8 @@ from aiohttp import web
 
 from engine.sandbox import replies
 from engine.sandbox.replies import multi, ok, paginate
-from engine.sandbox.world import PERMISSION_SETS, WORLD, World
+from engine.sandbox.seed import PERMISSION_SETS
+from engine.sandbox.world import GRANTED_SETS, WORLD, World
 
 # permission set -> (product, actions granted)
 GRANTS: dict[str, tuple[str, frozenset[str]]] = {
@@ -55,7 +56,7 @@ def allowed(sets: set[str], product: str, action: str) -> bool:
 
 def require(request: web.Request, product: str, action: str) -> None:
     """403 permissions_denied unless the caller's key may do ``action`` on ``product``."""
-    if not allowed(request[PERMISSION_SETS], product, action):
+    if not allowed(request[GRANTED_SETS], product, action):
         raise replies.permissions_denied(product, action)
 
 
@@ -147,8 +148,6 @@ async def list_rules(request: web.Request) -> web.Response:
 
 
 async def list_permission_sets(request: web.Request) -> web.Response:
-    from engine.sandbox.seed import PERMISSION_SETS
-
     sets = [{"id": f"00000000-0000-4000-8000-{index:012d}", "name": name, "scope_type": scope,
              "description": description,
              "categories": [GRANTS.get(name, ("all_products",))[0]]}

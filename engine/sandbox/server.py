@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from engine.sandbox import account, block, iam, instance, replies
-from engine.sandbox.world import PERMISSION_SETS, WORLD, World
+from engine.sandbox.world import GRANTED_SETS, WORLD, World
 
 ADMIN = "/_sandbox/"
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -41,7 +43,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = iam.key_for_secret(world, token)
     if key is None:
         raise replies.denied_authentication("invalid_argument")
-    request[PERMISSION_SETS] = iam.permission_sets(world, key)
+    request[GRANTED_SETS] = iam.permission_sets(world, key)
     return await handler(request)
 
 
@@ -56,6 +58,13 @@ async def _not_found(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPMethodNotAllowed:
         raise replies.ApiError(405, {"message": "method not allowed",
                                      "type": "method_not_allowed"}) from None
+    except web.HTTPException:
+        raise
+    except Exception:
+        # A sandbox bug: say so in JSON, as the real API answers its own failures.
+        log.exception("sandbox error on %s %s", request.method, request.path)
+        raise replies.ApiError(500, {"message": "internal error in the sandbox",
+                                     "type": "internal_error"}) from None
 
 
 async def get_faults(request: web.Request) -> web.Response:

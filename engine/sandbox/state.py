@@ -46,11 +46,12 @@ class State:
         self.doc = json.loads(self.path.read_text(encoding="utf-8"))
         self._settle_orphans()
 
-    def init(self, doc: dict[str, Any]) -> None:
+    def init(self, doc: dict[str, Any], save: bool = True) -> None:
         for name in COLLECTIONS:
             doc.setdefault(name, {})
         self.doc = doc
-        self.save()
+        if save:
+            self.save()
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -76,10 +77,10 @@ class State:
         return self.doc["organization_id"]
 
     def volume_path(self, volume_id: str) -> Path:
-        return self.root / "volumes" / f"{volume_id}.img"
+        return self.root / "volumes" / f"{volume_id}.raw"
 
     def snapshot_path(self, snapshot_id: str) -> Path:
-        return self.root / "snapshots" / f"{snapshot_id}.img"
+        return self.root / "snapshots" / f"{snapshot_id}.raw"
 
     # -- status transitions ------------------------------------------------------------------
     def schedule(self, obj: dict[str, Any], status: str, delay: float) -> None:

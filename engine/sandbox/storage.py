@@ -5,6 +5,7 @@ the handlers name one object with a handful of blocking methods (run them in thr
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -105,14 +106,28 @@ class Storage:
             if f.seek(0, 2) < size:
                 f.truncate(size)
 
-    def fill_volume(self, volume: dict[str, Any], path: Path, seed: int, profile: str) -> None:
-        """Write a seeded volume's contents (real ext4, a LUKS header...) into ``path``."""
+    def fill_volumes(self, volumes: list[dict[str, Any]], state_dir: Path, seed: int,
+                     profile: str) -> None:
+        """Write the seeded volumes' contents (real ext4, a LUKS header...) into their files."""
         from engine.sandbox.state import make_sparse
 
         try:
             from engine.sandbox import content
         except ImportError:       # the data side's contents are not merged yet: empty disks
-            make_sparse(path, volume["size"])
+            for volume in volumes:
+                make_sparse(state_dir / "volumes" / f"{volume['id']}.raw", volume["size"])
             return
-        content.write_volume(volume["_content"], path, volume["size"], seed=seed,
-                             profile=profile, name=volume["name"])
+        specs = [content.VolumeSpec(id=v["id"], size=v["size"], kind=_KINDS[v["_content"]][0],
+                                    flavor=_KINDS[v["_content"]][1], label=v["name"][:16])
+                 for v in volumes]
+        paths = content.build_volumes(state_dir, specs, seed=seed, profile=profile)
+        for volume in volumes:
+            # a file system may end on its last whole block: the disk is the volume's size
+            with open(paths[volume["id"]], "r+b") as f:
+                if f.seek(0, os.SEEK_END) != volume["size"]:
+                    f.truncate(volume["size"])
+
+
+# seeded content name -> (content kind, flavor of its files)
+_KINDS = {"web": ("ext4", "web"), "database": ("ext4", "db"), "k8s": ("ext4", "app"),
+          "luks": ("luks", "app"), "media": ("ext4", "home"), "home": ("ext4", "home")}

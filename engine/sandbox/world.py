@@ -46,4 +46,4 @@ class World:
 
 # Typed keys for what the app and each request carry (aiohttp's recommended storage).
 WORLD = web.AppKey("world", World)
-PERMISSION_SETS = web.RequestKey("permission_sets", set)
+GRANTED_SETS = web.RequestKey("permission_sets", set)

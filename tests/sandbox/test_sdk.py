@@ -228,3 +228,14 @@ def test_iam_permission_check(scw_client, sandbox):
     assert len(api.list_applications_all()) == 4
     names = {s.name for s in api.list_permission_sets_all()}
     assert {"BlockStorageFullAccess", "ObjectStorageFullAccess"} <= names
+
+
+def test_sdk_configured_from_scw_env_only(scw_env):
+    """With only the printed variables set, the SDK finds the sandbox on its own."""
+    import scaleway
+
+    client = scaleway.Client.from_env()
+    assert client.api_url == scw_env["SCW_API_URL"]
+    projects = AccountV3ProjectAPI(client).list_projects()
+    assert projects.total_count == 3
+    assert v1.BlockV1API(client).list_volumes(include_deleted=False).total_count >= 0
