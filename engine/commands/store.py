@@ -1,8 +1,220 @@
-"""CLI commands of the store area (filled in by its issue)."""
+"""CLI commands of the store: init, key passwd, backup-image, restore-image, snapshots, check."""
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from engine.commands.context import Context
+from engine.commands.progress import ProgressBar, human_bytes
+from engine.errors import EXIT_PROBLEM, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
+    p = sub.add_parser("init", help="create the store")
+    p.add_argument("--chunk-size", type=int, default=None, metavar="BYTES",
+                   help="average chunk size of the new store (default 65536)")
+    p.set_defaults(func=cmd_init)
+
+    key = sub.add_parser("key", help="manage the store key")
+    key_sub = key.add_subparsers(dest="key_command", metavar="ACTION", required=True,
+                                 parser_class=sub._parser_class)
+    p = key_sub.add_parser("passwd", help="change the passphrase (data is not rewritten)")
+    p.set_defaults(func=cmd_passwd)
+
+    p = sub.add_parser("backup-image", help="back up a local image file (or - for stdin)")
+    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("--name", default="", help="a name for the snapshot")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tag (repeatable)")
+    p.set_defaults(func=cmd_backup_image)
+
+    p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
+    p.add_argument("snapshot", metavar="SNAPSHOT")
+    p.add_argument("out", metavar="OUT|-")
+    p.set_defaults(func=cmd_restore_image)
+
+    p = sub.add_parser("snapshots", help="list store snapshots")
+    p.set_defaults(func=cmd_snapshots)
+
+    p = sub.add_parser("check", help="verify the store")
+    p.add_argument("--read-data", action="store_true",
+                   help="also re-read and verify every blob")
+    p.set_defaults(func=cmd_check)
+
+
+def _open(ctx: Context):
+    from engine.store import Store
+
+    return Store.open(ctx.store_url, ctx.passphrase())
+
+
+def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.store import Store
+
+    passphrase = ctx.passphrase("New passphrase: ", confirm=True)
+    with Store.init(ctx.store_url, passphrase, chunk_avg=args.chunk_size) as store:
+        if ctx.json:
+            _json({"store": store.url, "id": store.id})
+        else:
+            print(f"created store {store.id} at {store.url}")
+            print("keep the passphrase safe: without it the data cannot be read")
+    return 0
+
+
+def _new_passphrase() -> str:
+    value = os.environ.get("STRONGROOM_NEW_PASSPHRASE")
+    if value:
+        return value
+    path = os.environ.get("STRONGROOM_NEW_PASSPHRASE_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read STRONGROOM_NEW_PASSPHRASE_FILE {path}: "
+                             f"{exc.strerror}") from None
+    if not sys.stdin.isatty():
+        raise UsageError("no new passphrase: set STRONGROOM_NEW_PASSPHRASE or "
+                         "STRONGROOM_NEW_PASSPHRASE_FILE, or run on a terminal")
+    first = getpass.getpass("New passphrase: ")
+    if getpass.getpass("Repeat new passphrase: ") != first:
+        raise UsageError("the two passphrases differ; nothing was changed")
+    return first
+
+
+def cmd_passwd(args: argparse.Namespace, ctx: Context) -> int:
+    with _open(ctx) as store:
+        store.change_passphrase(_new_passphrase())
+        if ctx.json:
+            _json({"store": store.url, "changed": True})
+        else:
+            print("passphrase changed")
+    return 0
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    tags = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad tag {value!r}: use --tag KEY=VALUE")
+        tags[key.strip()] = val
+    return tags
+
+
+def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
+    tags = _tags(args.tag)
+    if args.file == "-":
+        source, info, close = sys.stdin.buffer, {"kind": "stdin"}, False
+    else:
+        path = Path(args.file)
+        try:
+            source = open(path, "rb", buffering=0)
+        except FileNotFoundError:
+            raise UsageError(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise UsageError(f"{path} is a folder: give an image file (or - for stdin)") from None
+        except PermissionError:
+            raise UsageError(f"cannot read {path}: permission denied") from None
+        info, close = {"kind": "file", "path": str(path.resolve())}, True
+    try:
+        with _open(ctx) as store:
+            bar = ProgressBar("backup")
+            try:
+                result = store.backup(source, name=args.name, tags=tags, source_info=info,
+                                      progress=bar.update)
+            finally:
+                bar.close()
+    finally:
+        if close:
+            source.close()
+    if ctx.json:
+        _json({"snapshot": result.snapshot.id, "bytes": result.bytes,
+               "stored_bytes": result.stored_bytes, "seconds": result.seconds})
+    else:
+        print(result.snapshot.id)
+        rate = result.bytes / result.seconds if result.seconds else 0
+        print(f"backed up {human_bytes(result.bytes)} in {result.seconds:.1f} s "
+              f"({human_bytes(rate)}/s), stored {human_bytes(result.stored_bytes)} new",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
+    with _open(ctx) as store:
+        bar = ProgressBar("restore")
+        try:
+            out = sys.stdout.buffer if args.out == "-" else args.out
+            if args.out == "-" and sys.stdout.isatty():
+                raise UsageError("refusing to write an image to a terminal: redirect stdout or "
+                                 "give a file name")
+            result = store.restore(args.snapshot, out, progress=bar.update)
+        finally:
+            bar.close()
+    doc = {"snapshot": result.snapshot.id, "bytes": result.bytes, "seconds": result.seconds,
+           "target": "-" if args.out == "-" else str(Path(args.out))}
+    if ctx.json and args.out != "-":
+        _json(doc)
+    else:
+        rate = result.bytes / result.seconds if result.seconds else 0
+        print(f"restored snapshot {result.snapshot.id[:12]} ({human_bytes(result.bytes)}) to "
+              f"{doc['target']} in {result.seconds:.1f} s ({human_bytes(rate)}/s), verified",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
+    with _open(ctx) as store:
+        infos = store.snapshots()
+    if ctx.json:
+        _json([i.to_dict() for i in infos])
+        return 0
+    if not infos:
+        print("no snapshots yet")
+        return 0
+    print(f"{'ID':12}  {'TIME (UTC)':19}  {'SIZE':>10}  {'STORED':>10}  NAME / TAGS")
+    for i in infos:
+        tags = " ".join(f"{k}={v}" for k, v in sorted(i.tags.items()))
+        label = " ".join(x for x in (i.name, tags) if x)
+        print(f"{i.id[:12]}  {i.time[:19].replace('T', ' ')}  {human_bytes(i.bytes):>10}  "
+              f"{human_bytes(i.stored_bytes):>10}  {label}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    with _open(ctx) as store:
+        bar = ProgressBar("check")
+        try:
+            report = store.check(read_data=args.read_data, progress=bar.update)
+        finally:
+            bar.close()
+    if ctx.json:
+        _json({"ok": report.ok, "problems": report.problems,
+               "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
+               "packs": report.packs, "blobs": report.blobs, "read_data": report.read_data})
+    else:
+        what = "structure and data" if report.read_data else "structure"
+        for problem in report.problems:
+            print(f"problem: {problem}")
+        if report.damaged_snapshots:
+            print("damaged snapshots: " + " ".join(s[:12] for s in report.damaged_snapshots))
+        if report.ok:
+            print(f"no problems found ({what}; {report.snapshots} snapshots, {report.packs} "
+                  f"packs, {report.blobs} blobs)")
+    if not report.ok:
+        if not ctx.json:
+            print(f"strongroom: error: the store has {len(report.problems)} problems"
+                  + (f"; damaged snapshots: "
+                     + ", ".join(s[:12] for s in report.damaged_snapshots)
+                     if report.damaged_snapshots else ""), file=sys.stderr)
+        return EXIT_PROBLEM
+    return 0
+
+
+def _json(doc: object) -> None:
+    from engine.cli import print_json
+
+    print_json(doc)

@@ -1,0 +1,213 @@
+"""Where store files live: a small interface, and the local-directory implementation.
+
+Names are relative, ``/``-separated paths such as ``config`` or ``packs/3f/3f9a…``. The store
+never updates a file in place: every file is written once, whole, and later maybe deleted.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from engine.errors import OperationError, UsageError
+
+Buffer = bytes | bytearray | memoryview
+
+
+class NotFound(OperationError):
+    """The named file does not exist in the store."""
+
+
+@dataclass
+class Stat:
+    name: str
+    size: int
+
+
+class Backend(Protocol):
+    """Storage for store files.
+
+    Atomicity: ``put`` is all-or-nothing. A reader (another process, or a crash-restarted one)
+    sees either no file under ``name`` or the complete content; never a partial one. On a local
+    disk this is temp file + fsync + rename (+ fsync of the directory); on S3 a single PUT.
+    ``put`` with ``exclusive=True`` fails with ``FileExistsError`` if the name exists.
+    """
+
+    url: str
+
+    def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
+        """Write the whole file atomically (``data`` may be a list of buffers, written in order)."""
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read ``length`` bytes from ``offset`` (to the end when ``length`` is None).
+        Raises NotFound if the file does not exist."""
+
+    def list(self, prefix: str) -> Iterator[Stat]:
+        """Every file whose name starts with ``prefix`` (a directory such as ``packs/``)."""
+
+    def stat(self, name: str) -> Stat | None:
+        """Size of the file, or None if it does not exist."""
+
+    def delete(self, name: str) -> None:
+        """Remove the file; no error if it is already gone."""
+
+    def exists(self) -> bool:
+        """Whether the store location itself exists."""
+
+    def create(self) -> None:
+        """Create the store location (a directory; nothing to do on S3)."""
+
+
+class LocalBackend:
+    """A directory on a local file system."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser()
+        self.url = str(self.root)
+        self._made: set[Path] = set()
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"bad store file name {name!r}")
+        return self.root / name
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
+        path = self._path(name)
+        parent = path.parent
+        if parent not in self._made:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)
+        tmp = parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
+        buffers = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                _write_all(fd, buffers)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                os.link(tmp, path)  # fails with FileExistsError if someone got there first
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        _fsync_dir(parent)
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(self._path(name), "rb", buffering=0) as f:
+                if offset:
+                    f.seek(offset)
+                return f.read() if length is None else _read_exact(f, length)
+        except FileNotFoundError:
+            raise NotFound(f"store file {name} is missing") from None
+
+    def list(self, prefix: str) -> Iterator[Stat]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for fname in files:
+                if fname.startswith(".tmp-"):
+                    continue
+                full = os.path.join(dirpath, fname)
+                try:
+                    size = os.stat(full).st_size
+                except FileNotFoundError:
+                    continue
+                yield Stat(os.path.relpath(full, self.root).replace(os.sep, "/"), size)
+
+    def stat(self, name: str) -> Stat | None:
+        try:
+            return Stat(name, self._path(name).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            pass
+
+    def remove_temp_files(self) -> None:
+        """Remove ``.tmp-*`` leftovers of writers that died mid-write (call under no lock race:
+        only files older than an hour are touched)."""
+        import time
+
+        limit = time.time() - 3600
+        for dirpath, _dirs, files in os.walk(self.root):
+            for fname in files:
+                if fname.startswith(".tmp-"):
+                    full = os.path.join(dirpath, fname)
+                    try:
+                        if os.stat(full).st_mtime < limit:
+                            os.unlink(full)
+                    except OSError:
+                        pass
+
+
+def _write_all(fd: int, buffers: list[Buffer]) -> None:
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while views:
+        batch = views[:512]
+        n = os.writev(fd, batch)
+        # drop what was written, keep the rest (short writes are rare but legal)
+        while n and views:
+            first = views[0]
+            if n >= len(first):
+                n -= len(first)
+                views.pop(0)
+            else:
+                views[0] = first[n:]
+                n = 0
+
+
+def _read_exact(f, length: int) -> bytes:
+    data = f.read(length)
+    if data is None or len(data) != length:
+        raise OperationError("store file is shorter than its index says (truncated or damaged)")
+    return data
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_backend(url: str) -> Backend:
+    """A backend for a store URL: ``s3://bucket/prefix`` or a local directory path."""
+    if url.startswith("s3://"):
+        from engine.store.s3 import S3Backend  # optional, only when asked for
+
+        return S3Backend(url)
+    if "://" in url and not url.startswith("file://"):
+        raise UsageError(f"unsupported store URL {url!r}: use a directory path or s3://bucket/prefix")
+    return LocalBackend(url.removeprefix("file://"))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

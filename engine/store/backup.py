@@ -1,0 +1,363 @@
+"""The backup pipeline: read → chunk → (hash, zero check, dedup, compress, encrypt) → pack → put.
+
+Threads: one reader (reads into a small pool of reused buffers, chunks them with FastCDC and
+carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
+work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
+builds packs and chunk lists, and two uploaders that put finished packs. Bounded queues and the
+fixed buffer pool keep memory flat whatever the image size.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+import blake3
+import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pyfastcdc import FastCDC
+
+from engine.errors import OperationError
+from engine.store.backend import Backend, is_disk_full
+from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
+from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
+from engine.store.pack import (BLOB_DATA, BLOB_TREE, PACK_MAGIC, BlobEntry, build_trailer,
+                               new_pack_id, pack_name)
+from engine.store.snapshot import (CHUNKS_PER_TREE, TREE_ENTRY, ZERO_ID, Manifest, SnapshotInfo,
+                                   TreeRef, seal_manifest, snapshot_name)
+
+READ_BUFFER = 8 * 1024 * 1024
+BUFFERS = 4
+PACK_TARGET = 32 * 1024 * 1024
+UPLOADS_IN_FLIGHT = 2
+DELTA_EVERY_PACKS = 8
+DELTA_EVERY_SECONDS = 10.0
+ZSTD_LEVEL = 3
+
+
+class Cancelled(OperationError):
+    """The operation was cancelled; nothing was recorded as a snapshot."""
+
+
+@dataclass
+class ChunkerParams:
+    avg: int
+    min: int
+    max: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"avg": self.avg, "min": self.min, "max": self.max}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _Pack:
+    id: str = field(default_factory=new_pack_id)
+    parts: list = field(default_factory=lambda: [PACK_MAGIC])
+    entries: list[BlobEntry] = field(default_factory=list)
+    size: int = len(PACK_MAGIC)
+
+
+class _Uploader:
+    """Puts finished packs in the background and writes index deltas as they complete."""
+
+    def __init__(self, backend: Backend, sealer: Sealer, cache: IndexCache):
+        self.backend, self.sealer, self.cache = backend, sealer, cache
+        self.pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="strongroom-put")
+        self.slots = threading.Semaphore(UPLOADS_IN_FLIGHT)
+        self.futures: list[Future] = []
+        self.lock = threading.Lock()
+        self.pending: list[tuple[str, list[BlobEntry]]] = []
+        self.last_delta = time.monotonic()
+        self.stored = 0
+
+    def submit(self, pack: _Pack, trailer: bytes) -> None:
+        self.raise_failures()
+        self.slots.acquire()
+        fut = self.pool.submit(self._put, pack, trailer)
+        fut.add_done_callback(lambda _f: self.slots.release())
+        self.futures.append(fut)
+
+    def raise_failures(self) -> None:
+        for fut in [f for f in self.futures if f.done()]:
+            self.futures.remove(fut)
+            fut.result()
+
+    def _put(self, pack: _Pack, trailer: bytes) -> None:
+        pack.parts.append(trailer)
+        self.backend.put(pack_name(pack.id), pack.parts)
+        size = pack.size + len(trailer)
+        pack.parts = []
+        self.cache.add_pack(pack.id, pack.entries, via="local")
+        with self.lock:
+            self.stored += size
+            self.pending.append((pack.id, pack.entries))
+            due = (len(self.pending) >= DELTA_EVERY_PACKS
+                   or time.monotonic() - self.last_delta >= DELTA_EVERY_SECONDS)
+        if due:
+            self.flush_delta()
+
+    def flush_delta(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+            self.last_delta = time.monotonic()
+            if not pending:
+                return
+            delta_id = new_delta_id()
+            sealed = self.sealer.seal_object(encode_delta(pending), delta_ad(delta_id),
+                                             compress=False)
+            self.backend.put(f"index/{delta_id}", sealed)
+            self.stored += len(sealed)
+
+    def finish(self) -> None:
+        for fut in self.futures:
+            fut.result()
+        self.futures.clear()
+        self.flush_delta()
+
+    def abort(self) -> None:
+        for fut in self.futures:
+            try:
+                fut.result()
+            except BaseException:
+                pass
+        try:
+            self.flush_delta()  # what did reach the store stays usable for the next backup
+        except BaseException:
+            pass
+        self.pool.shutdown(wait=True)
+
+
+class BackupJob:
+    def __init__(self, backend: Backend, keys: Keys, cache: IndexCache, chunker: ChunkerParams):
+        self.backend, self.keys, self.cache, self.chunker = backend, keys, cache, chunker
+        self.sealer = Sealer(keys.data)
+        self.aead = AESGCM(keys.data)
+        self.zeros = bytes(chunker.max)
+        self.known: set[bytes] = cache.data_ids()
+        self.known_trees: set[bytes] = set()
+        self.uploader = _Uploader(backend, self.sealer, cache)
+        self.pack = _Pack()
+        self._local = threading.local()
+        self.stop = threading.Event()
+
+    # ---- workers -------------------------------------------------------------------------
+    def _process(self, buf: bytearray, spans: list[tuple[int, int]], pool: queue.Queue) -> list:
+        try:
+            cctx = getattr(self._local, "cctx", None)
+            if cctx is None:
+                cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            view, zeros, known, key = memoryview(buf), self.zeros, self.known, self.keys.chunk_id
+            aead, out = self.aead, []
+            for start, length in spans:
+                mv = view[start:start + length]
+                if mv[0] == 0 and zeros.startswith(mv):
+                    out.append((ZERO_ID, length, None))
+                    continue
+                cid = blake3.blake3(mv, key=key).digest()
+                if cid in known:
+                    out.append((cid, length, None))
+                    continue
+                packed = cctx.compress(mv)
+                if len(packed) < length - (length >> 5):
+                    payload, flag = packed, FLAG_ZSTD
+                else:
+                    payload, flag = mv, FLAG_RAW
+                nonce = os.urandom(NONCE)
+                out.append((cid, length, (flag, nonce, aead.encrypt(nonce, payload, b"\x00" + cid))))
+            return out
+        finally:
+            pool.put(buf)
+
+    # ---- reader --------------------------------------------------------------------------
+    def _read(self, source: BinaryIO, workers: ThreadPoolExecutor, ordered: queue.Queue,
+              hasher: "blake3.blake3", cancel: threading.Event | None) -> None:
+        try:
+            pool: queue.Queue = queue.Queue()
+            for _ in range(BUFFERS):
+                pool.put(bytearray(READ_BUFFER))
+            cdc = FastCDC(self.chunker.avg, min_size=self.chunker.min, max_size=self.chunker.max,
+                          seed=self.keys.chunker_seed)
+            maxlen = self.chunker.max
+            buf, carry = pool.get(), 0
+            while True:
+                if self.stop.is_set():
+                    return
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("backup cancelled; no snapshot was recorded")
+                view = memoryview(buf)
+                filled = carry + _read_into(source, view[carry:])
+                eof = filled < len(buf)
+                if filled > carry:
+                    hasher.update(view[carry:filled])
+                limit = filled if eof else filled - maxlen
+                spans, end = [], 0
+                for ch in cdc.cut_buf(view[:filled]):
+                    if ch.offset > limit or (not eof and ch.offset == limit):
+                        break
+                    spans.append((ch.offset, ch.length))
+                    end = ch.offset + ch.length
+                if eof:
+                    end = filled
+                nxt = None
+                if not eof:
+                    while nxt is None:
+                        try:
+                            nxt = pool.get(timeout=0.2)
+                        except queue.Empty:
+                            if self.stop.is_set():
+                                return
+                    carry = filled - end
+                    nxt[:carry] = view[end:filled]
+                del view
+                if spans:
+                    _put(ordered, workers.submit(self._process, buf, spans, pool), self.stop)
+                else:
+                    pool.put(buf)
+                if eof:
+                    break
+                buf = nxt
+            _put(ordered, None, self.stop)
+        except BaseException as exc:  # handed to the writer, which raises it
+            _put(ordered, exc, self.stop)
+
+    # ---- writer --------------------------------------------------------------------------
+    def _add_blob(self, blob_type: int, cid: bytes, raw_len: int, flag: int, nonce: bytes,
+                  ct: bytes) -> None:
+        pack = self.pack
+        stored = len(nonce) + len(ct)
+        pack.entries.append(BlobEntry(blob_type, flag, cid, pack.size, stored, raw_len))
+        pack.parts.append(nonce)
+        pack.parts.append(ct)
+        pack.size += stored
+        if pack.size >= PACK_TARGET:
+            self._finish_pack()
+
+    def _finish_pack(self) -> None:
+        pack, self.pack = self.pack, _Pack()
+        if pack.entries:
+            self.uploader.submit(pack, build_trailer(self.sealer, pack.id, pack.entries))
+
+    def _store_tree(self, entries: bytearray, offset: int, nbytes: int, count: int) -> TreeRef:
+        raw = bytes(entries)
+        tid = blake3.blake3(raw, key=self.keys.chunk_id).digest()
+        if tid not in self.known_trees and self.cache.lookup(tid, BLOB_TREE) is None:
+            packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
+            payload, flag = (packed, FLAG_ZSTD) if len(packed) < len(raw) else (raw, FLAG_RAW)
+            nonce = os.urandom(NONCE)
+            self._add_blob(BLOB_TREE, tid, len(raw), flag, nonce,
+                           self.aead.encrypt(nonce, payload, b"\x01" + tid))
+            self.known_trees.add(tid)
+        return TreeRef(tid, offset, nbytes, count)
+
+    def run(self, source: BinaryIO, *, name: str, tags: dict[str, str], source_info: dict,
+            total: int, progress: Callable[[int, int], None] | None,
+            cancel: threading.Event | None) -> tuple[SnapshotInfo, int]:
+        started, when = time.monotonic(), now_iso()
+        hasher = blake3.blake3(max_threads=1)
+        ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
+        workers = ThreadPoolExecutor(2, thread_name_prefix="strongroom-chunk")
+        reader = threading.Thread(target=self._read, name="strongroom-read", daemon=True,
+                                  args=(source, workers, ordered, hasher, cancel))
+        trees: list[TreeRef] = []
+        tree, tree_start, tree_bytes, tree_count, done = bytearray(), 0, 0, 0, 0
+        reader.start()
+        try:
+            while True:
+                item = ordered.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                for cid, length, blob in item.result():
+                    tree += TREE_ENTRY.pack(cid, length)
+                    tree_bytes += length
+                    tree_count += 1
+                    if blob is not None and cid not in self.known:
+                        self.known.add(cid)
+                        self._add_blob(BLOB_DATA, cid, length, *blob)
+                    if tree_count == CHUNKS_PER_TREE:
+                        trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
+                        tree_start += tree_bytes
+                        tree, tree_bytes, tree_count = bytearray(), 0, 0
+                    done += length
+                if progress is not None:
+                    progress(done, total)
+            if tree_count:
+                trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
+            self._finish_pack()
+            self.uploader.finish()
+        except BaseException as exc:
+            self.stop.set()
+            self.uploader.abort()
+            _drain(ordered)
+            reader.join()
+            workers.shutdown(wait=True, cancel_futures=True)
+            if is_disk_full(exc):
+                raise OperationError(
+                    f"disk full while writing to the store {self.backend.url}: free some space "
+                    "and run the backup again (no snapshot was recorded; data already written "
+                    "will be reused)") from None
+            raise
+        reader.join()
+        workers.shutdown(wait=True)
+        info = SnapshotInfo(id="", time=when, name=name, bytes=done, stored_bytes=0,
+                            seconds=0.0, tags=dict(tags), source=dict(source_info),
+                            digest="blake3:" + hasher.hexdigest())
+        manifest = Manifest(info, trees, self.chunker.as_dict())
+        info.seconds = round(time.monotonic() - started, 3)
+        info.stored_bytes = self.uploader.stored
+        snap_id, sealed = seal_manifest(self.sealer, self.keys.chunk_id, manifest)
+        try:
+            self.backend.put(snapshot_name(snap_id), sealed)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise OperationError(f"disk full while writing to the store {self.backend.url}: "
+                                     "free some space and run the backup again") from None
+            raise
+        info.id = snap_id
+        return info, done
+
+
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` as far as the source allows; short only at end of stream."""
+    total = 0
+    readinto = getattr(source, "readinto", None)
+    while total < len(view):
+        if readinto is not None:
+            n = readinto(view[total:])
+        else:
+            data = source.read(len(view) - total)
+            n = len(data) if data else 0
+            view[total:total + n] = data or b""
+        if not n:
+            break
+        total += n
+    return total
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    while True:
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            if stop.is_set():
+                return
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return

@@ -1,0 +1,125 @@
+"""Snapshots: the public dataclasses, the manifest, and chunk-list ("tree") blobs.
+
+A tree blob's plaintext is n × (chunk id: 32 bytes | u32le length); an all-zero id marks an
+all-zero chunk, which is stored nowhere. The manifest lists the trees in image order.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import blake3
+
+from engine.store.crypto import Sealer
+
+TREE_ENTRY = struct.Struct("<32sI")
+ZERO_ID = bytes(32)
+CHUNKS_PER_TREE = 65536
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class SnapshotInfo:
+    id: str
+    time: str
+    name: str
+    bytes: int
+    stored_bytes: int
+    seconds: float
+    tags: dict[str, str] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    digest: str = ""
+    last_verified: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BackupResult:
+    snapshot: SnapshotInfo
+    bytes: int
+    stored_bytes: int
+    seconds: float
+
+
+@dataclass
+class RestoreResult:
+    snapshot: SnapshotInfo
+    bytes: int
+    seconds: float
+    target: str
+
+
+@dataclass
+class CheckReport:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    damaged_snapshots: list[str] = field(default_factory=list)
+    snapshots: int = 0
+    packs: int = 0
+    blobs: int = 0
+    read_data: bool = False
+
+
+@dataclass(frozen=True)
+class TreeRef:
+    id: bytes       # blob id of the tree blob
+    offset: int     # image offset of its first chunk
+    bytes: int      # image bytes it covers
+    chunks: int
+
+
+@dataclass
+class Manifest:
+    info: SnapshotInfo
+    trees: list[TreeRef]
+    chunker: dict[str, int]
+
+    def encode(self) -> bytes:
+        doc = {"version": MANIFEST_VERSION, "time": self.info.time, "name": self.info.name,
+               "bytes": self.info.bytes, "stored_bytes": self.info.stored_bytes,
+               "seconds": self.info.seconds, "tags": self.info.tags, "source": self.info.source,
+               "digest": self.info.digest, "chunker": self.chunker,
+               "trees": [[t.id.hex(), t.offset, t.bytes, t.chunks] for t in self.trees]}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, snapshot_id: str, raw: bytes) -> "Manifest":
+        doc = json.loads(raw)
+        if doc.get("version") != MANIFEST_VERSION:
+            raise ValueError(f"snapshot {snapshot_id} has manifest version {doc.get('version')}")
+        info = SnapshotInfo(id=snapshot_id, time=doc["time"], name=doc["name"],
+                            bytes=doc["bytes"], stored_bytes=doc["stored_bytes"],
+                            seconds=doc["seconds"], tags=doc["tags"], source=doc["source"],
+                            digest=doc["digest"])
+        trees = [TreeRef(bytes.fromhex(t[0]), t[1], t[2], t[3]) for t in doc["trees"]]
+        return cls(info, trees, doc.get("chunker", {}))
+
+
+def snapshot_id(id_key: bytes, manifest_plain: bytes) -> str:
+    return blake3.blake3(manifest_plain, key=id_key).hexdigest()
+
+
+def snapshot_name(snap_id: str) -> str:
+    return f"snapshots/{snap_id}"
+
+
+def snapshot_ad(snap_id: str) -> bytes:
+    return b"strongroom snapshot " + bytes.fromhex(snap_id)
+
+
+def decode_tree(raw: bytes) -> tuple[list[bytes], list[int]]:
+    ids, lengths = [], []
+    for cid, length in TREE_ENTRY.iter_unpack(raw):
+        ids.append(cid)
+        lengths.append(length)
+    return ids, lengths
+
+
+def seal_manifest(sealer: Sealer, id_key: bytes, manifest: Manifest) -> tuple[str, bytes]:
+    plain = manifest.encode()
+    snap_id = snapshot_id(id_key, plain)
+    return snap_id, sealer.seal_object(plain, snapshot_ad(snap_id))

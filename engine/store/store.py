@@ -1,0 +1,264 @@
+"""The Store: opening and creating stores, and the operations other areas call."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat as statmod
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from engine.errors import OperationError, UsageError
+from engine.store.backend import Backend, NotFound, is_disk_full, open_backend
+from engine.store.backup import BackupJob, ChunkerParams, now_iso
+from engine.store.check import run_check
+from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
+from engine.store.index import IndexCache
+from engine.store.locks import StoreLock
+from engine.store.restore import (BlobReader, ImageReader, is_stream_target, restore_to_path,
+                                  restore_to_stream)
+from engine.store.snapshot import (BackupResult, CheckReport, Manifest, RestoreResult,
+                                   SnapshotInfo, snapshot_ad)
+
+FORMAT_VERSION = 1
+CONFIG = "config"
+KEY = "keys/default"
+DEFAULT_CHUNKER = ChunkerParams(avg=64 * 1024, min=16 * 1024, max=256 * 1024)
+Progress = Callable[[int, int], None]
+
+
+class Store:
+    def __init__(self, backend: Backend, config: dict, keys: Keys):
+        self.backend, self.config, self.keys = backend, config, keys
+        self.url = backend.url
+        self.id: str = config["id"]
+        ch = config["chunker"]
+        self.chunker = ChunkerParams(avg=ch["avg"], min=ch["min"], max=ch["max"])
+        self.sealer = Sealer(keys.data)
+        self._cache: IndexCache | None = None
+        self._manifests: dict[str, Manifest | Exception] | None = None
+        self._synced = False
+        self._sync_problems: list[str] = []
+
+    # ---- creating and opening ------------------------------------------------------------
+    @classmethod
+    def init(cls, url: str, passphrase: str, *, chunk_avg: int | None = None) -> "Store":
+        if not passphrase:
+            raise UsageError("an empty passphrase is not allowed")
+        backend = open_backend(url)
+        if backend.exists():
+            if backend.stat(CONFIG) is not None:
+                raise UsageError(f"a store already exists at {backend.url}")
+            if any(True for _ in backend.list("")):
+                raise UsageError(f"{backend.url} is not empty and not a store: choose an empty "
+                                 "or new folder")
+        chunker = DEFAULT_CHUNKER
+        if chunk_avg:
+            if not 1024 <= chunk_avg <= 1024 * 1024:
+                raise UsageError("chunk size must be between 1 KiB and 1 MiB")
+            chunker = ChunkerParams(chunk_avg, chunk_avg // 4, chunk_avg * 4)
+        try:
+            backend.create()
+            master = os.urandom(32)
+            backend.put(KEY, make_key_file(master, passphrase))
+            config = {"strongroom_store": FORMAT_VERSION, "id": os.urandom(16).hex(),
+                      "created": now_iso(), "chunker": chunker.as_dict(),
+                      "cipher": "aes-256-gcm", "chunk_id": "blake3-keyed",
+                      "compression": "zstd"}
+            backend.put(CONFIG, (json.dumps(config, indent=2) + "\n").encode(), exclusive=True)
+        except FileExistsError:
+            raise UsageError(f"a store already exists at {backend.url}") from None
+        except OSError as exc:
+            raise OperationError(f"cannot create a store at {backend.url}: "
+                                 f"{exc.strerror or exc}") from None
+        return cls(backend, config, Keys.from_master(master))
+
+    @classmethod
+    def open(cls, url: str, passphrase: str) -> "Store":
+        backend = open_backend(url)
+        if not backend.exists():
+            raise UsageError(f"no store at {backend.url}: run 'strongroom init' to create one, "
+                             "or point --store (or STRONGROOM_STORE) at an existing store")
+        try:
+            raw = backend.get(CONFIG)
+        except NotFound:
+            raise UsageError(f"{backend.url} is not a strongroom store (it has no config file): "
+                             "check --store (or STRONGROOM_STORE)") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise UsageError(f"cannot read the store at {backend.url}: {exc.strerror}") from None
+        try:
+            config = json.loads(raw)
+            version = int(config["strongroom_store"])
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{backend.url} is not a strongroom store (its config file is not "
+                             "one of ours)") from None
+        if version > FORMAT_VERSION:
+            raise UsageError(f"the store at {backend.url} has format {version}, newer than this "
+                             f"strongroom supports ({FORMAT_VERSION}): upgrade strongroom")
+        try:
+            key_raw = backend.get(KEY)
+        except NotFound:
+            raise UsageError(f"the store at {backend.url} has no key file ({KEY}): "
+                             "it cannot be opened") from None
+        master = unwrap_key_file(key_raw, passphrase, backend.url)
+        return cls(backend, config, Keys.from_master(master))
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- index and snapshots -------------------------------------------------------------
+    @property
+    def cache(self) -> IndexCache:
+        if self._cache is None:
+            self._cache = IndexCache(self.id)
+        return self._cache
+
+    def _sync(self, force: bool = False) -> None:
+        if force or not self._synced:
+            self._sync_problems = self.cache.sync(self.backend, self.sealer)
+            self._synced = True
+
+    def _load_manifests(self) -> dict[str, Manifest | Exception]:
+        if self._manifests is None:
+            found: dict[str, Manifest | Exception] = {}
+            for st in self.backend.list("snapshots/"):
+                snap_id = st.name.rsplit("/", 1)[-1]
+                try:
+                    plain = self.sealer.open_object(self.backend.get(st.name),
+                                                    snapshot_ad(snap_id), f"snapshot {snap_id[:12]}")
+                    found[snap_id] = Manifest.decode(snap_id, plain)
+                except (IntegrityError, NotFound, ValueError, KeyError) as exc:
+                    found[snap_id] = exc
+            self._manifests = found
+        return self._manifests
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        verified = self.cache.verified()
+        infos = []
+        for snap_id, m in self._load_manifests().items():
+            if isinstance(m, Manifest):
+                m.info.last_verified = verified.get(snap_id)
+                infos.append(m.info)
+        return sorted(infos, key=lambda i: (i.time, i.id))
+
+    def _manifest(self, ref: str) -> Manifest:
+        info = self.resolve(ref)
+        m = self._load_manifests()[info.id]
+        assert isinstance(m, Manifest)
+        return m
+
+    def resolve(self, ref: str) -> SnapshotInfo:
+        ref = ref.strip().lower()
+        infos = self.snapshots()
+        if ref == "latest":
+            if not infos:
+                raise UsageError(f"the store at {self.url} has no snapshots yet")
+            return infos[-1]
+        if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
+            raise UsageError(f"bad snapshot reference {ref!r}: give an id, a prefix of at least "
+                             "6 hex characters, or 'latest'")
+        matches = [i for i in infos if i.id.startswith(ref)]
+        if not matches:
+            raise UsageError(f"no snapshot {ref} in the store at {self.url}: "
+                             "see 'strongroom snapshots'")
+        if len(matches) > 1:
+            raise UsageError(f"snapshot prefix {ref} is ambiguous ({len(matches)} snapshots "
+                             "match): give more characters")
+        return matches[0]
+
+    # ---- operations ----------------------------------------------------------------------
+    def backup(self, source: BinaryIO, *, name: str = "", tags: dict[str, str] | None = None,
+               source_info: dict | None = None, size_hint: int | None = None,
+               progress: Progress | None = None,
+               cancel: threading.Event | None = None) -> BackupResult:
+        total = size_hint if size_hint is not None else _stream_size(source)
+        with self._lock(exclusive=False):
+            self._sync(force=True)
+            job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
+            info, nbytes = job.run(source, name=name, tags=tags or {},
+                                   source_info=source_info or {}, total=total or 0,
+                                   progress=progress, cancel=cancel)
+        self._manifests = None
+        return BackupResult(snapshot=info, bytes=nbytes, stored_bytes=info.stored_bytes,
+                            seconds=info.seconds)
+
+    def restore(self, ref: str, out: str | os.PathLike | BinaryIO, *,
+                progress: Progress | None = None,
+                cancel: threading.Event | None = None) -> RestoreResult:
+        manifest = self._manifest(ref)
+        started = time.monotonic()
+        with self._lock(exclusive=False):
+            self._sync()
+            reader = BlobReader(self.backend, self.keys, self.cache)
+            short = manifest.info.id[:12]
+            try:
+                if is_stream_target(out):
+                    if isinstance(out, (str, os.PathLike)):
+                        with open(out, "wb") as stream:
+                            restore_to_stream(reader, manifest, stream, progress, cancel)
+                    else:
+                        restore_to_stream(reader, manifest, out, progress, cancel)
+                    target = "stream" if not isinstance(out, (str, os.PathLike)) else str(out)
+                else:
+                    restore_to_path(reader, manifest, Path(out), progress, cancel)
+                    target = str(out)
+            except IntegrityError as exc:
+                raise OperationError(f"snapshot {short} is damaged: {exc} (no complete output "
+                                     "was written; run 'strongroom check --read-data')") from None
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise OperationError(f"disk full while restoring snapshot {short}: free "
+                                         "some space and try again") from None
+                raise
+        self.cache.set_verified(manifest.info.id, now_iso())
+        return RestoreResult(snapshot=manifest.info, bytes=manifest.info.bytes,
+                             seconds=round(time.monotonic() - started, 3), target=target)
+
+    def open_image(self, ref: str) -> ImageReader:
+        manifest = self._manifest(ref)
+        self._sync()
+        return ImageReader(BlobReader(self.backend, self.keys, self.cache), manifest)
+
+    def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
+        with self._lock(exclusive=False):
+            self._sync(force=True)
+            self._manifests = None
+            manifests = self._load_manifests()
+            reader = BlobReader(self.backend, self.keys, self.cache)
+            report = run_check(reader, manifests, read_data, self._sync_problems, progress)
+        if read_data:
+            when = now_iso()
+            for snap_id in manifests:
+                if snap_id not in report.damaged_snapshots:
+                    self.cache.set_verified(snap_id, when)
+        return report
+
+    def change_passphrase(self, new_passphrase: str) -> None:
+        if not new_passphrase:
+            raise UsageError("an empty passphrase is not allowed")
+        with self._lock(exclusive=True):
+            self.backend.put(KEY, make_key_file(self.keys.master, new_passphrase))
+
+    def _lock(self, exclusive: bool) -> StoreLock:
+        return StoreLock(self.backend, exclusive)
+
+
+def _stream_size(source: BinaryIO) -> int | None:
+    try:
+        st = os.fstat(source.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if statmod.S_ISREG(st.st_mode):
+        return st.st_size
+    return None
