@@ -97,6 +97,43 @@ def measure(avg: int, v1: Path, v2: Path) -> SizeResult:
                       round((unique_raw + new_raw) / 1e6 / max(zstd_seconds, 1e-9), 1))
 
 
+@dataclass
+class LevelResult:
+    level: int
+    input_mb: float
+    stored_mib: float        # after compression, a chunk kept raw when it does not shrink
+    ratio: float
+    mb_s: float              # single core, all chunks
+    incompressible_share: float  # share of input bytes in chunks that did not shrink by 3%
+    incompressible_mb_s: float   # single core, on those chunks alone
+
+
+def compression_levels(v1: Path, avg: int, levels: list[int]) -> list[LevelResult]:
+    """zstd cost and gain per level on v1's chunks: zstd is the pipeline's biggest CPU cost."""
+    mm, view = map_file(v1)
+    chunks = [(c.offset, c.length) for c in FastCDC(avg).cut_buf(view)]
+    out = []
+    for level in levels:
+        cctx = zstandard.ZstdCompressor(level=level)
+        stored = incomp = 0
+        seconds = incomp_seconds = 0.0
+        for off, length in chunks:
+            t0 = time.perf_counter()
+            n = len(cctx.compress(view[off:off + length]))
+            dt_ = time.perf_counter() - t0
+            seconds += dt_
+            if n >= 0.97 * length:
+                incomp += length
+                incomp_seconds += dt_
+            stored += min(n, length)
+        total = len(view)
+        out.append(LevelResult(level, round(total / 1e6, 1), round(stored / MiB, 1), round(total / stored, 2),
+                               round(total / 1e6 / seconds, 1), round(incomp / total, 3),
+                               round(incomp / 1e6 / max(incomp_seconds, 1e-9), 1)))
+    del view, mm
+    return out
+
+
 def latest_restic_v2(v1: Path) -> int | None:
     """restic's v2 new bytes on the same image, from the newest compare.py result, if any."""
     for path in sorted((BENCH_DIR / "results").glob("compare-*.json"), reverse=True):
@@ -112,6 +149,9 @@ def main() -> int:
     ap.add_argument("--size", default="1.2G", help="image data size for make_images (default 1.2G)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default="16,32,64,128", help="average chunk sizes in KiB")
+    ap.add_argument("--levels", default="1,3",
+                    help="zstd levels to compare on v1 (chunked at --level-avg); empty to skip")
+    ap.add_argument("--level-avg", type=int, default=64, help="chunk size in KiB for --levels")
     args = ap.parse_args()
     images = ensure_images(parse_size(args.size), args.seed,
                            log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -120,6 +160,10 @@ def main() -> int:
     for kib in (int(s) for s in args.sizes.split(",")):
         print(f"avg {kib} KiB …", file=sys.stderr, flush=True)
         results.append(measure(kib * 1024, images.v1, images.v2))
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    if levels:
+        print(f"zstd levels {levels} …", file=sys.stderr, flush=True)
+    level_rows = compression_levels(images.v1, args.level_avg * 1024, levels) if levels else []
     restic = latest_restic_v2(images.v1)
 
     print(f"images: v1 {mib(images.v1.stat().st_size)} MiB, v2 {mib(images.v2.stat().st_size)} MiB; "
@@ -143,11 +187,20 @@ def main() -> int:
         f"{r.avg_kib} KiB → {2**40 / max(1, r.v1_mean_chunk) / 1e6:.0f} M"
         for r in results))
 
+    if level_rows:
+        print(f"\nzstd on v1 in {args.level_avg} KiB chunks (single core; a chunk is stored raw when it "
+              f"does not shrink):")
+        print(f"{'level':>5}  {'stored MiB':>10}  {'ratio':>5}  {'MB/s':>6}  {'incompressible share':>20}  "
+              f"{'MB/s on those':>13}")
+        for r in level_rows:
+            print(f"{r.level:>5}  {r.stored_mib:>10}  {r.ratio:>5}  {r.mb_s:>6}  {r.incompressible_share:>20}  "
+                  f"{r.incompressible_mb_s:>13}")
     out = BENCH_DIR / "results" / f"chunk_sizes-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"images": {"v1": str(images.v1), "v2": str(images.v2)},
                                "load_before": load_before, "load_after": load(), "restic_v2": restic,
-                               "results": [asdict(r) for r in results]}, indent=2) + "\n")
+                               "results": [asdict(r) for r in results],
+                               "zstd_levels": [asdict(r) for r in level_rows]}, indent=2) + "\n")
     print(f"\nJSON: {out}")
     return 0
 

@@ -207,6 +207,7 @@ def bench_tool(tool: Tool, v1: Path, v2: Path, v1_hash: str, cold: bool, log) ->
                 size, size - before)
             before = size
         out_dir = tool.repo.parent / f"{tool.name}-restore"
+        out_dir.mkdir(exist_ok=True)
         prepare([tool.repo], cold)
         log(f"  {tool.name}: restore v1")
         run, out = tool.restore("v1", out_dir)
