@@ -50,7 +50,7 @@ class Keys:
         data = blake3.blake3(master, derive_key_context="strongroom 2026 data encryption key").digest()
         cid = blake3.blake3(master, derive_key_context="strongroom 2026 chunk id key").digest()
         seed_bytes = blake3.blake3(master, derive_key_context="strongroom 2026 chunker seed").digest()
-        seed = int.from_bytes(seed_bytes[:8], "little") | 1
+        seed = (int.from_bytes(seed_bytes[:8], "little") & ((1 << 62) - 1)) | 1
         return cls(master, data, cid, seed)
 
 

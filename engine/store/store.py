@@ -159,23 +159,7 @@ class Store:
         return m
 
     def resolve(self, ref: str) -> SnapshotInfo:
-        ref = ref.strip().lower()
-        infos = self.snapshots()
-        if ref == "latest":
-            if not infos:
-                raise UsageError(f"the store at {self.url} has no snapshots yet")
-            return infos[-1]
-        if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
-            raise UsageError(f"bad snapshot reference {ref!r}: give an id, a prefix of at least "
-                             "6 hex characters, or 'latest'")
-        matches = [i for i in infos if i.id.startswith(ref)]
-        if not matches:
-            raise UsageError(f"no snapshot {ref} in the store at {self.url}: "
-                             "see 'strongroom snapshots'")
-        if len(matches) > 1:
-            raise UsageError(f"snapshot prefix {ref} is ambiguous ({len(matches)} snapshots "
-                             "match): give more characters")
-        return matches[0]
+        return match_ref(ref, self.snapshots(), self.url)
 
     # ---- operations ----------------------------------------------------------------------
     def backup(self, source: BinaryIO, *, name: str = "", tags: dict[str, str] | None = None,
@@ -262,3 +246,24 @@ def _stream_size(source: BinaryIO) -> int | None:
     if statmod.S_ISREG(st.st_mode):
         return st.st_size
     return None
+
+
+def match_ref(ref: str, infos: list[SnapshotInfo], where: str) -> SnapshotInfo:
+    """The snapshot ``ref`` names among ``infos`` (oldest first): a full id, a unique prefix of
+    at least 6 hex characters, or ``latest``."""
+    ref = ref.strip().lower()
+    if ref == "latest":
+        if not infos:
+            raise UsageError(f"the store at {where} has no snapshots yet")
+        return infos[-1]
+    if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
+        raise UsageError(f"bad snapshot reference {ref!r}: give an id, a prefix of at least "
+                         "6 hex characters, or 'latest'")
+    matches = [i for i in infos if i.id.startswith(ref)]
+    if not matches:
+        raise UsageError(f"no snapshot {ref} in the store at {where}: "
+                         "see 'strongroom snapshots'")
+    if len(matches) > 1:
+        raise UsageError(f"snapshot prefix {ref} is ambiguous ({len(matches)} snapshots "
+                         "match): give more characters")
+    return matches[0]

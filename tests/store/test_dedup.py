@@ -1,0 +1,26 @@
+"""Deduplication: a second backup of the same or similar data stores little."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.fixtures.store import make_image
+
+
+def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, store_cli) -> None:
+    image = make_image(tmp_path / "v1.img", 8_000_000, seed=1, zero_every=0)
+    first = json.loads(store_cli("--json", "backup-image", str(image)).out)
+    assert first["stored_bytes"] > 4_000_000
+    again = json.loads(store_cli("--json", "backup-image", str(image)).out)
+    assert again["stored_bytes"] < 20_000
+    data = bytearray(image.read_bytes())
+    data[3_000_000:3_000_000 + 100_000] = os.urandom(100_000)  # change ~1%
+    data[6_000_000:6_000_000] = b"inserted bytes shift everything after them"
+    (tmp_path / "v2.img").write_bytes(bytes(data))
+    second = json.loads(store_cli("--json", "backup-image", str(tmp_path / "v2.img")).out)
+    assert second["stored_bytes"] < 800_000
+    out = tmp_path / "v2.out"
+    assert store_cli("restore-image", second["snapshot"], str(out)).code == 0
+    assert out.read_bytes() == bytes(data)
+    assert store_cli("check", "--read-data").code == 0
