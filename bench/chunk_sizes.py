@@ -64,7 +64,7 @@ def measure(avg: int, v1: Path, v2: Path) -> SizeResult:
     chunks = unique_raw = unique_zstd = 0
     zstd_seconds = 0.0
     mm, view = map_file(v1)
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     unique: list[tuple[int, int]] = []
     for c in cdc.cut_buf(view):
         chunks += 1
@@ -72,12 +72,12 @@ def measure(avg: int, v1: Path, v2: Path) -> SizeResult:
         if cid not in seen:
             seen.add(cid)
             unique.append((c.offset, c.length))
-    hash_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    hash_seconds = time.thread_time() - t0
+    t0 = time.thread_time()
     for off, length in unique:
         unique_raw += length
         unique_zstd += stored_size(cctx, view[off:off + length])
-    zstd_seconds += time.perf_counter() - t0
+    zstd_seconds += time.thread_time() - t0
     v1_bytes = len(view)
     del c, view, mm  # unmapped once the last chunk view goes
 
@@ -89,9 +89,9 @@ def measure(avg: int, v1: Path, v2: Path) -> SizeResult:
             seen.add(cid)
             new_chunks += 1
             new_raw += c.length
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             new_zstd += stored_size(cctx, c.data)
-            zstd_seconds += time.perf_counter() - t0
+            zstd_seconds += time.thread_time() - t0
     return SizeResult(avg // 1024, chunks, v1_bytes // max(1, chunks), unique_raw, unique_zstd,
                       new_chunks, new_raw, new_zstd, round(v1_bytes / 1e6 / hash_seconds, 1),
                       round((unique_raw + new_raw) / 1e6 / max(zstd_seconds, 1e-9), 1))
@@ -118,9 +118,9 @@ def compression_levels(v1: Path, avg: int, levels: list[int]) -> list[LevelResul
         stored = incomp = 0
         seconds = incomp_seconds = 0.0
         for off, length in chunks:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             n = len(cctx.compress(view[off:off + length]))
-            dt_ = time.perf_counter() - t0
+            dt_ = time.thread_time() - t0
             seconds += dt_
             if n >= 0.97 * length:
                 incomp += length

@@ -40,6 +40,7 @@ TARGET_RSS = 300 * MiB
 class Step:
     seconds: float
     max_rss: int
+    cpu_seconds: float                  # user + system CPU of the child (load-independent cost)
     mb_per_s: float | None = None       # image bytes / seconds, MB = 10^6
     repo_bytes: int | None = None       # repository size after the step
     stored_bytes: int | None = None     # repository growth caused by the step
@@ -203,7 +204,7 @@ def bench_tool(tool: Tool, v1: Path, v2: Path, v1_hash: str, cold: bool, log) ->
             run = tool.backup(image, label)
             size = tree_size(tool.repo)
             result.steps[f"backup_{label}"] = Step(
-                round(run.seconds, 2), run.max_rss, round(image_bytes[label] / 1e6 / run.seconds, 1),
+                round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2), round(image_bytes[label] / 1e6 / run.seconds, 1),
                 size, size - before)
             before = size
         out_dir = tool.repo.parent / f"{tool.name}-restore"
@@ -212,7 +213,7 @@ def bench_tool(tool: Tool, v1: Path, v2: Path, v1_hash: str, cold: bool, log) ->
         log(f"  {tool.name}: restore v1")
         run, out = tool.restore("v1", out_dir)
         verified = out.stat().st_size == image_bytes["v1"] and sha256_file(out) == v1_hash
-        result.steps["restore_v1"] = Step(round(run.seconds, 2), run.max_rss,
+        result.steps["restore_v1"] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
                                           round(image_bytes["v1"] / 1e6 / run.seconds, 1),
                                           verified=verified)
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -248,14 +249,18 @@ def targets(results: dict[str, ToolResult]) -> list[dict]:
         TARGET_V2_X, False, "x")
     add("restore throughput vs restic", ratio(get(sr, "restore_v1", "mb_per_s"), get(rs, "restore_v1", "mb_per_s")),
         TARGET_RESTORE_X, True, "x")
+    add("backup v1 CPU-seconds vs restic (info)", ratio(get(sr, "backup_v1", "cpu_seconds"),
+                                                        get(rs, "backup_v1", "cpu_seconds")), round(1 / TARGET_BACKUP_X, 2), False, "x")
+    add("restore CPU-seconds vs restic (info)", ratio(get(sr, "restore_v1", "cpu_seconds"),
+                                                      get(rs, "restore_v1", "cpu_seconds")), round(1 / TARGET_RESTORE_X, 2), False, "x")
     peak = max(s.max_rss for s in sr.steps.values()) if sr.steps else None
     add("peak RSS (MiB, this image size)", round(peak / MiB, 1) if peak else None, TARGET_RSS / MiB, False, " MiB")
     return rows
 
 
 def print_table(results: dict[str, ToolResult], target_rows: list[dict]) -> None:
-    header = ("tool", "v1 MB/s", "v1 s", "v1 stored MiB", "v2 s", "v2 new MiB", "restore MB/s",
-              "restore s", "RSS bk MiB", "RSS rs MiB", "restored ok")
+    header = ("tool", "v1 MB/s", "v1 s", "v1 CPU s", "v1 stored MiB", "v2 s", "v2 new MiB",
+              "restore MB/s", "restore s", "rs CPU s", "RSS bk MiB", "RSS rs MiB", "restored ok")
     rows = [header]
     for r in results.values():
         if r.error and not r.steps:
@@ -265,9 +270,10 @@ def print_table(results: dict[str, ToolResult], target_rows: list[dict]) -> None
         rows.append((
             r.tool,
             f"{b1.mb_per_s}" if b1 else "-", f"{b1.seconds}" if b1 else "-",
-            mib(b1.stored_bytes) if b1 else "-",
+            f"{b1.cpu_seconds}" if b1 else "-", mib(b1.stored_bytes) if b1 else "-",
             f"{b2.seconds}" if b2 else "-", mib(b2.stored_bytes) if b2 else "-",
             f"{rs.mb_per_s}" if rs else "-", f"{rs.seconds}" if rs else "-",
+            f"{rs.cpu_seconds}" if rs else "-",
             mib(max(b.max_rss for b in (b1, b2) if b)) if b1 else "-",
             mib(rs.max_rss) if rs else "-",
             ("yes" if rs.verified else "NO") if rs else "-",
@@ -284,7 +290,7 @@ def print_table(results: dict[str, ToolResult], target_rows: list[dict]) -> None
         print("\nTargets (strongroom vs restic, same run):")
         for t in target_rows:
             met = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
-            print(f"  {t['target']:<36} {str(t['value']):>8}   goal {t['goal']:<10} {met}")
+            print(f"  {t['target']:<40} {str(t['value']):>8}   goal {t['goal']:<12} {met}")
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ class Run:
     rc: int
     seconds: float
     max_rss: int          # bytes, peak resident set of the child (and any children it waited for)
+    cpu_seconds: float    # user + system CPU time of the child: comparable even under load
     stdout: str
     stderr: str
 
@@ -48,7 +49,7 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(cmd, proc.returncode, seconds, usage.ru_maxrss * 1024,
+    return Run(cmd, proc.returncode, seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime,
                out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 

@@ -90,8 +90,10 @@ def main() -> int:
                                log_dir=logs, label=f"restore-{gib:g}").check()
         ok = out.stat().st_size == size and sha256_file(out) == digest
         rows.append({"gib": gib, "backup_rss": backup.max_rss, "backup_s": round(backup.seconds, 2),
+                     "backup_cpu_s": round(backup.cpu_seconds, 2),
                      "backup_mb_s": round(size / 1e6 / backup.seconds, 1),
                      "restore_rss": restore.max_rss, "restore_s": round(restore.seconds, 2),
+                     "restore_cpu_s": round(restore.cpu_seconds, 2),
                      "restore_mb_s": round(size / 1e6 / restore.seconds, 1), "verified": ok})
         if not args.keep:
             shutil.rmtree(store)
