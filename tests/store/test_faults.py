@@ -1,0 +1,168 @@
+"""Bad input and faults: wrong passphrase, damage, a killed backup, missing or foreign stores."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.store import PASSPHRASE, REPO_ROOT, make_image
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_wrong_passphrase_exits_2_and_changes_nothing(tmp_path: Path, store_dir: Path,
+                                                      store_cli) -> None:
+    image = make_image(tmp_path / "a.img", 500_000)
+    assert store_cli("backup-image", str(image)).code == 0
+    before = _tree_digest(store_dir)
+    for args in (["snapshots"], ["backup-image", str(image)], ["check"],
+                 ["restore-image", "latest", str(tmp_path / "x.img")]):
+        res = store_cli(*args, passphrase="not the passphrase")
+        assert res.code == 2, (args, res.stderr)
+        assert res.stderr.startswith("strongroom: error: wrong passphrase")
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+    assert _tree_digest(store_dir) == before
+    assert not (tmp_path / "x.img").exists()
+
+
+def test_key_passwd_keeps_data(tmp_path: Path, store_dir: Path, store_cli) -> None:
+    image = make_image(tmp_path / "a.img", 700_000, seed=2)
+    assert store_cli("backup-image", str(image)).code == 0
+    packs_before = _tree_digest(store_dir / "packs")
+    res = store_cli("key", "passwd", env={"STRONGROOM_NEW_PASSPHRASE": "new secret"})
+    assert res.code == 0, res.stderr
+    assert store_cli("snapshots").code == 2  # the old passphrase no longer opens it
+    out = tmp_path / "out.img"
+    assert store_cli("restore-image", "latest", str(out), passphrase="new secret").code == 0
+    assert out.read_bytes() == image.read_bytes()
+    assert _tree_digest(store_dir / "packs") == packs_before
+    assert "new secret" not in (store_dir / "keys" / "default").read_text()
+
+
+def _flip_byte_in_largest_pack(store: Path) -> None:
+    pack = max((p for p in (store / "packs").rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 3] ^= 0x40
+    pack.write_bytes(bytes(data))
+
+
+def test_flipped_byte_is_found_and_never_restored(tmp_path: Path, store_dir: Path,
+                                                  store_cli) -> None:
+    image = make_image(tmp_path / "a.img", 3_000_000, seed=4, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    assert store_cli("check", "--read-data").code == 0
+    _flip_byte_in_largest_pack(store_dir)
+    res = store_cli("--json", "check", "--read-data")
+    assert res.code == 1
+    report = json.loads(res.out)
+    assert report["ok"] is False and report["damaged_snapshots"] == [snap]
+    text = store_cli("check", "--read-data")
+    assert text.code == 1 and snap[:12] in text.stderr
+    out = tmp_path / "out.img"
+    restored = store_cli("restore-image", snap, str(out))
+    assert restored.code == 1 and "damaged" in restored.stderr
+    assert not out.exists() and not list(tmp_path.glob("out.img*"))
+    streamed = store_cli("restore-image", snap, "-")
+    assert streamed.code == 1
+    assert len(streamed.stdout) < len(image.read_bytes())
+
+
+def test_killed_backup_leaves_a_sound_store(tmp_path: Path, store_dir: Path,
+                                            store_cli) -> None:
+    first = make_image(tmp_path / "first.img", 1_000_000, seed=9)
+    assert store_cli("backup-image", str(first)).code == 0
+    data = os.urandom(80 * 1024 * 1024)  # random: three packs' worth
+    env = dict(os.environ, STRONGROOM_PASSPHRASE=PASSPHRASE)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--store", str(store_dir),
+                             "backup-image", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=REPO_ROOT)
+    assert proc.stdin is not None
+    proc.stdin.write(data[:75 * 1024 * 1024])  # then keep it waiting for more
+    proc.stdin.flush()
+    def packs() -> list[Path]:
+        return [p for p in (store_dir / "packs").rglob("*")
+                if p.is_file() and not p.name.startswith(".tmp-")]
+
+    deadline = time.monotonic() + 60
+    while len(packs()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first backup's pack and two full packs of this one
+    assert len(packs()) >= 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdin.close()
+    assert store_cli("check").code == 0
+    assert len(json.loads(store_cli("--json", "snapshots").out)) == 1
+    out = tmp_path / "first.out"
+    assert store_cli("restore-image", "latest", str(out)).code == 0
+    assert out.read_bytes() == first.read_bytes()
+    again = store_cli("--json", "backup-image", "-", stdin=data)
+    assert again.code == 0, again.stderr
+    # what the killed backup had packed is reused: at least two packs' worth not stored again
+    assert json.loads(again.out)["stored_bytes"] < len(data) - 56 * 1024 * 1024
+    res = store_cli("restore-image", "latest", "-")
+    assert res.code == 0 and res.stdout == data
+    assert store_cli("check", "--read-data").code == 0
+
+
+def test_missing_foreign_and_newer_stores(tmp_path: Path, store_cli) -> None:
+    missing = store_cli("snapshots", store=tmp_path / "nowhere")
+    assert missing.code == 2 and "no store at" in missing.stderr and "init" in missing.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("hello")
+    res = store_cli("snapshots", store=foreign)
+    assert res.code == 2 and "not a strongroom store" in res.stderr
+    res = store_cli("init", store=foreign)
+    assert res.code == 2 and "not empty" in res.stderr
+    assert (foreign / "notes.txt").read_text() == "hello"
+    newer = tmp_path / "newer"
+    assert store_cli("init", store=newer).code == 0
+    assert store_cli("init", store=newer).code == 2
+    config = json.loads((newer / "config").read_text())
+    config["strongroom_store"] = 99
+    (newer / "config").write_text(json.dumps(config))
+    res = store_cli("snapshots", store=newer)
+    assert res.code == 2 and "newer" in res.stderr and "upgrade" in res.stderr
+    for res in (missing, foreign and res):
+        assert "Traceback" not in res.stderr
+
+
+def test_snapshot_refs(tmp_path: Path, store_dir: Path, store_cli) -> None:
+    ids = []
+    for seed in (1, 2):
+        image = make_image(tmp_path / f"{seed}.img", 200_000, seed=seed)
+        ids.append(json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"])
+    out = tmp_path / "o.img"
+    assert store_cli("restore-image", ids[0][:6], str(out)).code == 0
+    assert out.read_bytes() == (tmp_path / "1.img").read_bytes()
+    assert store_cli("restore-image", "latest", str(out)).code == 0
+    assert out.read_bytes() == (tmp_path / "2.img").read_bytes()
+    short = store_cli("restore-image", ids[0][:5], str(out))
+    assert short.code == 2 and "at least 6" in short.stderr
+    unknown = store_cli("restore-image", "ffffff0000", str(out))
+    assert unknown.code == 2 and "no snapshot ffffff0000" in unknown.stderr
+
+
+def test_ambiguous_prefix_is_refused() -> None:
+    from engine.errors import UsageError
+    from engine.store.snapshot import SnapshotInfo
+    from engine.store.store import match_ref
+
+    infos = [SnapshotInfo(id=i, time=t, name="", bytes=0, stored_bytes=0, seconds=0)
+             for i, t in (("abcdef01" + "0" * 56, "1"), ("abcdef02" + "0" * 56, "2"))]
+    with pytest.raises(UsageError, match="ambiguous"):
+        match_ref("abcdef", infos, "here")
+    assert match_ref("abcdef02", infos, "here") is infos[1]
+    assert match_ref("LATEST", infos, "here") is infos[1]
