@@ -136,8 +136,15 @@ class IndexCache:
                 self._db.execute("INSERT OR IGNORE INTO deltas VALUES (?)", (name,))
             if scan_packs:
                 indexed = {row[0] for row in self._db.execute("SELECT id FROM packs")}
-                for stat in backend.list("packs/"):
-                    pack_id = stat.name.rsplit("/", 1)[-1]
+                listed = {s.name.rsplit("/", 1)[-1]: s for s in backend.list("packs/")}
+                gone = sorted(indexed - listed.keys())
+                for pack_id in gone:
+                    # Forget what it held, so that the next backup stores those chunks again
+                    # (and snapshots that need them become whole again).
+                    problems.append(f"pack {pack_id} is in the index but missing from the store")
+                    self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
+                    self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+                for pack_id, stat in listed.items():
                     if pack_id in indexed:
                         continue
                     try:
