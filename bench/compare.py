@@ -45,6 +45,7 @@ class Step:
     repo_bytes: int | None = None       # repository size after the step
     stored_bytes: int | None = None     # repository growth caused by the step
     verified: bool | None = None        # restore: the bytes hash like the original
+    load: float | None = None           # 1-minute load average when the step started
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ToolResult:
     version: str
     steps: dict[str, Step] = field(default_factory=dict)
     error: str | None = None
+    repo_before: int = 0               # repository size before the running step
 
 
 class Tool:
@@ -192,35 +194,57 @@ def prepare(paths: list[Path], cold: bool) -> str:
     return "warm"
 
 
-def bench_tool(tool: Tool, v1: Path, v2: Path, v1_hash: str, cold: bool, log) -> ToolResult:
-    result = ToolResult(tool.name, tool.version())
-    image_bytes = {"v1": v1.stat().st_size, "v2": v2.stat().st_size}
-    try:
+STEPS = ("init", "backup_v1", "backup_v2", "restore_v1")
+
+
+def run_step(tool: Tool, result: ToolResult, step: str, images: dict[str, Path], v1_hash: str,
+             cold: bool) -> None:
+    """One step for one tool; the repository size before it is kept on the result."""
+    if step == "init":
         tool.init()
-        before = tree_size(tool.repo)
-        for label, image in (("v1", v1), ("v2", v2)):
-            prepare([image], cold)
-            log(f"  {tool.name}: backup {label}")
-            run = tool.backup(image, label)
-            size = tree_size(tool.repo)
-            result.steps[f"backup_{label}"] = Step(
-                round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2), round(image_bytes[label] / 1e6 / run.seconds, 1),
-                size, size - before)
-            before = size
-        out_dir = tool.repo.parent / f"{tool.name}-restore"
-        out_dir.mkdir(exist_ok=True)
-        prepare([tool.repo], cold)
-        log(f"  {tool.name}: restore v1")
-        run, out = tool.restore("v1", out_dir)
-        verified = out.stat().st_size == image_bytes["v1"] and sha256_file(out) == v1_hash
-        result.steps["restore_v1"] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
-                                          round(image_bytes["v1"] / 1e6 / run.seconds, 1),
-                                          verified=verified)
-        shutil.rmtree(out_dir, ignore_errors=True)
-    except Exception as exc:  # one tool failing must not lose the others' figures
-        result.error = str(exc)
-        log(f"  {tool.name}: FAILED: {exc}")
-    return result
+        result.repo_before = tree_size(tool.repo)
+        return
+    kind, label = step.split("_")
+    image = images[label]
+    size_in = image.stat().st_size
+    step_load = os.getloadavg()[0]
+    if kind == "backup":
+        prepare([image], cold)
+        run = tool.backup(image, label)
+        size = tree_size(tool.repo)
+        result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
+                                  round(size_in / 1e6 / run.seconds, 1), size,
+                                  size - result.repo_before, load=step_load)
+        result.repo_before = size
+        return
+    out_dir = tool.repo.parent / f"{tool.name}-restore"
+    out_dir.mkdir(exist_ok=True)
+    prepare([tool.repo], cold)
+    run, out = tool.restore(label, out_dir)
+    verified = out.stat().st_size == size_in and sha256_file(out) == v1_hash
+    result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
+                              round(size_in / 1e6 / run.seconds, 1), verified=verified, load=step_load)
+    shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def bench_tools(tools: list[Tool], v1: Path, v2: Path, v1_hash: str, cold: bool,
+                log) -> dict[str, ToolResult]:
+    """Step by step, every tool in turn, so a change of load on the shared machine hits the
+    tools' figures for the same step alike (better than one tool after the other)."""
+    results = {t.name: ToolResult(t.name, t.version()) for t in tools}
+    images = {"v1": v1, "v2": v2}
+    for step in STEPS:
+        for tool in tools:
+            result = results[tool.name]
+            if result.error:
+                continue
+            log(f"  {tool.name}: {step.replace('_', ' ')} (load {load()})")
+            try:
+                run_step(tool, result, step, images, v1_hash, cold)
+            except Exception as exc:  # one tool failing must not lose the others' figures
+                result.error = str(exc)
+                log(f"  {tool.name}: FAILED: {exc}")
+    return results
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -319,7 +343,7 @@ def main() -> int:
         log("cannot drop the page cache here: measuring with warm caches instead")
     cache_state = "cold" if cold else "warm"
     load_before = load()
-    results: dict[str, ToolResult] = {}
+    tools: list[Tool] = []
     for name in args.tools.split(","):
         name = name.strip()
         if name not in TOOLS:
@@ -327,9 +351,8 @@ def main() -> int:
         if name != "strongroom" and not shutil.which(name):
             log(f"{name}: not installed, skipped")
             continue
-        log(f"{name}: running (load {load()})")
-        results[name] = bench_tool(TOOLS[name](run_dir, env), images.v1, images.v2, v1_hash,
-                                   cold, log)
+        tools.append(TOOLS[name](run_dir, env))
+    results = bench_tools(tools, images.v1, images.v2, v1_hash, cold, log)
     target_rows = targets(results)
     print(f"images: v1 {mib(images.v1.stat().st_size)} MiB, v2 {mib(images.v2.stat().st_size)} MiB "
           f"(QCOW2 of {mib(images.fs_bytes)} MiB ext4; {mib(images.data_bytes)} MiB data, "
