@@ -43,6 +43,10 @@ STACK_CATEGORIES = (
 
 def categorise(frames: list[str]) -> str:
     leaf = frames[-1] if frames else "?"
+    if not any(".py:" in f or "libpython" in f and "gc_collect" not in f for f in frames):
+        # a bare libc frame (+ a guessed symbol): py-spy could not unwind this thread; it is
+        # not the GC of a Python thread (turning the GC off does not remove it)
+        return "unattributed native stack (no Python frames)"
     for key, name in LEAF_CATEGORIES:
         if key in leaf:
             return name
