@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from make_images import GiB, ensure_images, parse_size
+from make_images import ensure_images, parse_size
 from measure import (BENCH_DIR, MiB, Run, drop_caches, load, mib, repo_root, run_measured,
                      sha256_file, tree_size, warm)
 
