@@ -129,15 +129,24 @@ class Store:
             self._sync_problems = self.cache.sync(self.backend, self.sealer)
             self._synced = True
 
-    def _load_manifests(self) -> dict[str, Manifest | Exception]:
-        if self._manifests is None:
+    def _load_manifests(self, fresh: bool = False) -> dict[str, Manifest | Exception]:
+        """Every snapshot's manifest (or the error met reading it). Snapshot files are
+        immutable, so their sealed bytes are kept in the local cache; ``fresh`` re-reads them
+        all from the store (check does)."""
+        if self._manifests is None or fresh:
             found: dict[str, Manifest | Exception] = {}
+            kept = {} if fresh else self.cache.sealed_manifests()
             for st in self.backend.list("snapshots/"):
                 snap_id = st.name.rsplit("/", 1)[-1]
                 try:
-                    plain = self.sealer.open_object(self.backend.get(st.name),
-                                                    snapshot_ad(snap_id), f"snapshot {snap_id[:12]}")
+                    sealed = kept.get(snap_id)
+                    if sealed is None:
+                        sealed = self.backend.get(st.name)
+                    plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                                    f"snapshot {snap_id[:12]}")
                     found[snap_id] = Manifest.decode(snap_id, plain)
+                    if snap_id not in kept:
+                        self.cache.keep_manifest(snap_id, sealed)
                 except (IntegrityError, NotFound, ValueError, KeyError) as exc:
                     found[snap_id] = exc
             self._manifests = found
@@ -236,8 +245,7 @@ class Store:
         ``read_data`` every indexed blob is read, authenticated, decompressed and re-hashed."""
         with self._lock(exclusive=False):
             self._sync(force=True)
-            self._manifests = None
-            manifests = self._load_manifests()
+            manifests = self._load_manifests(fresh=True)
             reader = BlobReader(self.backend, self.keys, self.cache)
             report = run_check(reader, manifests, read_data, self._sync_problems, progress)
         if read_data:
