@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ class Step:
     stored_bytes: int | None = None     # repository growth caused by the step
     verified: bool | None = None        # restore: the bytes hash like the original
     load: float | None = None           # 1-minute load average when the step started
+    rounds: list[dict] | None = None    # with --repeat: every round's figures for this step
 
 
 @dataclass
@@ -247,6 +249,28 @@ def bench_tools(tools: list[Tool], v1: Path, v2: Path, v1_hash: str, cold: bool,
     return results
 
 
+def merge_rounds(rounds: list[dict[str, ToolResult]]) -> dict[str, ToolResult]:
+    """Best of the rounds per tool and step (the fastest run: least disturbed by other load);
+    v2's new bytes as the median over rounds (restic's chunker differs per repository), with
+    every round's figures kept in `rounds`."""
+    merged: dict[str, ToolResult] = {}
+    for name in rounds[0]:
+        runs = [r[name] for r in rounds if name in r]
+        best = ToolResult(name, runs[0].version, error=next((r.error for r in runs if r.error), None))
+        for step in STEPS[1:]:
+            done = [r.steps[step] for r in runs if step in r.steps]
+            if not done:
+                continue
+            fastest = min(done, key=lambda s: s.seconds)
+            pick = Step(**asdict(fastest))
+            if step == "backup_v2":
+                pick.stored_bytes = int(statistics.median(s.stored_bytes or 0 for s in done))
+            pick.rounds = [asdict(s) for s in done] if len(done) > 1 else None
+            best.steps[step] = pick
+        merged[name] = best
+    return merged
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
@@ -327,6 +351,9 @@ def main() -> int:
                     help="warm: inputs pre-read into the page cache (default); cold: drop caches "
                          "before each step (falls back to warm if not permitted)")
     ap.add_argument("--json", action="store_true", help="also print the JSON document on stdout")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds (fresh repositories each); keeps each step's fastest run and "
+                         "the median of v2's new bytes (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories in bench/work/compare/")
     args = ap.parse_args()
 
@@ -343,7 +370,7 @@ def main() -> int:
         log("cannot drop the page cache here: measuring with warm caches instead")
     cache_state = "cold" if cold else "warm"
     load_before = load()
-    tools: list[Tool] = []
+    names: list[str] = []
     for name in args.tools.split(","):
         name = name.strip()
         if name not in TOOLS:
@@ -351,13 +378,22 @@ def main() -> int:
         if name != "strongroom" and not shutil.which(name):
             log(f"{name}: not installed, skipped")
             continue
-        tools.append(TOOLS[name](run_dir, env))
-    results = bench_tools(tools, images.v1, images.v2, v1_hash, cold, log)
+        names.append(name)
+    rounds = []
+    for r in range(args.repeat):
+        round_dir = run_dir / f"round{r + 1}"
+        log(f"round {r + 1} of {args.repeat}")
+        tools = [TOOLS[name](round_dir, env) for name in names]
+        rounds.append(bench_tools(tools, images.v1, images.v2, v1_hash, cold, log))
+        if not args.keep and not any(t.error for t in rounds[-1].values()):
+            shutil.rmtree(round_dir, ignore_errors=True)  # the next round starts afresh anyway
+    results = merge_rounds(rounds)
     target_rows = targets(results)
     print(f"images: v1 {mib(images.v1.stat().st_size)} MiB, v2 {mib(images.v2.stat().st_size)} MiB "
           f"(QCOW2 of {mib(images.fs_bytes)} MiB ext4; {mib(images.data_bytes)} MiB data, "
           f"{images.changed} files changed, {images.deleted} deleted, {mib(images.added_bytes)} MiB added)")
-    print(f"page cache: {cache_state}; load average before {load_before}, after {load()}; "
+    print(f"page cache: {cache_state}; rounds: {args.repeat} (best run per step, median v2 new bytes); "
+          f"load average before {load_before}, after {load()}; "
           f"{os.cpu_count()} CPUs\n")
     print_table(results, target_rows)
 
@@ -369,6 +405,7 @@ def main() -> int:
                    "v2_bytes": images.v2.stat().st_size, "fs_bytes": images.fs_bytes,
                    "data_bytes": images.data_bytes, "changed_files": images.changed,
                    "deleted_files": images.deleted, "added_bytes": images.added_bytes},
+        "repeat": args.repeat,
         "results": {k: asdict(v) for k, v in results.items()},
         "targets": target_rows,
     }
@@ -380,7 +417,7 @@ def main() -> int:
         print(json.dumps(doc, indent=2))
     failed = any(r.error for r in results.values())
     if failed:
-        print(f"logs kept in {run_dir / 'logs'}")
+        print(f"logs kept in {run_dir}/round*/logs")
     elif not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return 1 if failed else 0
