@@ -37,7 +37,7 @@ from engine.store.snapshot import ZERO_ID, Manifest, TreeRef, decode_tree
 RUN_GAP = 256 * 1024       # read neighbouring blobs of a pack in one request across small gaps
 RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request
 THREADS = 4
-SEGMENT = 32 * 1024 * 1024  # restores assemble the image in segments of this size
+SEGMENT = 16 * 1024 * 1024  # restores assemble the image in segments of this size
 PAGE = 4096  # O_DIRECT alignment (suits 512-byte and 4 KiB logical blocks)
 
 
@@ -194,14 +194,26 @@ def _segments(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[int, lis
 def _restore(reader: BlobReader, manifest: Manifest,
              emit: Callable[[_Segment, memoryview], None],
              progress: Callable[[int, int], None] | None,
-             cancel: threading.Event | None, page_aligned: bool = False) -> None:
+             cancel: threading.Event | None, page_aligned: bool = False,
+             background_emit: bool = False) -> None:
     """Assemble the image segment by segment (the next ones are fetched in parallel while the
     current one is hashed and handed to ``emit`` in order), then check the whole digest.
-    Segment buffers are reused anonymous mmaps (page-aligned: fresh memory is slow here)."""
+    With ``background_emit`` the segments are emitted by one writer thread (still in order),
+    so that a blocking write overlaps with hashing the next segment. Segment buffers are
+    reused anonymous mmaps (page-aligned: fresh memory is slow on these VMs)."""
     size, done = manifest.info.bytes, 0
     hasher = blake3.blake3()
     free: list[mmap.mmap] = []
     inflight: deque[_Segment] = deque()
+    writer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write") \
+        if background_emit else None
+    writing: list[tuple[Future, _Segment]] = []  # at most one write in flight
+
+    def settle() -> None:
+        while writing:
+            fut, seg = writing.pop()
+            fut.result()
+            free.append(seg.buf)
 
     def finish(seg: _Segment) -> None:
         nonlocal done
@@ -209,38 +221,48 @@ def _restore(reader: BlobReader, manifest: Manifest,
             fut.result()
         with memoryview(seg.buf) as mem:
             view = mem[seg.lead:seg.lead + seg.size]
-            hasher.update(view)
+        hasher.update(view)
+        if writer is None:
             emit(seg, view)
-            del view
-        free.append(seg.buf)
+            free.append(seg.buf)
+        else:
+            settle()
+            writing.append((writer.submit(emit, seg, view), seg))
+        del view
         done += seg.size
         if progress is not None:
             progress(done, size)
 
-    with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
-        try:
-            for base, ids, lengths in _segments(reader, manifest):
-                need = sum(lengths)
-                lead = base % PAGE if page_aligned else 0
-                buf = free.pop() if free else None
-                if buf is None or len(buf) < lead + need + PAGE:
-                    buf = mmap.mmap(-1, max(SEGMENT + 4 * 1024 * 1024, lead + need) + 2 * PAGE)
-                with memoryview(buf) as mem:
-                    view = mem[lead:lead + need]
+    try:
+        with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
+            try:
+                for base, ids, lengths in _segments(reader, manifest):
+                    need = sum(lengths)
+                    lead = base % PAGE if page_aligned else 0
+                    buf = free.pop() if free else None
+                    if buf is None or len(buf) < lead + need + PAGE:
+                        buf = mmap.mmap(-1, max(SEGMENT + 4 * 1024 * 1024, lead + need)
+                                        + 2 * PAGE)
+                    with memoryview(buf) as mem:
+                        view = mem[lead:lead + need]
                     _zero_fill(view, ids, lengths)
                     runs = _plan(reader, ids, lengths, base)
                     futures = _submit_runs(reader, runs, pool, view, base, cancel)
                     del view
-                inflight.append(_Segment(base, ids, lengths, buf, futures, lead))
-                if len(inflight) > 2:  # two segments fetched ahead of the one written
+                    inflight.append(_Segment(base, ids, lengths, buf, futures, lead))
+                    if len(inflight) > 2:  # two segments fetched ahead of the one written
+                        finish(inflight.popleft())
+                while inflight:
                     finish(inflight.popleft())
-            while inflight:
-                finish(inflight.popleft())
-        except BaseException:
-            for seg in inflight:
-                for fut in seg.futures:
-                    fut.cancel()
-            raise
+                settle()
+            except BaseException:
+                for seg in inflight:
+                    for fut in seg.futures:
+                        fut.cancel()
+                raise
+    finally:
+        if writer is not None:
+            writer.shutdown(wait=True)  # no write may outlive the caller's file descriptors
     if "blake3:" + hasher.hexdigest() != manifest.info.digest:
         raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
                              "match its digest")
@@ -334,7 +356,8 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
     writer = _PageWriter(fd, tmp)
     try:
         os.ftruncate(fd, size)  # all-zero chunks stay holes
-        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True)
+        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True,
+                 background_emit=True)
         writer.finish(size)
         # No fsync: forcing the image to disk would double the restore time; callers that
         # need durability sync the result.
