@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
 
 from engine.commands.context import Context
 from engine.errors import OperationError
@@ -11,19 +18,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tui", help="the terminal app (the default)")
     p.set_defaults(func=run_tui)
     p = sub.add_parser("demo", help="the sandbox and the app together, on a throwaway store")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sandbox's made-up inventory")
     p.set_defaults(func=run_demo)
 
 
-def run_tui(args: argparse.Namespace, ctx: Context) -> int:
+def _app_module() -> ModuleType:
     # The engine never imports the UI at module level: the TUI is loaded only when asked for.
-    import importlib
-
     try:
-        app_module = importlib.import_module("tui.app")
+        return importlib.import_module("tui.app")
     except ImportError as exc:
         raise OperationError(f"the terminal app is not available: {exc}") from None
-    return int(app_module.run(ctx) or 0)
+
+
+def run_tui(args: argparse.Namespace, ctx: Context) -> int:
+    return int(_app_module().run(ctx) or 0)
 
 
 def run_demo(args: argparse.Namespace, ctx: Context) -> int:
-    raise OperationError("`strongroom demo` is not built yet")
+    """A local Scaleway and a store that live only as long as the app: nothing is kept.
+
+    The store's passphrase is generated here and only ever held in memory.
+    """
+    from engine.sandbox import Sandbox
+    from engine.store import Store
+
+    app = _app_module()
+    with tempfile.TemporaryDirectory(prefix="strongroom-demo-") as tmp:
+        print("strongroom demo: starting the local Scaleway…", file=sys.stderr, flush=True)
+        with Sandbox(Path(tmp) / "sandbox", profile="demo", seed=args.seed) as sandbox:
+            saved = {k: os.environ.get(k) for k in sandbox.env}
+            os.environ.update(sandbox.env)
+            try:
+                passphrase = secrets.token_urlsafe(32)
+                url = str(Path(tmp) / "store")
+                Store.init(url, passphrase).close()
+                return int(app.run_demo(store_url=url, passphrase=passphrase) or 0)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value

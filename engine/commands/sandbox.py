@@ -1,8 +1,112 @@
-"""CLI commands of the sandbox area (filled in by its issue)."""
+"""`strongroom sandbox`: a local Scaleway (Block, Account, Instance, IAM, S3) in the foreground."""
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from engine.commands.context import APP_NAME, Context
+from engine.errors import OperationError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
+    p = sub.add_parser("sandbox", help="run the local Scaleway + S3 in the foreground; prints "
+                                       "`export VAR=value` lines to use it")
+    p.add_argument("--port", type=int, default=0,
+                   help="API port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--s3-port", type=int, default=0,
+                   help="S3 port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--state", metavar="DIR",
+                   help="folder holding the sandbox's volumes and snapshots (default: "
+                        "the user data dir); a restarted sandbox finds them again")
+    p.add_argument("--seed", type=int, default=0, help="inventory seed for a new state folder")
+    p.add_argument("--profile", choices=("small", "demo"), default="demo",
+                   help="how much data a new state folder gets (default: demo)")
+    p.add_argument("--delay", type=float, default=None, metavar="SECONDS",
+                   help="how long each status transition takes (creating, updating, "
+                        "exporting...; default: 0.3)")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
+                   help="inject a fault from the start: latency_ms=200, rate_429=0.1, "
+                        "rate_503=0.05, fail_export=true, drop_s3=3 (repeatable)")
+    p.set_defaults(func=run_sandbox)
+
+
+def default_state_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "sandbox"
+
+
+def parse_faults(items: list[str]) -> dict[str, Any]:
+    faults: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--fault {item!r}: write NAME=VALUE, e.g. --fault latency_ms=200")
+        try:
+            faults[name.strip()] = json.loads(value)
+        except ValueError:
+            raise UsageError(f"--fault {item!r}: the value must be a number, true or false"
+                             ) from None
+    return faults
+
+
+def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
+    from engine.sandbox import Delays, Sandbox
+
+    for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{name} must be between 0 and 65535")
+    state = Path(args.state) if args.state else default_state_dir()
+    if args.delay is not None and not 0 <= args.delay <= 3600:
+        raise UsageError("--delay must be between 0 and 3600 seconds")
+    delays = None if args.delay is None else Delays(*(args.delay,) * 5)
+    try:
+        sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
+                          faults=parse_faults(args.fault), delays=delays, s3_port=args.s3_port)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (see 'strongroom sandbox --help')") from None
+    stop = threading.Event()
+    # Both signals just ask the main loop to stop, so the stop is always the clean one.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            sandbox.start()
+        except OSError as exc:
+            raise OperationError(f"cannot start the sandbox: {exc.strerror or exc}; "
+                                 f"try another --port") from None
+        try:
+            _announce(sandbox, state, ctx.json)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            sandbox.stop()
+            print("# sandbox stopped", file=sys.stderr, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
+    if as_json:
+        from engine.cli import print_json
+
+        print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
+                    "admin": f"{sandbox.api_url}/_sandbox/faults"})
+    else:
+        for name, value in sandbox.env.items():
+            print(f"export {name}={shlex.quote(value)}")
+    sys.stdout.flush()
+    print(f"# sandbox state: {state}\n"
+          f"# staging buckets: {', '.join(sandbox.buckets.values())}\n"
+          f"# other API keys (readonly, nobucket, noblock) and faults: "
+          f"{sandbox.api_url}/_sandbox/faults (POST a JSON object to change them)\n"
+          f"# stop with Ctrl-C", file=sys.stderr, flush=True)

@@ -1,0 +1,473 @@
+"""The sandbox's Object Storage: moto's S3 server as a real process, behind a fault proxy.
+
+`S3Server` starts `moto.server` on 127.0.0.1 (a free port), creates one staging bucket per
+Scaleway region with that region as its `LocationConstraint`, and puts a small TCP proxy in front
+of it. Clients get the proxy's address (`endpoint`): the proxy can cut response bodies mid-way
+("S3 connection dropped"), answer 403 for API keys that have no Object Storage rights, and (with
+`secrets`) check SigV4 signatures, which moto does not: a wrong secret key gets
+`SignatureDoesNotMatch`, an unknown access key `InvalidAccessKeyId`, as from the real thing.
+
+moto keeps objects in memory. So that a restarted sandbox finds what was in its buckets, `stop()`
+saves every object under `<state_dir>/s3/<bucket>/` and `start()` puts them back (staging objects
+are temporary by nature: the flows delete them, so this is usually empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import hmac
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+REGIONS = ("fr-par", "nl-ams", "pl-waw")
+BUCKET_PREFIX = "strongroom-staging-"
+STAGING_BUCKETS: dict[str, str] = {region: BUCKET_PREFIX + region for region in REGIONS}
+
+# Runs moto in a child that exits when its parent dies, so a killed sandbox leaves no server.
+_LAUNCHER = """
+import os, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(sys.argv[1:])
+"""
+
+
+def bucket_region(bucket: str) -> str | None:
+    """The region of a staging bucket (`strongroom-staging-nl-ams` → `nl-ams`), else None."""
+    for region, name in STAGING_BUCKETS.items():
+        if name == bucket:
+            return region
+    return None
+
+
+def s3_client(endpoint: str, access_key: str, secret_key: str, region: str = "fr-par") -> Any:
+    """A boto3 S3 client for the sandbox (or Scaleway): path-style addressing, given keys."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name=region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            # Scaleway does not support the newer default CRC checksums on every call
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- fault proxy -----------------------------------------------------------------------------
+
+
+@dataclass
+class DropRule:
+    """Cut response bodies: each with probability `rate`, or the next `count` ones, after
+    `after_bytes` body bytes (bodies no longer than that are left alone)."""
+
+    rate: float = 0.0
+    count: int = 0
+    after_bytes: int = 65536
+
+
+@dataclass
+class ProxyStats:
+    connections: int = 0
+    dropped: int = 0
+    denied: int = 0
+
+
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/\s,]+)/(?P<scope>[^\s,]+),\s*"
+    r"SignedHeaders=(?P<signed>[^\s,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
+)
+
+
+def _error_xml(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{message}</Message><RequestId>sandbox</RequestId></Error>"
+    ).encode()
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    """(method, target, headers with lowercase names) of a raw HTTP request head."""
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+def _canonical_query(query: str) -> str:
+    pairs = sorted(tuple(pair.partition("=")[::2]) for pair in query.split("&") if pair)
+    return "&".join(f"{key}={value}" for key, value in pairs)
+
+
+def check_signature(head: bytes, secrets: dict[str, str]) -> tuple[str, str] | None:
+    """Check a request's AWS SigV4 header signature against the known keys' secrets.
+
+    Returns None when it is right, else (S3 error code, message). Presigned URLs pass unchecked;
+    a request without any signature is refused, as Object Storage refuses anonymous access.
+    """
+    method, target, headers = _parse_head(head)
+    path, _, query = target.partition("?")
+    if "X-Amz-Signature=" in query:
+        return None
+    found = _AUTH.fullmatch(headers.get("authorization", ""))
+    if not found:
+        return ("AccessDenied", "Access Denied.")
+    secret = secrets.get(found["key"])
+    if secret is None:
+        return ("InvalidAccessKeyId", "The AWS access key Id you provided does not exist in our records.")
+    date, region, service, _ = (found["scope"].split("/") + ["", "", "", ""])[:4]
+    signed = found["signed"].split(";")
+    canonical = "\n".join([
+        method, path, _canonical_query(query),
+        "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed),
+        found["signed"], headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+    ])
+    to_sign = "\n".join([
+        "AWS4-HMAC-SHA256", headers.get("x-amz-date", ""), found["scope"],
+        hashlib.sha256(canonical.encode()).hexdigest(),
+    ])
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, found["signature"]):
+        return ("SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.")
+    return None
+
+
+class FaultProxy:
+    """A TCP proxy (asyncio, in its own thread) from 127.0.0.1:port to an upstream HTTP server.
+
+    moto answers `Connection: close`, one response per connection, which is what lets the proxy
+    find the body without parsing HTTP beyond the end of the headers.
+    """
+
+    def __init__(self, upstream_port: int, port: int = 0, seed: int = 0) -> None:
+        self.upstream_port = upstream_port
+        self.port = port
+        self.drop = DropRule()
+        self.denied_keys: set[str] = set()
+        # access key -> secret key; when set, requests must be signed with one of them (SigV4)
+        self.secrets: dict[str, str] | None = None
+        self.stats = ProxyStats()
+        self._random = random.Random(seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task | None] = set()
+
+    def set_drop(self, rate: float = 0.0, count: int = 0, after_bytes: int = 65536) -> None:
+        """Change the drop rule at run time (rate 0 and count 0: never drop)."""
+        self.drop = DropRule(rate=rate, count=count, after_bytes=after_bytes)
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+            self._server.close()
+            # idle keep-alive connections still wait in their handlers: end them quietly
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._server.wait_closed())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="s3-fault-proxy", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the S3 fault proxy did not start")
+
+    def stop(self) -> None:
+        if self._loop and self._thread:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
+
+    def _should_drop(self) -> bool:
+        rule = self.drop
+        if rule.count > 0:
+            rule.count -= 1
+            return True
+        return rule.rate > 0 and self._random.random() < rule.rate
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio holds handler tasks weakly: one whose connections are paused can be collected
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._proxy_one(reader, writer)
+        except (asyncio.CancelledError, ConnectionError):
+            # stopping, or the client went away: end quietly (asyncio logs a cancelled handler)
+            writer.transport.abort()
+        finally:
+            self._tasks.discard(task)
+
+    async def _proxy_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        refused = check_signature(head, self.secrets) if self.secrets is not None else None
+        if refused is None:
+            key = _AUTH.search(_parse_head(head)[2].get("authorization", ""))
+            if key and key["key"] in self.denied_keys:
+                refused = ("AccessDenied", "Access Denied.")
+        if refused is not None:
+            self.stats.denied += 1
+            await self._answer_refused(writer, *refused)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        up_writer.write(head)
+        upload = asyncio.ensure_future(self._pipe(reader, up_writer))
+        try:
+            await self._relay_response(up_reader, writer)
+        finally:
+            upload.cancel()
+            for stream in (writer, up_writer):
+                stream.close()
+
+    async def _answer_refused(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
+        body = _error_xml(code, message)
+        writer.write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(1 << 20):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    async def _relay_response(self, up: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await up.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            return
+        writer.write(head)
+        sent, decided, cut_after = 0, False, 0
+        while data := await up.read(1 << 20):
+            # decided once a body gets longer than the cut point: short answers never count
+            if not decided and sent + len(data) > self.drop.after_bytes:
+                decided = True
+                cut_after = self.drop.after_bytes if self._should_drop() else -1
+            if decided and cut_after >= 0:
+                writer.write(data[: max(0, cut_after - sent)])
+                await writer.drain()
+                self.stats.dropped += 1
+                writer.transport.abort()  # a reset, as a dropped connection looks to a client
+                return
+            writer.write(data)
+            sent += len(data)
+            try:
+                await writer.drain()
+            except ConnectionError:
+                return
+
+
+# --- moto server -----------------------------------------------------------------------------
+
+
+@dataclass
+class S3Server:
+    """moto's S3 server process plus the fault proxy; a context manager.
+
+    `endpoint` (the proxy) is what clients use; `moto_endpoint` bypasses the proxy.
+    """
+
+    state_dir: Path | None = None
+    access_key: str = "SCWSANDBOXACCESSKEY0"
+    secret_key: str = "sandbox-secret"
+    port: int = 0  # the proxy's port (0: any free port)
+    seed: int = 0
+    # access key -> secret key: when given, the proxy refuses requests not signed by one of them
+    secrets: dict[str, str] | None = None
+    proxy: FaultProxy | None = field(default=None, init=False)
+    moto_port: int = field(default=0, init=False)
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        assert self.proxy is not None, "S3Server not started"
+        return f"http://127.0.0.1:{self.proxy.port}"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def client(self, region: str = "fr-par", keys: tuple[str, str] | None = None) -> Any:
+        """A boto3 client through the proxy (default keys: the server's)."""
+        access, secret = keys or (self.access_key, self.secret_key)
+        return s3_client(self.endpoint, access, secret, region)
+
+    def start(self, timeout: float = 30.0) -> S3Server:
+        self.moto_port = free_port()
+        env = dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true")
+        # moto logs every request: keep it in the state dir (why it failed), never on our terminal
+        log = subprocess.DEVNULL
+        if self.state_dir is not None:
+            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(self.state_dir) / "s3-server.log", "ab")  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        atexit.register(self._kill)
+        self._wait_ready(timeout)
+        self.proxy = FaultProxy(self.moto_port, self.port, self.seed)
+        self.proxy.secrets = self.secrets
+        self.proxy.start()
+        self._create_buckets()
+        self._load_objects()
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                where = f" (see {self.state_dir}/s3-server.log)" if self.state_dir else ""
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}{where}")
+            try:
+                with urllib.request.urlopen(f"{self.moto_endpoint}/moto-api/", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.1)
+        self._kill()
+        raise RuntimeError(f"moto server did not answer within {timeout:.0f} s")
+
+    def _direct_client(self, region: str = "fr-par") -> Any:
+        return s3_client(self.moto_endpoint, self.access_key, self.secret_key, region)
+
+    def _create_buckets(self) -> None:
+        for region, bucket in STAGING_BUCKETS.items():
+            self._direct_client(region).create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+
+    def _saved_dir(self) -> Path | None:
+        return self.state_dir / "s3" if self.state_dir is not None else None
+
+    def _load_objects(self) -> None:
+        saved = self._saved_dir()
+        if saved is None or not saved.is_dir():
+            return
+        for bucket_dir in saved.iterdir():
+            region = bucket_region(bucket_dir.name)
+            if region is None:
+                continue
+            client = self._direct_client(region)
+            for path in bucket_dir.iterdir():
+                key = urllib.parse.unquote(path.name)
+                client.upload_file(str(path), bucket_dir.name, key)
+
+    def save_objects(self) -> int:
+        """Copy every staging object into `<state_dir>/s3/`; returns how many (0 without state)."""
+        saved = self._saved_dir()
+        if saved is None or self._process is None or self._process.poll() is not None:
+            return 0
+        tmp = saved.with_name("s3.saving")
+        shutil.rmtree(tmp, ignore_errors=True)
+        count = 0
+        for region, bucket in STAGING_BUCKETS.items():
+            client = self._direct_client(region)
+            (tmp / bucket).mkdir(parents=True)
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    name = urllib.parse.quote(obj["Key"], safe="")
+                    client.download_file(bucket, obj["Key"], str(tmp / bucket / name))
+                    count += 1
+        shutil.rmtree(saved, ignore_errors=True)
+        tmp.rename(saved)
+        return count
+
+    def stop(self) -> None:
+        """Save objects (with a state dir), stop the proxy and the moto process."""
+        try:
+            self.save_objects()
+        finally:
+            if self.proxy is not None:
+                self.proxy.stop()
+            self._kill()
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self._kill)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

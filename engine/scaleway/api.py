@@ -1,0 +1,226 @@
+"""Thin wrappers around the synchronous Scaleway SDK and boto3.
+
+Every HTTP call goes through one place so that it is retried (429 and 5xx, exponential backoff
+with jitter), timed and recorded with ``reporter.call(method, path, status, ms)`` for the job log.
+The SDK and boto3 block: callers run them with :func:`call` (``asyncio.to_thread``).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import boto3
+import requests
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+from scaleway import Client, ScalewayException
+from scaleway.account.v3 import AccountV3ProjectAPI
+from scaleway.block.v1 import BlockV1API
+from scaleway.iam.v1alpha1 import IamV1Alpha1API
+from scaleway.instance.v1 import InstanceV1API
+
+from engine.errors import OperationError
+from engine.scaleway.config import region_of, s3_endpoint
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class CallRecorder(Protocol):
+    def call(self, method: str, path: str, status: int | str, ms: float) -> None: ...
+
+
+class RetryPolicy:
+    """Exponential backoff with full jitter; small numbers in tests, patient ones in production."""
+
+    def __init__(self, attempts: int = 6, base: float = 0.5, cap: float = 20.0) -> None:
+        self.attempts, self.base, self.cap = attempts, base, cap
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), self.cap)
+            except ValueError:
+                pass
+        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def scw_message(exc: BaseException) -> str:
+    """Scaleway's own words for an API error, on one line (never the request's secrets)."""
+    if isinstance(exc, ScalewayException):
+        status = exc.response.status_code
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            text = str(body.get("message") or body.get("type") or "")
+            details = [f"{k}: {v}" for k, v in body.items()
+                       if k in ("resource", "resource_id", "help_message") and v]
+            fields = body.get("fields")
+            if isinstance(fields, dict):
+                details += [f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+                            for k, v in fields.items()]
+            if details:
+                text += " (" + ", ".join(details) + ")"
+            return f"{text} [HTTP {status}]"
+        return f"{(exc.response.text or '').strip()[:200]} [HTTP {status}]"
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"{err.get('Code', '')}: {err.get('Message', '')} [HTTP {status}]"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, ScalewayException):
+        return exc.response.status_code
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return None
+
+
+def is_not_found(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound",
+                                                           "NoSuchBucket", "NoSuchUpload")
+    return status_of(exc) == 404
+
+
+def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any:
+    """Wrap the SDK API object's single HTTP entry point with retries and the call log."""
+    original = api._request
+
+    def request(method: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        attempt = 0
+        while True:
+            start = time.monotonic()
+            try:
+                res = original(method, path, *args, **kwargs)
+            except requests.RequestException as exc:
+                ms = (time.monotonic() - start) * 1000
+                if recorder:
+                    recorder.call(method.upper(), path, type(exc).__name__, ms)
+                if attempt + 1 >= retry.attempts:
+                    raise OperationError(f"cannot reach the Scaleway API ({api.client.api_url}): "
+                                         f"{type(exc).__name__}; check the network or "
+                                         f"SCW_API_URL") from None
+                time.sleep(retry.delay(attempt))
+                attempt += 1
+                continue
+            ms = (time.monotonic() - start) * 1000
+            if recorder:
+                recorder.call(method.upper(), path, res.status_code, ms)
+            if res.status_code in RETRY_STATUSES and attempt + 1 < retry.attempts:
+                time.sleep(retry.delay(attempt, res.headers.get("Retry-After")))
+                attempt += 1
+                continue
+            return res
+
+    api._request = request
+    return api
+
+
+class Apis:
+    """The APIs one job talks to, bound to one client, one call log and one retry policy."""
+
+    def __init__(self, client: Client, recorder: CallRecorder | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY, s3_concurrency: int = 16) -> None:
+        self.client, self.recorder, self.retry = client, recorder, retry
+        self.block = _install(BlockV1API(client), recorder, retry)
+        self.account = _install(AccountV3ProjectAPI(client), recorder, retry)
+        self.instance = _install(InstanceV1API(client), recorder, retry)
+        self.iam = _install(IamV1Alpha1API(client), recorder, retry)
+        self._s3: dict[str, Any] = {}
+        self._s3_lock = threading.Lock()
+        self._s3_concurrency = s3_concurrency
+
+    def bind(self, recorder: CallRecorder | None) -> "Apis":
+        """The same client and retry policy, recording calls into ``recorder``."""
+        if recorder is None or recorder is self.recorder:
+            return self
+        return Apis(self.client, recorder, self.retry, self._s3_concurrency)
+
+    def s3(self, region: str) -> Any:
+        """A boto3 S3 client for ``region`` (thread-safe; one per region, shared)."""
+        with self._s3_lock:
+            if region not in self._s3:
+                self._s3[region] = make_s3_client(self.client, region, self.recorder,
+                                                  self._s3_concurrency)
+            return self._s3[region]
+
+    def s3_for_zone(self, zone: str) -> Any:
+        return self.s3(region_of(zone))
+
+
+def make_s3_client(client: Client, region: str, recorder: CallRecorder | None = None,
+                   concurrency: int = 16) -> Any:
+    endpoint = s3_endpoint(region)
+    # A local endpoint (the sandbox's S3 on 127.0.0.1) has no per-bucket DNS names.
+    style = "virtual" if endpoint.endswith(".scw.cloud") else "path"
+    config = BotoConfig(region_name=region, signature_version="s3v4",
+                        retries={"max_attempts": 8, "mode": "standard"},
+                        max_pool_connections=max(concurrency, 10),
+                        connect_timeout=10, read_timeout=60,
+                        s3={"addressing_style": style},
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required")
+    s3 = boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=client.access_key,
+        aws_secret_access_key=client.secret_key, config=config)
+    if recorder is not None:
+        _record_s3(s3, recorder)
+    return s3
+
+
+def _record_s3(s3: Any, recorder: CallRecorder) -> None:
+    def before_send(request: Any, **_: Any) -> None:
+        request.context["strongroom_start"] = time.monotonic()
+        request.context["strongroom_call"] = (request.method, urllib.parse.urlsplit(request.url).path)
+
+    def received(context: dict[str, Any], response_dict: dict[str, Any] | None = None,
+                 exception: BaseException | None = None, **_: Any) -> None:
+        method, path = context.get("strongroom_call", ("?", "?"))
+        start = context.get("strongroom_start", time.monotonic())
+        status: int | str = (response_dict or {}).get("status_code") or (
+            type(exception).__name__ if exception else "?")
+        recorder.call(method, path, status, (time.monotonic() - start) * 1000)
+
+    s3.meta.events.register("request-created.s3", before_send)
+    s3.meta.events.register("response-received.s3", received)
+
+
+def apis_for(client: Any, recorder: CallRecorder | None = None) -> Apis:
+    """An :class:`Apis` from a bare SDK client or another Apis, recording into ``recorder``."""
+    if isinstance(client, Apis):
+        return client.bind(recorder)
+    return Apis(client, recorder)
+
+
+async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one blocking SDK/boto3 call in a thread."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def describe(exc: BaseException, doing: str) -> OperationError:
+    """An OperationError saying what we were doing and what Scaleway answered."""
+    status = status_of(exc)
+    hint = ""
+    if status in (401, 403):
+        hint = "; check the API key's permissions with `strongroom preflight`"
+    elif isinstance(exc, (BotoCoreError,)):
+        hint = "; check STRONGROOM_S3_ENDPOINT and the network"
+    return OperationError(f"{doing} failed: {scw_message(exc)}{hint}")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, default=str)

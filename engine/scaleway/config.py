@@ -1,0 +1,76 @@
+"""Scaleway credentials (read exactly as the Scaleway CLI and SDK read them) and Strongroom's own
+settings (a small TOML file under the platform's config dir, never holding a secret)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from scaleway import Client
+
+from engine.errors import UsageError
+# Settings moved to engine.settings; re-exported for the connector's callers.
+from engine.settings import (Settings, default_bucket, load_settings, save_settings,  # noqa: F401
+                             settings_path)
+
+ZONES: tuple[str, ...] = ("fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "nl-ams-2", "nl-ams-3",
+                          "pl-waw-1", "pl-waw-2", "pl-waw-3")
+DEFAULT_REGION, DEFAULT_ZONE = "fr-par", "fr-par-1"
+HOW_TO_SET = ("set SCW_ACCESS_KEY and SCW_SECRET_KEY, or run `scw init` to write "
+              "~/.config/scw/config.yaml (pick a profile with --profile or SCW_PROFILE)")
+
+
+def region_of(zone: str) -> str:
+    """fr-par-1 → fr-par."""
+    return zone.rsplit("-", 1)[0]
+
+
+def scw_config_path() -> Path:
+    """Where the Scaleway CLI keeps its config: $SCW_CONFIG_PATH, else ~/.config/scw/config.yaml."""
+    return Path(Client.get_default_config_file_path())
+
+
+def scw_client(profile: str | None = None) -> Client:
+    """The SDK client for ``profile`` (else $SCW_PROFILE, else "default"): config file, then
+    ``SCW_*`` variables over it, as the SDK itself does. UsageError if credentials are missing."""
+    name = profile or os.environ.get("SCW_PROFILE") or "default"
+    path = scw_config_path()
+    if path.is_file():
+        try:
+            client = Client.from_config_file_and_env(filepath=str(path), profile_name=name)
+        except ValueError as exc:
+            raise UsageError(f"cannot read Scaleway profile {name!r} from {path}: {exc}") from None
+        if name != "default" and not _file_has_profile(path, name):
+            raise UsageError(f"no Scaleway profile {name!r} in {path}: add it with "
+                             f"`scw init -p {name}` or choose another with --profile")
+    else:
+        if profile:
+            raise UsageError(f"no Scaleway config file at {path} for profile {profile!r}: "
+                             f"{HOW_TO_SET}")
+        client = Client.from_env()
+    if not client.access_key or not client.secret_key:
+        raise UsageError(f"no Scaleway credentials: {HOW_TO_SET}")
+    client.default_region = client.default_region or DEFAULT_REGION
+    client.default_zone = client.default_zone or DEFAULT_ZONE
+    try:
+        client.validate()
+    except ValueError as exc:
+        # The SDK's own message can hold the bad key; keep only what is safe to show.
+        text = str(exc)
+        if client.secret_key and client.secret_key in text:
+            text = text.replace(client.secret_key, "<secret>")
+        raise UsageError(f"invalid Scaleway configuration: {text}") from None
+    return client
+
+
+def _file_has_profile(path: Path, name: str) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    return name in (data.get("profiles") or {})
+
+
+def s3_endpoint(region: str) -> str:
+    return os.environ.get("STRONGROOM_S3_ENDPOINT") or f"https://s3.{region}.scw.cloud"

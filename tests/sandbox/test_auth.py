@@ -1,0 +1,90 @@
+"""Authentication by X-Auth-Token and permission sets: what each sandbox API key may do."""
+from __future__ import annotations
+
+import pytest
+import requests
+from scaleway.account.v3 import AccountV3ProjectAPI
+from scaleway.block import v1
+from scaleway.instance.v1 import InstanceV1API
+from scaleway_core.api import ScalewayException
+
+from tests.sandbox.helpers import GB, settle
+
+
+def _denied(call, **kwargs) -> dict:
+    with pytest.raises(ScalewayException) as err:
+        call(**kwargs)
+    assert err.value.status_code == 403
+    return err.value.response.json()
+
+
+def test_missing_or_unknown_token_is_denied(sandbox):
+    url = f"{sandbox.api_url}/block/v1/zones/fr-par-1/volumes"
+    missing = requests.get(url, timeout=5)
+    assert missing.status_code == 401
+    assert missing.json()["type"] == "denied_authentication"
+    unknown = requests.get(url, headers={"X-Auth-Token": "11111111-1111-1111-1111-111111111111"},
+                           timeout=5)
+    assert unknown.status_code == 401
+    assert unknown.json() == {"message": "authentication is denied", "method": "api_key",
+                              "reason": "invalid_argument", "type": "denied_authentication"}
+
+
+def test_key_without_block_rights_gets_permissions_denied(scw_client):
+    api = v1.BlockV1API(scw_client("noblock"))
+    body = _denied(api.list_volumes, include_deleted=False)
+    assert body == {"details": [{"action": "read", "resource": "block"}],
+                    "message": "insufficient permissions", "type": "permissions_denied"}
+    # the same key still reads projects and servers
+    assert AccountV3ProjectAPI(scw_client("noblock")).list_projects().total_count == 3
+    InstanceV1API(scw_client("noblock")).list_servers()
+
+
+def test_readonly_key_reads_but_cannot_change(scw_client, sandbox):
+    api = v1.BlockV1API(scw_client("readonly"))
+    volumes = api.list_volumes(include_deleted=False, zone="nl-ams-1")
+    assert volumes.total_count >= 1
+    body = _denied(api.create_volume, name="nope", perf_iops=5000,
+                   from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
+    assert body["details"] == [{"action": "write", "resource": "block"}]
+    body = _denied(api.update_volume, volume_id=volumes.volumes[0].id, zone="nl-ams-1",
+                   name="renamed")
+    assert body["type"] == "permissions_denied"
+
+
+def test_key_without_object_storage_cannot_export(scw_client, sandbox):
+    full = v1.BlockV1API(scw_client())
+    volume = settle(full.get_volume, volume_id=full.create_volume(
+        name="auth-export", perf_iops=5000,
+        from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB)).id)
+    snap = settle(full.get_snapshot, snapshot_id=full.create_snapshot(
+        volume_id=volume.id, public=False, name="auth-export").id)
+    nobucket = v1.BlockV1API(scw_client("nobucket"))
+    body = _denied(nobucket.export_snapshot_to_object_storage, snapshot_id=snap.id,
+                   bucket=sandbox.buckets["fr-par"], key="denied.qcow2")
+    assert body["details"] == [{"action": "write", "resource": "object_storage"}]
+    assert full.get_snapshot(snapshot_id=snap.id).status == "available"
+    full.delete_snapshot(snapshot_id=snap.id)
+    full.delete_volume(volume_id=volume.id)
+
+
+def test_s3_denies_a_key_without_object_storage(sandbox):
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    access, secret = sandbox.keys["nobucket"]
+    client = boto3.client("s3", endpoint_url=sandbox.env["STRONGROOM_S3_ENDPOINT"],
+                          aws_access_key_id=access, aws_secret_access_key=secret,
+                          region_name="fr-par", config=Config(s3={"addressing_style": "path"},
+                                                              retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as err:
+        client.list_objects_v2(Bucket=sandbox.buckets["fr-par"])
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_no_secret_in_state_answers(scw_client, sandbox):
+    from scaleway.iam.v1alpha1 import IamV1Alpha1API
+
+    keys = IamV1Alpha1API(scw_client()).list_api_keys_all()
+    assert keys and all(k.secret_key is None for k in keys)

@@ -1,0 +1,97 @@
+"""Fault injection at run time: latency, 429 and 503 answers, failed exports, S3 connections
+dropped mid-body; through Sandbox.faults() and the admin endpoint."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from scaleway.block import v1
+from scaleway_core.api import ScalewayException
+
+from tests.sandbox.helpers import GB, settle
+
+
+def test_admin_endpoint_reads_and_changes_faults(sandbox_faults):
+    url = f"{sandbox_faults.api_url}/_sandbox/faults"
+    assert requests.get(url, timeout=5).json()["latency_ms"] == 0
+    answer = requests.post(url, json={"latency_ms": 150}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["latency_ms"] == 150
+    bad = requests.post(url, json={"latency": 1}, timeout=5)
+    assert bad.status_code == 400 and "unknown fault" in bad.json()["message"]
+    bad = requests.post(url, json={"rate_429": 2}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_latency(sandbox_faults, scw_client):
+    api = v1.BlockV1API(scw_client())
+    sandbox_faults.faults(latency_ms=300)
+    started = time.monotonic()
+    api.list_volume_types(zone="fr-par-1")
+    assert time.monotonic() - started >= 0.3
+
+
+@pytest.mark.parametrize("fault,code,kind", [("rate_429", 429, "too_many_requests"),
+                                             ("rate_503", 503, "service_unavailable")])
+def test_error_rates(sandbox_faults, scw_client, fault, code, kind):
+    api = v1.BlockV1API(scw_client())
+    sandbox_faults.faults(**{fault: 1.0})
+    with pytest.raises(ScalewayException) as err:
+        api.list_volumes(include_deleted=False)
+    assert err.value.status_code == code and err.value.response.json()["type"] == kind
+    if code == 429:
+        assert err.value.response.headers["Retry-After"] == "1"
+    sandbox_faults.faults(**{fault: 0.5})
+    codes = {_status(sandbox_faults) for _ in range(40)}
+    assert codes == {200, code}
+
+
+def _status(sandbox) -> int:
+    access, secret = sandbox.keys["full"]
+    return requests.get(f"{sandbox.api_url}/block/v1/zones/fr-par-1/volume-types",
+                        headers={"X-Auth-Token": secret}, timeout=5).status_code
+
+
+def test_failed_export_leaves_no_object(sandbox_faults, scw_client):
+    api = v1.BlockV1API(scw_client())
+    volume = settle(api.get_volume, volume_id=api.create_volume(
+        name="fault-export", perf_iops=5000,
+        from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB)).id)
+    snap = settle(api.get_snapshot, snapshot_id=api.create_snapshot(
+        volume_id=volume.id, public=False, name="fault-export").id)
+    sandbox_faults.faults(fail_export=True)
+    bucket, key = sandbox_faults.buckets["fr-par"], f"fail/{uuid.uuid4().hex}.qcow2"
+    answer = api.export_snapshot_to_object_storage(snapshot_id=snap.id, bucket=bucket, key=key)
+    assert answer.status == "exporting"
+    assert settle(api.get_snapshot, snapshot_id=snap.id).status == "available"
+    listing = _s3(sandbox_faults).list_objects_v2(Bucket=bucket, Prefix="fail/")
+    assert listing.get("KeyCount", 0) == 0
+    api.delete_snapshot(snapshot_id=snap.id)
+    api.delete_volume(volume_id=volume.id)
+
+
+def _s3(sandbox, retries: int = 1):
+    access, secret = sandbox.keys["full"]
+    return boto3.client("s3", endpoint_url=sandbox.env["STRONGROOM_S3_ENDPOINT"],
+                        aws_access_key_id=access, aws_secret_access_key=secret,
+                        region_name="fr-par",
+                        config=Config(s3={"addressing_style": "path"},
+                                      retries={"max_attempts": retries}))
+
+
+def test_s3_connection_dropped_mid_body(sandbox_faults):
+    client = _s3(sandbox_faults)
+    bucket, key = sandbox_faults.buckets["fr-par"], "drop/object.bin"
+    payload = bytes(range(256)) * 4096          # 1 MiB
+    client.put_object(Bucket=bucket, Key=key, Body=payload)
+    sandbox_faults.faults(drop_s3=1)
+    with pytest.raises(Exception) as err:
+        client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert "IncompleteRead" in repr(err.value) or "Connection" in repr(err.value) \
+        or "ResponseStreamingError" in repr(err.value)
+    # the next read is whole again
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == payload
+    client.delete_object(Bucket=bucket, Key=key)

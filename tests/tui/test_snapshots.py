@@ -1,0 +1,158 @@
+"""Snapshot tests of the main screens at 80x24 and 120x40, on fixed data.
+
+Deterministic by construction: a FakeBackend with fixed data, jobs with fixed times, no clock in
+the header, no blinking cursors. Update the baselines with `pytest --snapshot-update` after
+looking at the SVGs.
+"""
+from __future__ import annotations
+
+import pytest
+
+from engine.jobs import DONE, RUNNING, Job, PhaseRecord
+from tests.fixtures.tui import FakeBackend
+from tests.tui.helpers import steady, tree_labels, wait_for
+from tui.app import StrongroomApp
+from tui.settings import AppSettings
+from tui.widgets.inventory import InventoryTree
+
+SIZES = [(80, 24), (120, 40)]
+T0 = 1_795_000_000.0  # a fixed moment, so durations and clocks never move
+
+
+def fixed_jobs() -> list[Job]:
+    running = Job(id="job-2", title="backup db-[main]", kind="backup", state=RUNNING,
+                  phase="transfer", bytes_done=12_000_000_000, bytes_total=50_000_000_000,
+                  rate=180_000_000.0, created=T0 + 60,
+                  phases=[PhaseRecord("snapshot", T0 + 60, T0 + 64),
+                          PhaseRecord("export", T0 + 64, T0 + 95),
+                          PhaseRecord("transfer", T0 + 95)],
+                  extra={"stored_bytes": 1_500_000_000})
+    running.log = [{"time": T0 + 60 + i, "method": m, "path": p, "status": st, "ms": ms}
+                   for i, (m, p, st, ms) in enumerate([
+                       ("POST", "/block/v1/zones/fr-par-1/snapshots", 200, 85.2),
+                       ("GET", "/block/v1/zones/fr-par-1/snapshots/6c1f…", 200, 12.0),
+                       ("POST", "/block/v1/zones/fr-par-1/snapshots/6c1f…/export-to-object-storage",
+                        200, 40.3),
+                       ("HEAD", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 200,
+                        8.8),
+                       ("GET", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 206,
+                        301.0)])]
+    done = Job(id="job-1", title="backup web-data", kind="backup", state=DONE, phase="cleanup",
+               bytes_done=20_000_000_000, bytes_total=20_000_000_000, created=T0,
+               ended=T0 + 41, extra={"stored_bytes": 90_000_000},
+               phases=[PhaseRecord("snapshot", T0, T0 + 3), PhaseRecord("export", T0 + 3, T0 + 20),
+                       PhaseRecord("transfer", T0 + 20, T0 + 40),
+                       PhaseRecord("cleanup", T0 + 40, T0 + 41)])
+    return [running, done]
+
+
+def app_with_jobs() -> StrongroomApp:
+    app = StrongroomApp(FakeBackend(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    app.clock = lambda: T0 + 200
+    return app
+
+
+async def seed_jobs(pilot) -> None:  # noqa: ANN001
+    app = pilot.app
+    for job in fixed_jobs():
+        app.runner.jobs[job.id] = job
+        app._announced.add(job.id)
+        app._job_event(job, None)
+    await pilot.pause(0.25)
+
+
+async def open_tree(pilot) -> None:  # noqa: ANN001
+    tree = pilot.app.screen.query_one(InventoryTree)
+    await wait_for(pilot, lambda: "▣ production" in tree_labels(tree))
+    await pilot.press("down", "enter")
+    await wait_for(pilot, lambda: "◇ fr-par-1" in tree_labels(tree))
+    await pilot.press("down", "enter")
+    await wait_for(pilot, lambda: any("web-data" in x for x in tree_labels(tree)))
+    await pilot.press("down", "down")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_tree(pilot)
+        await seed_jobs(pilot)
+
+    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_store_screen(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await pilot.pause(0.1)
+        await pilot.press("s")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        await pilot.press("down")
+
+    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_restore_wizard_review(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await pilot.pause(0.1)
+        await pilot.press("s")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        await pilot.press("down", "r")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "RestoreWizard")
+        wizard = pilot.app.screen
+        await wait_for(pilot, lambda: wizard.query_one("#project").value is not None
+                       and str(wizard.query_one("#project").value).startswith("1111"))
+        await pilot.press("ctrl+n", "enter")
+        await wait_for(pilot, lambda: wizard.query_one("#size-input").has_focus)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.query_one("#iops-set").has_focus)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: wizard.checks_ok)
+        steady(pilot.app)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_job_detail(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await pilot.pause(0.1)
+        await seed_jobs(pilot)
+        from tui.screens.jobs import JobDetailScreen
+
+        await pilot.app.push_screen(JobDetailScreen("job-2"))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_settings_screen(snap_compare, size, monkeypatch) -> None:  # noqa: ANN001
+    from pathlib import Path
+
+    import tui.settings
+
+    monkeypatch.setattr(tui.settings, "config_path",
+                        lambda: Path("/home/you/.config/strongroom/settings.toml"))
+    async def before(pilot) -> None:  # noqa: ANN001
+        await pilot.pause(0.1)
+        await pilot.press("colon", *"set", "enter")
+        await pilot.pause(0.3)
+        steady(pilot.app)
+        await pilot.pause(0.1)
+
+    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+
+
+def test_help_over_main_screen(snap_compare) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await pilot.pause(0.1)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with_jobs(), terminal_size=(80, 24), run_before=before)

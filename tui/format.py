@@ -1,0 +1,100 @@
+"""Small text helpers shared by the screens: sizes, durations, bars and status words.
+
+Status is always a glyph AND a word (never colour alone); the colour, when any, comes from a
+theme variable through a Content style such as ``$sr-ok``.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+from textual.content import Content
+
+from engine.jobs import CANCELLED, DONE, FAILED, PENDING, RUNNING
+
+JOB_STATUS: dict[str, tuple[str, str, str]] = {
+    # state: (glyph, word, theme variable)
+    PENDING: ("◌", "waiting", "$sr-muted"),
+    RUNNING: ("▶", "running", "$sr-running"),
+    DONE: ("✔", "done", "$sr-ok"),
+    FAILED: ("✖", "failed", "$sr-error"),
+    CANCELLED: ("■", "cancelled", "$sr-warn"),
+}
+
+VOLUME_STATUS: dict[str, tuple[str, str]] = {
+    "available": ("●", "$sr-ok"),
+    "in_use": ("●", "$sr-running"),
+    "creating": ("◌", "$sr-muted"),
+    "snapshotting": ("◐", "$sr-running"),
+    "error": ("✖", "$sr-error"),
+    "locked": ("■", "$sr-warn"),
+}
+
+
+def human_bytes(n: float | int | None) -> str:
+    if n is None:
+        return "–"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_gb(n: int | None) -> str:
+    """Volume sizes as Scaleway shows them: decimal GB."""
+    if not n:
+        return "–"
+    return f"{n / 1e9:g} GB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0 or math.isnan(seconds):
+        return "–"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def human_rate(rate: float) -> str:
+    return f"{human_bytes(rate)}/s" if rate > 0 else "–"
+
+
+def short_time(iso: str | None) -> str:
+    """'2026-11-24T01:02:03Z' → '2026-11-24 01:02' (UTC, as stored)."""
+    if not iso:
+        return "never"
+    try:
+        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def bar(fraction: float, width: int) -> str:
+    """A text progress bar; plain characters so it survives any terminal and NO_COLOR."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    full = int(fraction * width)
+    return "█" * full + "░" * (width - full)
+
+
+def job_status(state: str) -> Content:
+    glyph, word, style = JOB_STATUS.get(state, ("?", state, ""))
+    return Content.assemble((f"{glyph} {word}", style))
+
+
+def volume_status(status: str) -> Content:
+    glyph, style = VOLUME_STATUS.get(status, ("○", "$sr-muted"))
+    return Content.assemble((f"{glyph} {status.replace('_', ' ')}", style))
+
+
+def dedup_ratio(bytes_read: int, stored: int | None) -> str:
+    if not bytes_read or stored is None:
+        return "–"
+    if stored <= 0:
+        return "∞×"
+    return f"{bytes_read / stored:.1f}×"

@@ -1,0 +1,1 @@
+"""Screens of the Strongroom app, one module (and one .tcss) each."""

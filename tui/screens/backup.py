@@ -1,0 +1,30 @@
+"""Before a backup starts: say exactly what will happen, then ask."""
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+
+from tui.backend import region_of
+from tui.format import human_gb
+from tui.screens.confirm import ConfirmScreen
+
+
+def backup_plan(volumes: list[Any], backend: Any) -> Content:
+    lines = []
+    for vol in volumes:
+        bucket = backend.bucket_for(vol.zone)
+        lines.append(Content.assemble(
+            ("• ", ""), (str(vol.name), "bold"), f" ({human_gb(vol.size)}, {vol.zone}):\n",
+            f"  1. snapshot the volume in {vol.zone}\n",
+            f"  2. export it as QCOW2 to bucket {bucket} ({region_of(vol.zone)})\n",
+            f"  3. stream it into the store {backend.store_url}\n",
+            "  4. delete the staging object and the temporary snapshot"))
+    return Content("\n").join(lines)
+
+
+class BackupConfirm(ConfirmScreen):
+    def __init__(self, volumes: list[Any], backend: Any) -> None:
+        n = len(volumes)
+        super().__init__(f"Back up {n} volume{'s' if n != 1 else ''}?",
+                         backup_plan(volumes, backend), yes="Back up", no="Cancel")

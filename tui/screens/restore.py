@@ -1,0 +1,394 @@
+"""The guided restore: snapshot → target → name → size → IOPS → review → progress.
+
+Nothing is created until the person types the new volume's name on the review page. The job is
+started by the App, so leaving this screen never stops it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import (Button, ContentSwitcher, DataTable, Footer, Header, Input, Label,
+                             RadioButton, RadioSet, Select, Static)
+
+from engine.jobs import DONE
+from tui.backend import ZONES, RestoreRequest, region_of
+from tui.format import human_bytes, human_gb, short_time
+from tui.widgets.detail import volume_backups
+from tui.widgets.jobs import job_headline, job_new_volume, job_summary
+
+STEPS = [("snapshot", "Snapshot"), ("target", "Target"), ("name", "Name"), ("size", "Size"),
+         ("iops", "IOPS"), ("review", "Review"), ("progress", "Progress")]
+IOPS_CLASSES = [(5000, "5000 IOPS (sbs_5k)"), (15000, "15000 IOPS (sbs_15k)")]
+
+
+class RestoreWizard(Screen[None]):
+    HELP_TITLE = "restore wizard"
+    CSS_PATH = "restore.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+g", "go_to_volume", "Go to volume", show=False),
+    ]
+
+    def __init__(self, *, volume: Any = None, snapshot: Any = None) -> None:
+        super().__init__()
+        self.volume, self.snapshot = volume, snapshot
+        self.step = 0
+        self.request: RestoreRequest | None = None
+        self.job_id: str | None = None
+        self.checks_ok = False
+        self.add_class("jobs-aware")
+
+    # -- layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        yield Static(id="steps")
+        with ContentSwitcher(initial="snapshot", id="pages"):
+            with Vertical(id="snapshot"):
+                yield Label("Which backup to restore?", classes="question")
+                yield DataTable(id="snap-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="target"):
+                yield Label("Where should the new volume live? (default: where it came from)",
+                            classes="question")
+                yield Label("project")
+                yield Select([], id="project", prompt="loading projects…")
+                yield Label("zone")
+                yield Select([(z, z) for z in ZONES], id="zone", allow_blank=False)
+            with Vertical(id="name"):
+                yield Label("Name of the new volume", classes="question")
+                yield Input(id="name-input")
+                yield Static(id="name-check", classes="check")
+            with Vertical(id="size"):
+                yield Label("Size in GB (at least the original; volumes only grow)",
+                            classes="question")
+                yield Input(id="size-input", type="integer")
+                yield Static(id="size-check", classes="check")
+            with Vertical(id="iops"):
+                yield Label("Performance class", classes="question")
+                with RadioSet(id="iops-set"):
+                    for value, label in IOPS_CLASSES:
+                        yield RadioButton(label, name=str(value))
+            with Vertical(id="review"):
+                with VerticalScroll(id="review-scroll"):
+                    yield Label("Review", classes="question")
+                    yield Static(id="review-text")
+                    yield Static(id="preflight")
+                yield Label("Type the new volume's name to confirm, then enter:")
+                yield Input(id="confirm-input")
+            with Vertical(id="progress"):
+                yield Label(id="job-headline")
+                yield Label(id="job-summary")
+                yield Static(id="job-end")
+        with Horizontal(id="nav"):
+            yield Button("Back (esc)", id="back-btn", compact=True)
+            yield Button("Next (ctrl+n)", id="next-btn", variant="primary", compact=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._load_projects()
+        table = self.query_one("#snap-table", DataTable)
+        table.add_columns("id", "time (UTC)", "volume", "size", "zone")
+        snaps = self.app.snapshot_cache  # type: ignore[attr-defined]
+        if snaps is None:
+            status = None
+            self._load_snapshots()
+        else:
+            status = snaps
+        if self.snapshot is not None:
+            self._fill_snapshots([self.snapshot])
+            self.goto(1)
+        elif status is not None:
+            self._fill_snapshots(status)
+            self.goto(0)
+        else:
+            self.goto(0)
+
+    @work(thread=True, group="wizard", exit_on_error=False)
+    def _load_snapshots(self) -> None:
+        status = self.app.backend.store_status()  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._fill_snapshots, status.snapshots if status.ok else [],
+                                  "" if status.ok else status.message)
+
+    def _fill_snapshots(self, snaps: list[Any], problem: str = "") -> None:
+        table = self.query_one("#snap-table", DataTable)
+        table.clear()
+        if self.volume is not None:
+            snaps = volume_backups(snaps, self.volume.id)
+        self._snaps = {s.id: s for s in snaps}
+        for s in sorted(snaps, key=lambda s: s.time, reverse=True):
+            src = s.source or {}
+            table.add_row(s.id[:8], short_time(s.time), Text(str(src.get("volume_name", "–"))),
+                          human_bytes(s.bytes), Text(str(src.get("zone", "–"))), key=s.id)
+        if not snaps:
+            what = f" of {self.volume.name}" if self.volume is not None else ""
+            table.border_subtitle = problem or f"no backup{what} in the store yet"
+
+    @work(thread=True, group="wizard", exit_on_error=False)
+    def _load_projects(self) -> None:
+        try:
+            projects = self.app.backend.list_projects()  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, f"cannot list projects: {exc}",
+                                      severity="error", markup=False)
+            projects = []
+        self.app.call_from_thread(self._fill_projects, projects)
+
+    def _fill_projects(self, projects: list[Any]) -> None:
+        select = self.query_one("#project", Select)
+        select.set_options([(Text(f"{getattr(p, 'name', '') or p.id} ({p.id[:8]})"), p.id)
+                            for p in projects])
+        if self.snapshot is not None:
+            self._default_target()
+
+    # -- steps ----------------------------------------------------------------------------
+    def goto(self, step: int) -> None:
+        self.step = step
+        key = STEPS[step][0]
+        self.query_one(ContentSwitcher).current = key
+        parts = []
+        for i, (_, title) in enumerate(STEPS):
+            style = "bold reverse" if i == step else ("" if i < step else "$text-muted")
+            parts.append((f" {i + 1} {title} ", style))
+            if i < len(STEPS) - 1:
+                parts.append(("›", "$text-muted"))
+        self.query_one("#steps", Static).update(Content.assemble(*parts))
+        self.query_one("#nav").display = key != "progress"
+        focus = {"snapshot": "#snap-table", "target": "#project", "name": "#name-input",
+                 "size": "#size-input", "iops": "#iops-set", "review": "#confirm-input"}.get(key)
+        if focus:
+            self.query_one(focus).focus()
+        if key == "review":
+            self._show_review()
+
+    def _source(self) -> dict:
+        return (self.snapshot.source or {}) if self.snapshot is not None else {}
+
+    def _original_size(self) -> int:
+        src = self._source()
+        return int(src.get("size") or getattr(self.snapshot, "bytes", 0) or 0)
+
+    def _default_target(self) -> None:
+        src = self._source()
+        project = self.query_one("#project", Select)
+        pid = src.get("project_id")
+        if pid and any(value == pid for _, value in project._options):
+            project.value = pid
+        zone = src.get("zone")
+        if zone in ZONES:
+            self.query_one("#zone", Select).value = zone
+        base = str(src.get("volume_name") or self.snapshot.name or "volume")
+        self.query_one("#name-input", Input).value = f"{base}-restored"
+        self.query_one("#size-input", Input).value = str(max(1, math.ceil(
+            self._original_size() / 1e9)))
+        iops = int(src.get("perf_iops") or 5000)
+        index = 1 if iops >= 15000 else 0
+        buttons = list(self.query(RadioButton))
+        buttons[index].value = True
+
+    def action_next(self) -> None:
+        key = STEPS[self.step][0]
+        if key == "snapshot":
+            self._choose_snapshot()
+        elif key == "target":
+            if self.query_one("#project", Select).value in (Select.NULL, None):
+                self.notify("choose a project", severity="warning")
+                return
+            self.goto(self.step + 1)
+        elif key == "name":
+            self._check_name()
+        elif key == "size":
+            if self._check_size():
+                self.goto(self.step + 1)
+        elif key == "iops":
+            self.goto(self.step + 1)
+        elif key == "review":
+            self._confirm()
+
+    def action_back(self) -> None:
+        first = 1 if self.snapshot is not None and self.volume is None else 0
+        if STEPS[self.step][0] == "progress" or self.step <= first:
+            self.app.pop_screen()
+        else:
+            self.goto(self.step - 1)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "next-btn":
+            self.action_next()
+        elif event.button.id == "back-btn":
+            self.action_back()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self._choose_snapshot()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_next()
+
+    def _choose_snapshot(self) -> None:
+        table = self.query_one("#snap-table", DataTable)
+        if not table.row_count:
+            self.notify("no snapshot to restore", severity="warning")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self.snapshot = self._snaps[key]
+        self._default_target()
+        self.goto(1)
+
+    # name: checked against the volumes already in the target zone, in a worker
+    def _target(self) -> tuple[str, str]:
+        return (str(self.query_one("#project", Select).value),
+                str(self.query_one("#zone", Select).value))
+
+    def _check_name(self) -> None:
+        name = self.query_one("#name-input", Input).value.strip()
+        check = self.query_one("#name-check", Static)
+        if not name:
+            check.update(Content("✖ a name is needed"))
+            return
+        check.update(Content("⋯ checking for a volume of that name…"))
+        project_id, zone = self._target()
+        self._name_worker(name, project_id, zone)
+
+    @work(thread=True, group="wizard-name", exclusive=True, exit_on_error=False)
+    def _name_worker(self, name: str, project_id: str, zone: str) -> None:
+        try:
+            taken = any(v.name == name for v in
+                        self.app.backend.list_volumes(project_id, zone))  # type: ignore[attr-defined]
+            problem = f"✖ a volume named {name!r} already exists in {zone}" if taken else ""
+        except Exception as exc:
+            problem = f"✖ cannot check the name: {exc}"
+        self.app.call_from_thread(self._name_checked, name, problem)
+
+    def _name_checked(self, name: str, problem: str) -> None:
+        check = self.query_one("#name-check", Static)
+        if problem:
+            check.update(Content(problem))
+            return
+        check.update(Content(f"✔ {name} is free"))
+        if STEPS[self.step][0] == "name":
+            self.goto(self.step + 1)
+
+    def _check_size(self) -> bool:
+        check = self.query_one("#size-check", Static)
+        raw = self.query_one("#size-input", Input).value.strip()
+        original = self._original_size()
+        try:
+            gb = int(raw)
+        except ValueError:
+            check.update(Content("✖ a whole number of GB, please"))
+            return False
+        if gb * 1_000_000_000 < original:
+            check.update(Content(f"✖ at least {human_gb(original)} (the original size)"))
+            return False
+        check.update(Content(f"✔ {gb} GB"))
+        return True
+
+    def _iops(self) -> int:
+        pressed = self.query_one(RadioSet).pressed_button
+        return int(pressed.name) if pressed is not None and pressed.name else 5000
+
+    def _show_review(self) -> None:
+        project_id, zone = self._target()
+        name = self.query_one("#name-input", Input).value.strip()
+        size = int(self.query_one("#size-input", Input).value.strip()) * 1_000_000_000
+        assert self.snapshot is not None
+        self.request = RestoreRequest(self.snapshot.id, project_id, zone, name, size,
+                                      self._iops())
+        bucket = self.app.backend.bucket_for(zone)  # type: ignore[attr-defined]
+        src = self._source()
+        project = self.query_one("#project", Select)
+        project_label = next((str(label) for label, value in project._options
+                              if value == project_id), project_id)
+        self.query_one("#review-text", Static).update(Content(
+            f"snapshot   {self.snapshot.id[:12]} of {src.get('volume_name', '–')} "
+            f"({short_time(self.snapshot.time)})\n"
+            f"new volume {name}\nproject    {project_label}\nzone       {zone}\n"
+            f"size       {human_gb(size)}\nIOPS       {self._iops()}\n"
+            f"via bucket {bucket} ({region_of(zone)})\n"))
+        self.checks_ok = False
+        self.query_one("#preflight", Static).update(Content("⋯ running preflight…"))
+        self.query_one("#confirm-input", Input).value = ""
+        self._preflight(project_id, zone)
+
+    @work(thread=True, group="wizard-preflight", exclusive=True, exit_on_error=False)
+    def _preflight(self, project_id: str, zone: str) -> None:
+        try:
+            checks = self.app.backend.preflight(project_id, zone)  # type: ignore[attr-defined]
+            error = ""
+        except Exception as exc:
+            checks, error = [], str(exc) or type(exc).__name__
+        self.app.call_from_thread(self._preflight_done, checks, error)
+
+    def _preflight_done(self, checks: list[Any], error: str) -> None:
+        lines = [Content.assemble(("preflight", "bold"))]
+        for c in checks:
+            glyph, style, word = (("✔", "$sr-ok", "ok") if c.ok else
+                                  ("✖", "$sr-error", "failed") if c.blocking else
+                                  ("?", "$sr-warn", "unsure"))
+            lines.append(Content.assemble((f"{glyph} {word:<6} ", style), f"{c.name}",
+                                          f"  {c.message}" if c.message else ""))
+        if error:
+            lines.append(Content.assemble(("✖ failed ", "$sr-error"), error))
+        self.checks_ok = not error and not any(c.blocking for c in checks)
+        if not self.checks_ok:
+            lines.append(Content("fix the failures above, then come back (esc, ctrl+n)"))
+        self.query_one("#preflight", Static).update(Content("\n").join(lines))
+
+    def _confirm(self) -> None:
+        assert self.request is not None
+        typed = self.query_one("#confirm-input", Input).value.strip()
+        if not self.checks_ok:
+            self.notify("preflight has not passed", severity="warning")
+            return
+        if typed != self.request.name:
+            self.notify(f"type {self.request.name} to confirm", severity="warning",
+                        markup=False)
+            return
+        job = self.app.start_restore(self.request)  # type: ignore[attr-defined]
+        self.job_id = job.id
+        self.goto(len(STEPS) - 1)
+        self.jobs_changed({job.id})
+
+    # -- progress -------------------------------------------------------------------------
+    def jobs_changed(self, ids: set[str]) -> None:
+        if self.job_id is None or self.job_id not in ids:
+            return
+        job = self.app.runner.jobs[self.job_id]  # type: ignore[attr-defined]
+        self.query_one("#job-headline", Label).update(job_headline(job))
+        self.query_one("#job-summary", Label).update(job_summary(job, bar_width=30))
+        end = self.query_one("#job-end", Static)
+        if job.state == DONE:
+            vid = job_new_volume(job)
+            end.update(Content.assemble(("✔ restored: ", "$sr-ok"),
+                                        f"new volume {self.request.name} — id {vid}\n\n"
+                                        "enter: go to the new volume · esc: back"))
+            self.query_one("#progress").focus()
+        elif job.finished:
+            end.update(Content.assemble(("✖ restore failed: ", "$sr-error"),
+                                        job.error or job.state, "\n\nesc: back"))
+
+    def on_key(self, event: Any) -> None:
+        if event.key == "enter" and STEPS[self.step][0] == "progress":
+            event.stop()
+            self.action_go_to_volume()
+
+    def action_go_to_volume(self) -> None:
+        if self.job_id is None or self.request is None:
+            return
+        job = self.app.runner.jobs[self.job_id]  # type: ignore[attr-defined]
+        if job.state != DONE:
+            return
+        vid, req = job_new_volume(job), self.request
+        self.app.show_view("inventory")  # type: ignore[attr-defined]
+        from tui.screens.main import MainScreen
+
+        main = next(s for s in self.app.screen_stack if isinstance(s, MainScreen))
+        main.reveal_volume(req.project_id, req.zone, vid)

@@ -1,0 +1,204 @@
+"""Every snapshot in the store: sortable, filterable with `/`, details of the selected one."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input
+
+from tui.format import human_bytes, human_duration, short_time
+from tui.widgets.detail import DetailPane, snapshot_facts
+
+SORTS: list[tuple[str, Any]] = [
+    ("time", lambda s: s.time),
+    ("volume", lambda s: str(s.source.get("volume_name", "")).lower()),
+    ("project", lambda s: str(s.source.get("project_id", ""))),
+    ("zone", lambda s: str(s.source.get("zone", ""))),
+    ("size", lambda s: s.bytes),
+    ("new bytes", lambda s: s.stored_bytes),
+]
+
+
+def matches(snap: Any, query: str) -> bool:
+    """Every word must match. `key:value` narrows to volume, project, zone, date or tag."""
+    src = getattr(snap, "source", None) or {}
+    tags = getattr(snap, "tags", None) or {}
+    tag_words = [f"{k}={v}".lower() for k, v in tags.items()] + \
+                [str(t).lower() for t in (src.get("tags") or [])]
+    fields = {
+        "volume": [str(src.get("volume_name", "")).lower(), str(src.get("volume_id", "")).lower(),
+                   str(snap.name).lower()],
+        "project": [str(src.get("project_id", "")).lower()],
+        "zone": [str(src.get("zone", "")).lower()],
+        "date": [str(snap.time).lower()],
+        "tag": tag_words,
+        "id": [snap.id.lower()],
+    }
+    for word in query.lower().split():
+        key, found, value = word.partition(":")
+        if found and key in fields:
+            if not any(value in text for text in fields[key]):
+                return False
+        elif not any(word in text for texts in fields.values() for text in texts):
+            return False
+    return True
+
+
+class StoreScreen(Screen[None]):
+    HELP_TITLE = "store"
+    CSS_PATH = "store.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", key_display="S"),
+        Binding("r", "restore", "Restore"),
+        Binding("e", "explore", "Explore"),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshots: list[Any] = []
+        self.query_text = ""
+        self.sort_index = 0
+        self.sort_reverse = True  # newest first
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▣")
+        yield Input(placeholder="filter: words, or volume: project: zone: date: tag:",
+                    id="filter")
+        with Horizontal(id="store-body"):
+            yield DataTable(id="snapshots", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="snap-detail-scroll"):
+                yield DetailPane(id="snap-detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("id", "time (UTC)", "volume", "zone", "size", "new", "took", "verified")
+        table.border_title = "Snapshots in the store"
+        self.query_one("#snap-detail-scroll").border_title = "Snapshot"
+        table.focus()
+        self.action_reload()
+
+    @work(thread=True, group="store", exit_on_error=False, exclusive=True)
+    def action_reload(self) -> None:
+        status = self.app.backend.store_status()  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._loaded, status)
+
+    def _loaded(self, status: Any) -> None:
+        table = self.query_one(DataTable)
+        if not status.ok:
+            table.border_subtitle = "unavailable"
+            self.query_one(DetailPane).update(Text(f"store {status.url}: {status.message}"))
+            return
+        self.snapshots = status.snapshots
+        self.app.snapshot_cache = status.snapshots  # type: ignore[attr-defined]
+        self.refresh_table()
+
+    def visible(self) -> list[Any]:
+        rows = [s for s in self.snapshots if matches(s, self.query_text)]
+        name, key = SORTS[self.sort_index]
+        return sorted(rows, key=key, reverse=self.sort_reverse)
+
+    def refresh_table(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        rows = self.visible()
+        for snap in rows:
+            src = snap.source or {}
+            table.add_row(snap.id[:8], short_time(snap.time), Text(str(src.get("volume_name")
+                                                                       or snap.name or "–")),
+                          Text(str(src.get("zone", "–"))), human_bytes(snap.bytes),
+                          human_bytes(snap.stored_bytes), human_duration(snap.seconds),
+                          "✔ yes" if snap.last_verified else "· no", key=snap.id)
+        name = SORTS[self.sort_index][0]
+        arrow = "↓" if self.sort_reverse else "↑"
+        shown = f"{len(rows)} of {len(self.snapshots)}" if self.query_text else f"{len(rows)}"
+        table.border_subtitle = f"{shown} · sort {name} {arrow}" + (
+            f" · filter {self.query_text!s}" if self.query_text else "")
+        self._show_current()
+        if not rows:
+            self.query_one(DetailPane).update(Text(
+                "no snapshot matches the filter" if self.query_text else
+                "the store is empty: back up a volume from the inventory (b)"))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_current()
+
+    def current(self) -> Any | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((s for s in self.snapshots if s.id == key), None)
+
+    def _show_current(self) -> None:
+        snap = self.current()
+        if snap is not None:
+            pane = self.query_one(DetailPane)
+            pane.update(snapshot_facts(snap, pane.palette()))
+
+    # -- actions --------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value.strip()
+        self.refresh_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            if box.value:
+                box.value = ""
+            else:
+                box.remove_class("shown")
+                self.query_one(DataTable).focus()
+            return
+        self.app.pop_screen()
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.sort_reverse = SORTS[self.sort_index][0] in ("time", "size", "new bytes")
+        self.refresh_table()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.refresh_table()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_restore()
+
+    def action_restore(self) -> None:
+        from tui.screens.restore import RestoreWizard
+
+        snap = self.current()
+        if snap is None:
+            self.notify("no snapshot selected", severity="warning")
+            return
+        self.app.push_screen(RestoreWizard(snapshot=snap))
+
+    def action_explore(self) -> None:
+        snap = self.current()
+        if snap is None:
+            return
+        try:
+            from tui.screens.explore import ExploreScreen  # written by the explore helper
+        except ImportError:
+            self.notify("exploring inside a backup is not available in this build",
+                        severity="warning")
+            return
+        self.app.push_screen(ExploreScreen(self.app.backend, snap))  # type: ignore[attr-defined]

@@ -1,0 +1,73 @@
+"""The settings the app shows: profile, store, staging bucket per region, theme.
+
+Store, buckets and theme live in the connector's settings file
+(``engine.scaleway.config.load_settings/save_settings``), so the CLI and the app agree. The
+Scaleway profile is the app's own preference (the connector leaves profiles to Scaleway's
+config and ``SCW_PROFILE``), kept in ``tui.toml`` next to it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.scaleway import config as scw_config
+
+
+@dataclass
+class AppSettings:
+    profile: str = ""
+    store: str = ""
+    theme: str = ""
+    buckets: dict[str, str] = field(default_factory=dict)
+
+
+def config_path() -> Path:
+    return scw_config.settings_path()
+
+
+def tui_path() -> Path:
+    return config_path().with_name("tui.toml")
+
+
+def load() -> AppSettings:
+    try:
+        base = scw_config.load_settings()
+    except Exception:  # a broken file must not keep the app from opening
+        base = scw_config.Settings()
+    profile = ""
+    try:
+        profile = str(tomllib.loads(tui_path().read_text(encoding="utf-8")).get("profile", ""))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        pass
+    return AppSettings(profile=profile, store=base.store_url, theme=base.theme,
+                       buckets=dict(base.buckets))
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+def save(settings: AppSettings) -> Path:
+    """Both files atomically (temp file then rename); fields we do not show are kept."""
+    try:
+        base = scw_config.load_settings()
+    except Exception:
+        base = scw_config.Settings()
+    base.store_url, base.theme = settings.store, settings.theme
+    base.buckets = {r: b for r, b in settings.buckets.items() if b}
+    path = scw_config.save_settings(base)
+    target = tui_path()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tui-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"# the terminal app's own preferences\nprofile = {_toml_str(settings.profile)}\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

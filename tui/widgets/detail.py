@@ -1,0 +1,142 @@
+"""The detail pane: facts about what the tree has selected, and that volume's backups."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.content import Content
+from textual.widgets import Static
+
+from tui.format import human_bytes, human_duration, human_gb, short_time
+
+ENV_KEYS = ("environment", "env")
+CLASS_KEYS = ("data_class", "data-class", "dataclass", "class")
+
+
+def tag_value(tags: Any, keys: tuple[str, ...]) -> str:
+    """Scaleway tags are plain strings; we read 'key=value' or 'key:value'."""
+    if isinstance(tags, dict):
+        for key in keys:
+            if key in tags:
+                return str(tags[key])
+        return ""
+    for tag in tags or []:
+        for sep in ("=", ":"):
+            key, found, value = str(tag).partition(sep)
+            if found and key.strip().lower() in keys:
+                return value.strip()
+    return ""
+
+
+def volume_backups(snapshots: list[Any] | None, volume_id: str) -> list[Any]:
+    return [s for s in (snapshots or []) if (getattr(s, "source", None) or {})
+            .get("volume_id") == volume_id]
+
+
+Palette = dict[str, Style]
+STATUS_STYLE = {"available": "sr-ok", "in_use": "sr-running", "error": "sr-error"}
+
+
+def palette(variables: dict[str, str]) -> Palette:
+    """Rich styles from the theme's variables (ANSI names mapped to Rich's)."""
+    out: Palette = {}
+    for name in ("sr-ok", "sr-warn", "sr-error", "sr-running", "sr-muted", "text-muted"):
+        value = variables.get(name, "")
+        colour = value[5:] if value.startswith("ansi_") else value[:7]
+        try:
+            out[name] = Style(color=colour or None)
+        except Exception:
+            out[name] = Style()
+    return out
+
+
+def _facts(rows: list[tuple[str, str | Text]], pal: Palette) -> Table:
+    """Label and value columns; a long value folds inside its own column."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True, style=pal.get("sr-muted", Style()))
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value if isinstance(value, Text) else Text(value))
+    return table
+
+
+def _status(status: str, pal: Palette) -> Text:
+    glyph = {"available": "●", "in_use": "●", "error": "✖", "creating": "◌"}.get(status, "○")
+    return Text(f"{glyph} {status.replace('_', ' ')}",
+                style=pal.get(STATUS_STYLE.get(status, "sr-muted"), Style()))
+
+
+def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "",
+                 project_name: str = "", pal: Palette | None = None) -> RenderableType:
+    pal = pal or {}
+    tags = getattr(vol, "tags", []) or []
+    rows: list[tuple[str, str | Text]] = [
+        ("volume", str(vol.name)),
+        ("id", str(vol.id)),
+        ("status", _status(str(getattr(vol, "status", "")), pal)),
+        ("zone", str(vol.zone)),
+        ("project", project_name or str(getattr(vol, "project_id", ""))),
+        ("size", human_gb(getattr(vol, "size", 0))),
+        ("type", f"{getattr(vol, 'type', '')} · {getattr(vol, 'perf_iops', '') or '–'} IOPS"),
+        ("server", str(getattr(vol, "server", None) or "not attached")),
+        ("environment", tag_value(tags, ENV_KEYS) or "–"),
+        ("data class", tag_value(tags, CLASS_KEYS) or "–"),
+        ("tags", ", ".join(str(t) for t in tags) or "–"),
+    ]
+    if getattr(vol, "csi", False):
+        rows.append(("kubernetes", "CSI volume"))
+    if not getattr(vol, "backupable", True):
+        rows.append(("backup", Text.assemble(("⚠ not possible: ", pal.get("sr-warn", "")),
+                                             str(getattr(vol, "reason", "") or ""))))
+    parts: list[RenderableType] = [_facts(rows, pal), Text("")]
+    if store_message:
+        parts.append(Text.assemble(("store: ", "bold"), store_message))
+    elif snapshots is None:
+        parts.append(Text("backups: loading…"))
+    else:
+        backups = volume_backups(snapshots, vol.id)
+        parts.append(Text(f"backups in the store: {len(backups)}", style="bold"))
+        table = Table.grid(padding=(0, 1))
+        for snap in reversed(backups[-8:]):
+            verified = "✔ verified" if getattr(snap, "last_verified", None) else "· unverified"
+            table.add_row(snap.id[:8], short_time(snap.time),
+                          Text(f"+{human_bytes(snap.stored_bytes)}"), verified)
+        if backups:
+            parts += [table, Text("r restores one", style=pal.get("sr-muted", ""))]
+    return Group(*parts)
+
+
+def snapshot_facts(snap: Any, pal: Palette | None = None) -> RenderableType:
+    pal = pal or {}
+    src = getattr(snap, "source", None) or {}
+    tags = getattr(snap, "tags", None) or {}
+    rows: list[tuple[str, str | Text]] = [
+        ("snapshot", str(snap.id)),
+        ("time", short_time(snap.time) + " UTC"),
+        ("name", str(snap.name or "–")),
+        ("volume", f"{src.get('volume_name', '–')} ({src.get('volume_id', '–')})"),
+        ("project", str(src.get("project_id", "–"))),
+        ("zone", str(src.get("zone", "–"))),
+        ("size", human_bytes(snap.bytes)),
+        ("new bytes", human_bytes(snap.stored_bytes)),
+        ("duration", human_duration(snap.seconds)),
+        ("IOPS", str(src.get("perf_iops", "–"))),
+        ("environment", str(src.get("environment") or "–")),
+        ("data class", str(src.get("data_class") or "–")),
+        ("verified", short_time(snap.last_verified) if snap.last_verified else "never"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in tags.items()) or "–"),
+    ]
+    return _facts(rows, pal)
+
+
+class DetailPane(Static):
+    """Shows what is built above; every value from outside is plain text, never markup."""
+
+    def palette(self) -> Palette:
+        return palette(self.app.theme_variables)
+
+    def show_text(self, text: str) -> None:
+        self.update(Content(text))
