@@ -1,8 +1,184 @@
-"""CLI commands of the explore area (filled in by its issue)."""
+"""CLI commands of the explore area: ls, cat, restore-files, diff — files inside a backup."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from engine.commands.context import Context
+from engine.commands.progress import ProgressBar, human_bytes
+from engine.errors import EXIT_PROBLEM
+
+if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
+    from engine.explore import Entry, Explorer
+
+COPY_BLOCK = 1 << 20
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
+    p = sub.add_parser("ls", help="list files inside a backed-up volume")
+    p.add_argument("snapshot", help="snapshot id, unique prefix (>= 6) or 'latest'")
+    p.add_argument("path", nargs="?", default="/", help="directory or file inside the image")
+    p.add_argument("-l", "--long", action="store_true",
+                   help="type, mode, size and modification time too")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("cat", help="write a file from inside a backed-up volume to stdout")
+    p.add_argument("snapshot")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_cat)
+
+    p = sub.add_parser("restore-files",
+                       help="copy a file or a tree out of a backup into a local folder")
+    p.add_argument("snapshot")
+    p.add_argument("path", help="file or directory inside the image")
+    p.add_argument("--to", required=True, metavar="DIR",
+                   help="local folder; the result lands at DIR/<basename of PATH> ('/' at DIR/root); "
+                        "nothing is written outside it")
+    p.set_defaults(func=cmd_restore_files)
+
+    p = sub.add_parser("diff", help="files added, removed and changed between two backups")
+    p.add_argument("snapshot_a", metavar="SNAPSHOT_A", help="the older snapshot")
+    p.add_argument("snapshot_b", metavar="SNAPSHOT_B", help="the newer snapshot")
+    p.add_argument("path", nargs="?", default="/")
+    p.set_defaults(func=cmd_diff)
+
+
+# -- opening ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _store(ctx: Context) -> Iterator[object]:
+    from engine.store import Store  # the store is heavy; only commands that need it import it
+
+    with Store.open(ctx.store_url, ctx.passphrase()) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def _explorer(store: object, ref: str) -> Iterator["Explorer"]:
+    from engine.explore import ExploreError, open_volume
+
+    info = store.resolve(ref)  # type: ignore[attr-defined]
+    image = store.open_image(info.id)  # type: ignore[attr-defined]
+    try:
+        try:
+            explorer = open_volume(image)
+        except ExploreError as exc:
+            raise type(exc)(f"snapshot {info.id[:12]}: {exc}") from None
+        yield explorer
+    finally:
+        image.close()
+
+
+# -- printing untrusted names ----------------------------------------------------------------
+def printable(text: str) -> str:
+    """A name from an image made safe for a terminal: control and undecodable characters are
+    escaped, so a file name can never move the cursor, change colours or break a line."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:           # surrogateescape'd byte (not UTF-8)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or ch == "\\":
+            out.append("\\\\" if ch == "\\" else f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _json_entry(entry: "Entry") -> dict:
+    doc = entry.to_json()
+    # JSON cannot carry lone surrogates portably: give undecodable bytes as \x escapes.
+    for key in ("name", "path", "link_target"):
+        if isinstance(doc.get(key), str):
+            doc[key] = doc[key].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return doc
+
+
+def long_line(entry: "Entry") -> str:
+    name = printable(entry.name) + ("/" if entry.is_dir else "")
+    if entry.link_target is not None:
+        name += " -> " + printable(entry.link_target)
+    when = entry.mtime.replace("T", " ").rstrip("Z")
+    return f"{entry.permissions} {entry.type:<7} {entry.size:>12} {when}  {name}"
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
+    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
+        entries = explorer.listdir(args.path)
+    if ctx.json:
+        from engine.cli import print_json
+
+        print_json([_json_entry(e) for e in entries])
+        return None
+    for entry in entries:
+        if args.long:
+            print(long_line(entry))
+        else:
+            print(printable(entry.name) + ("/" if entry.is_dir else ""))
+    return None
+
+
+def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
+    out = sys.stdout.buffer
+    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
+        with explorer.open(args.path) as src:
+            while block := src.read(COPY_BLOCK):
+                out.write(block)
+    out.flush()
+    return None
+
+
+def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
+    from engine.explore import restore
+
+    bar = ProgressBar("restoring")
+    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
+        try:
+            report = restore(explorer, args.path, args.to, progress=bar.update)
+        finally:
+            bar.close()
+    if ctx.json:
+        from engine.cli import print_json
+
+        doc = asdict(report)
+        doc["skipped"] = [printable(s) for s in report.skipped]
+        print_json(doc)
+    else:
+        for line in report.skipped:
+            print(f"strongroom: skipped {printable(line)}", file=sys.stderr)
+        print(f"restored {report.files} files, {report.dirs} directories, {report.symlinks} "
+              f"symlinks ({human_bytes(report.bytes)}) to {printable(report.target)}")
+    if report.skipped:
+        print(f"strongroom: error: {len(report.skipped)} entries were not restored "
+              "(listed above); everything else was", file=sys.stderr)
+        return EXIT_PROBLEM
+    return None
+
+
+def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
+    from engine.explore import diff
+
+    with _store(ctx) as store, _explorer(store, args.snapshot_a) as a, \
+            _explorer(store, args.snapshot_b) as b:
+        result = diff(a, b, args.path)
+    if ctx.json:
+        from engine.cli import print_json
+
+        doc = result.to_json()
+        for key in ("added", "removed"):
+            doc[key] = [_json_entry(e) for e in (result.added if key == "added" else result.removed)]
+        print_json(doc)
+        return None
+    lines = [(e.path, f"+ {printable(e.path)}") for e in result.added]
+    lines += [(e.path, f"- {printable(e.path)}") for e in result.removed]
+    lines += [(c.path, f"M {printable(c.path)} ({', '.join(c.reasons)})") for c in result.changed]
+    for _, line in sorted(lines):
+        print(line)
+    if not lines:
+        print("no differences", file=sys.stderr)
+    return None

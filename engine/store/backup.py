@@ -137,13 +137,35 @@ class _Uploader:
         self.pool.shutdown(wait=True)
 
 
+class KnownIds:
+    """"Do we already store this chunk?" answered from memory: the store's ids are loaded into a
+    set when there are not too many (a few hundred bytes each), else asked of SQLite; the ids
+    this backup adds are always in memory."""
+
+    IN_MEMORY_LIMIT = 2_000_000
+
+    def __init__(self, cache: IndexCache):
+        self.cache = cache
+        loaded = cache.data_ids(self.IN_MEMORY_LIMIT)
+        self.all_in_memory = loaded is not None
+        self.ids: set[bytes] = loaded or set()
+
+    def __contains__(self, cid: bytes) -> bool:
+        if cid in self.ids:
+            return True
+        return not self.all_in_memory and self.cache.has(cid, BLOB_DATA)
+
+    def add(self, cid: bytes) -> None:
+        self.ids.add(cid)
+
+
 class BackupJob:
     def __init__(self, backend: Backend, keys: Keys, cache: IndexCache, chunker: ChunkerParams):
         self.backend, self.keys, self.cache, self.chunker = backend, keys, cache, chunker
         self.sealer = Sealer(keys.data)
         self.aead = AESGCM(keys.data)
         self.zeros = bytes(chunker.max)
-        self.known: set[bytes] = cache.data_ids()
+        self.known = KnownIds(cache)
         self.known_trees: set[bytes] = set()
         self.uploader = _Uploader(backend, self.sealer, cache)
         self.pack = _Pack()
@@ -195,7 +217,11 @@ class BackupJob:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("backup cancelled; no snapshot was recorded")
                 view = memoryview(buf)
-                filled = carry + _read_into(source, view[carry:])
+                try:
+                    filled = carry + _read_into(source, view[carry:])
+                except OSError as exc:
+                    raise OperationError(f"cannot read the image to back up: "
+                                         f"{exc.strerror or exc} (no snapshot was recorded)") from None
                 eof = filled < len(buf)
                 if filled > carry:
                     hasher.update(view[carry:filled])
@@ -292,6 +318,8 @@ class BackupJob:
                     done += length
                 if progress is not None:
                     progress(done, total)
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("backup cancelled; no snapshot was recorded")
             if tree_count:
                 trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
             self._finish_pack()

@@ -100,7 +100,7 @@ class IndexCache:
             self._add_pack(pack_id, entries, via)
 
     def _add_pack(self, pack_id: str, entries: Iterable[BlobEntry], via: str) -> None:
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
                 "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
@@ -136,8 +136,15 @@ class IndexCache:
                 self._db.execute("INSERT OR IGNORE INTO deltas VALUES (?)", (name,))
             if scan_packs:
                 indexed = {row[0] for row in self._db.execute("SELECT id FROM packs")}
-                for stat in backend.list("packs/"):
-                    pack_id = stat.name.rsplit("/", 1)[-1]
+                listed = {s.name.rsplit("/", 1)[-1]: s for s in backend.list("packs/")}
+                gone = sorted(indexed - listed.keys())
+                for pack_id in gone:
+                    # Forget what it held, so that the next backup stores those chunks again
+                    # (and snapshots that need them become whole again).
+                    problems.append(f"pack {pack_id} is in the index but missing from the store")
+                    self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
+                    self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+                for pack_id, stat in listed.items():
                     if pack_id in indexed:
                         continue
                     try:
@@ -148,9 +155,31 @@ class IndexCache:
                     self._add_pack(pack_id, entries, via="toc")
         return problems
 
-    def data_ids(self) -> set[bytes]:
+    def data_ids(self, limit: int) -> set[bytes] | None:
+        """All data blob ids, or None when there are more than ``limit`` (then ask per id)."""
         with self._lock:
+            (count,) = self._db.execute("SELECT count(*) FROM blobs WHERE type=0").fetchone()
+            if count > limit:
+                return None
             return {row[0] for row in self._db.execute("SELECT id FROM blobs WHERE type=0")}
+
+    def has(self, blob_id: bytes, blob_type: int) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM blobs WHERE id=? AND type=?",
+                                    (blob_id, blob_type)).fetchone() is not None
+
+    def lookup_many(self, ids: Iterable[bytes], blob_type: int) -> dict[bytes, Location]:
+        found: dict[bytes, Location] = {}
+        ids = list(ids)
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                for row in self._db.execute(
+                        f"SELECT id, pack, offset, stored_len, raw_len, flags FROM blobs "
+                        f"WHERE type=? AND id IN ({marks})", (blob_type, *part)):
+                    found[row[0]] = Location(*row[1:])
+        return found
 
     def lookup(self, blob_id: bytes, blob_type: int) -> Location | None:
         with self._lock:

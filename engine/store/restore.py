@@ -13,9 +13,9 @@ import stat
 import threading
 import time
 from bisect import bisect_right
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -113,9 +113,10 @@ def _plan(reader: BlobReader, ids: list[bytes], lengths: list[int],
         if cid != ZERO_ID:
             wanted.setdefault(cid, []).append(offset)
         offset += length
+    where = reader.cache.lookup_many(wanted, BLOB_DATA)
     by_pack: dict[str, list[tuple[Location, bytes, list[int]]]] = {}
     for cid, offsets in wanted.items():
-        loc = reader.locate(cid, BLOB_DATA)
+        loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
         by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
     runs: list[_Run] = []
     for pack, blobs in by_pack.items():
@@ -131,9 +132,11 @@ def _plan(reader: BlobReader, ids: list[bytes], lengths: list[int],
     return runs
 
 
-def _execute(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
-             sink: Callable[[bytes, list[int]], None], cancel: threading.Event | None,
-             progress: Callable[[int], None]) -> None:
+def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
+                 view: memoryview, base: int,
+                 cancel: threading.Event | None) -> list[Future]:
+    """Fetch the runs in the pool, each blob verified and copied to its places in ``view``
+    (which holds the image from offset ``base``)."""
     def work(run: _Run) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled("restore cancelled")
@@ -148,57 +151,116 @@ def _execute(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
         for loc, cid, offsets in run.blobs:
             rel = loc.offset - run.start
             plain = reader.decode(data[rel:rel + loc.stored_len], loc, cid, BLOB_DATA)
-            sink(plain, offsets)
-            progress(len(plain) * len(offsets))
+            for off in offsets:
+                view[off - base:off - base + len(plain)] = plain
 
-    for fut in [pool.submit(work, run) for run in runs]:
-        fut.result()
+    return [pool.submit(work, run) for run in runs]
 
 
-def iter_trees(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[TreeRef, list[bytes], list[int]]]:
+@dataclass
+class _Segment:
+    """A stretch of the image (whole chunks) assembled in memory before it is written."""
+
+    base: int
+    ids: list[bytes]
+    lengths: list[int]
+    buf: bytearray
+    futures: list[Future]
+
+    @property
+    def size(self) -> int:
+        return sum(self.lengths)
+
+
+def _segments(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[int, list[bytes], list[int]]]:
     for ref in manifest.trees:
         ids, lengths = reader.read_tree(ref)
-        yield ref, ids, lengths
+        i, base = 0, ref.offset
+        while i < len(ids):
+            j, size = i, 0
+            while j < len(ids) and size < SEGMENT:
+                size += lengths[j]
+                j += 1
+            yield base, ids[i:j], lengths[i:j]
+            base += size
+            i = j
+
+
+def _restore(reader: BlobReader, manifest: Manifest,
+             emit: Callable[[_Segment, memoryview], None],
+             progress: Callable[[int, int], None] | None,
+             cancel: threading.Event | None) -> None:
+    """Assemble the image segment by segment (the next one is fetched in parallel while the
+    current one is hashed and handed to ``emit`` in order), then check the whole digest."""
+    size, done = manifest.info.bytes, 0
+    hasher = blake3.blake3()
+    free: list[bytearray] = []
+    inflight: deque[_Segment] = deque()
+
+    def finish(seg: _Segment) -> None:
+        nonlocal done
+        for fut in seg.futures:
+            fut.result()
+        view = memoryview(seg.buf)[:seg.size]
+        hasher.update(view)
+        emit(seg, view)
+        del view
+        free.append(seg.buf)
+        done += seg.size
+        if progress is not None:
+            progress(done, size)
+
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
+        try:
+            for base, ids, lengths in _segments(reader, manifest):
+                need = sum(lengths)
+                buf = free.pop() if free else bytearray(SEGMENT + 4 * 1024 * 1024)
+                if len(buf) < need:
+                    buf = bytearray(need)
+                view = memoryview(buf)
+                _zero_fill(view, ids, lengths)
+                runs = _plan(reader, ids, lengths, base)
+                inflight.append(_Segment(base, ids, lengths, buf,
+                                         _submit_runs(reader, runs, pool, view, base, cancel)))
+                del view
+                if len(inflight) > 1:
+                    finish(inflight.popleft())
+            while inflight:
+                finish(inflight.popleft())
+        except BaseException:
+            for seg in inflight:
+                for fut in seg.futures:
+                    fut.cancel()
+            raise
+    if "blake3:" + hasher.hexdigest() != manifest.info.digest:
+        raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
+                             "match its digest")
 
 
 def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
                     progress: Callable[[int, int], None] | None,
                     cancel: threading.Event | None) -> None:
-    size, done = manifest.info.bytes, [0]
-    lock = threading.Lock()
-
-    def tick(n: int) -> None:
-        with lock:
-            done[0] += n
-            value = done[0]
-        if progress is not None:
-            progress(value, size)
-
+    """Positioned writes into ``<out>.strongroom-tmp-XXXX`` (all-zero chunks stay holes),
+    renamed to ``out`` only once every chunk and the whole digest have been verified."""
     if out.is_dir():
         raise UsageError(f"{out} is a directory: give a file name for the restored image")
     if not out.parent.is_dir():
         raise UsageError(f"folder {out.parent} does not exist: create it first")
     tmp = out.parent / f"{out.name}.strongroom-tmp-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.ftruncate(fd, size)  # all-zero chunks stay holes
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write to folder {out.parent}: {exc.strerror}") from None
+    try:
+        os.ftruncate(fd, manifest.info.bytes)
 
-        def sink(data: bytes, offsets: list[int]) -> None:
-            for off in offsets:
-                _pwrite_all(fd, data, off)
+        def emit(seg: _Segment, view: memoryview) -> None:
+            for start, end in _data_spans(seg.ids, seg.lengths):
+                _pwrite_all(fd, view[start:end], seg.base + start)
 
-        with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
-            for ref, ids, lengths in iter_trees(reader, manifest):
-                _execute(reader, _plan(reader, ids, lengths, ref.offset), pool, sink, cancel,
-                         tick)
-                zero = sum(n for cid, n in zip(ids, lengths) if cid == ZERO_ID)
-                if zero:
-                    tick(zero)
-        os.fsync(fd)
-        hasher = _digest_fd(fd)
-        if "blake3:" + hasher.hexdigest() != manifest.info.digest:
-            raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does "
-                                 "not match its digest")
+        _restore(reader, manifest, emit, progress, cancel)
+        # No fsync: forcing the image to disk would double the restore time; callers that
+        # need durability sync the result.
         os.close(fd)
         fd = -1
         os.replace(tmp, out)
@@ -215,71 +277,44 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
 def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
                       progress: Callable[[int, int], None] | None,
                       cancel: threading.Event | None) -> None:
-    size, done = manifest.info.bytes, 0
-    hasher = blake3.blake3()
-    segment = bytearray(SEGMENT + 16 * 1024 * 1024)
-    view = memoryview(segment)
-    with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
-        for ref, ids, lengths in iter_trees(reader, manifest):
-            i, offset = 0, ref.offset
-            while i < len(ids):
-                j, seg_bytes = i, 0
-                while j < len(ids) and (seg_bytes == 0 or seg_bytes + lengths[j] <= len(segment)) \
-                        and seg_bytes < SEGMENT:
-                    seg_bytes += lengths[j]
-                    j += 1
-                base = offset
-                _zero_fill(view, ids, lengths, i, j)
-
-                def sink(data: bytes, offsets: list[int], base: int = base) -> None:
-                    for off in offsets:
-                        view[off - base:off - base + len(data)] = data
-
-                _execute(reader, _plan(reader, ids[i:j], lengths[i:j], base), pool, sink,
-                         cancel, lambda n: None)
-                chunk = view[:seg_bytes]
-                hasher.update(chunk)
-                _write_all(out, chunk)
-                done += seg_bytes
-                if progress is not None:
-                    progress(done, size)
-                offset += seg_bytes
-                i = j
+    """Sequential writes (a pipe, stdout, a multipart upload); verified all the same, but what
+    was written before a failure cannot be taken back: the caller must report the failure."""
+    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel)
     flush = getattr(out, "flush", None)
     if flush is not None:
         flush()
-    if "blake3:" + hasher.hexdigest() != manifest.info.digest:
-        raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
-                             "match its digest")
 
 
-def _digest_fd(fd: int) -> "blake3.blake3":
-    """BLAKE3 of what actually landed in the output file, read back through one reused buffer
-    (an mmap would count the whole image in our RSS)."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    buf = bytearray(8 * 1024 * 1024)
-    view, pos = memoryview(buf), 0
-    while True:
-        n = os.preadv(fd, [view], pos)
-        if not n:
-            return hasher
-        hasher.update(view[:n])
-        pos += n
+def _data_spans(ids: list[bytes], lengths: list[int]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of consecutive non-zero chunks, relative to the segment."""
+    pos, start = 0, None
+    for cid, length in zip(ids, lengths):
+        if cid == ZERO_ID:
+            if start is not None:
+                yield start, pos
+                start = None
+        elif start is None:
+            start = pos
+        pos += length
+    if start is not None:
+        yield start, pos
 
 
-def _zero_fill(view: memoryview, ids: list[bytes], lengths: list[int], i: int, j: int) -> None:
+_ZEROS = memoryview(bytes(4 * 1024 * 1024))  # the largest chunk any store may have
+
+
+def _zero_fill(view: memoryview, ids: list[bytes], lengths: list[int]) -> None:
     pos = 0
-    for k in range(i, j):
-        if ids[k] == ZERO_ID:
-            view[pos:pos + lengths[k]] = bytes(lengths[k])
-        pos += lengths[k]
+    for cid, length in zip(ids, lengths):
+        if cid == ZERO_ID:
+            view[pos:pos + length] = _ZEROS[:length]
+        pos += length
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
 
 
 def _write_all(out: BinaryIO, data: memoryview) -> None:

@@ -167,12 +167,19 @@ class Store:
                progress: Progress | None = None,
                cancel: threading.Event | None = None) -> BackupResult:
         total = size_hint if size_hint is not None else _stream_size(source)
-        with self._lock(exclusive=False):
-            self._sync(force=True)
-            job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
-            info, nbytes = job.run(source, name=name, tags=tags or {},
-                                   source_info=source_info or {}, total=total or 0,
-                                   progress=progress, cancel=cancel)
+        try:
+            with self._lock(exclusive=False):
+                self._sync(force=True)
+                job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
+                info, nbytes = job.run(source, name=name, tags=tags or {},
+                                       source_info=source_info or {}, total=total or 0,
+                                       progress=progress, cancel=cancel)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise OperationError(f"disk full while writing to the store {self.url}: free "
+                                     "some space and run the backup again") from None
+            raise OperationError(f"cannot write to the store {self.url}: "
+                                 f"{exc.strerror or exc}") from None
         self._manifests = None
         return BackupResult(snapshot=info, bytes=nbytes, stored_bytes=info.stored_bytes,
                             seconds=info.seconds)
@@ -245,6 +252,15 @@ def _stream_size(source: BinaryIO) -> int | None:
         return None
     if statmod.S_ISREG(st.st_mode):
         return st.st_size
+    if statmod.S_ISBLK(st.st_mode):  # a block device: its size is where its end is
+        try:
+            fd = source.fileno()
+            here = os.lseek(fd, 0, os.SEEK_CUR)
+            end = os.lseek(fd, 0, os.SEEK_END)
+            os.lseek(fd, here, os.SEEK_SET)
+            return end - here
+        except OSError:
+            return None
     return None
 
 

@@ -24,3 +24,22 @@ def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, sto
     assert store_cli("restore-image", second["snapshot"], str(out)).code == 0
     assert out.read_bytes() == bytes(data)
     assert store_cli("check", "--read-data").code == 0
+
+
+def test_dedup_when_the_index_is_too_big_for_memory(tmp_path: Path, fast_kdf: None,
+                                                   monkeypatch) -> None:
+    from engine.store import Store
+    from engine.store.backup import KnownIds
+    from tests.fixtures.store import PASSPHRASE
+
+    monkeypatch.setattr(KnownIds, "IN_MEMORY_LIMIT", 0)  # every lookup goes to SQLite
+    image = make_image(tmp_path / "v1.img", 4_000_000, seed=3, zero_every=0)
+    with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
+        with open(image, "rb") as f:
+            first = store.backup(f)
+        with open(image, "rb") as f:
+            second = store.backup(f)
+        assert first.stored_bytes > 2_000_000 and second.stored_bytes < 20_000
+        out = tmp_path / "out.img"
+        store.restore("latest", out)
+        assert out.read_bytes() == image.read_bytes()

@@ -54,7 +54,7 @@ def test_stdin_and_stdout(tmp_path: Path, store_dir: Path, store_cli) -> None:
     assert listing[0]["source"] == {"kind": "stdin"}
 
 
-def test_api_round_trip_and_stream_restore(tmp_path: Path) -> None:
+def test_api_round_trip_and_stream_restore(tmp_path: Path, fast_kdf: None) -> None:
     image = make_image(tmp_path / "api.img", 5_000_000, seed=3)
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         with open(image, "rb") as f:
@@ -70,7 +70,7 @@ def test_api_round_trip_and_stream_restore(tmp_path: Path) -> None:
         assert store.snapshots()[0].last_verified is not None
 
 
-def test_open_image_random_reads(tmp_path: Path) -> None:
+def test_open_image_random_reads(tmp_path: Path, fast_kdf: None) -> None:
     image = make_image(tmp_path / "r.img", 6_000_000, seed=11)
     data = image.read_bytes()
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
@@ -93,3 +93,30 @@ def test_open_image_random_reads(tmp_path: Path) -> None:
         fresh.seek(len(data) // 2)
         fresh.read(4096)
         assert 0 < fresh.bytes_fetched < 1_500_000
+
+
+def test_progress_and_cancel(tmp_path: Path, fast_kdf: None) -> None:
+    import threading
+
+    from engine.errors import OperationError
+
+    image = make_image(tmp_path / "p.img", 20_000_000, seed=8, zero_every=0)
+    with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
+        seen: list[tuple[int, int]] = []
+        with open(image, "rb") as f:
+            store.backup(f, progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1] == (20_000_000, 20_000_000)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+        cancel = threading.Event()
+        with open(image, "rb") as f, pytest.raises(OperationError, match="cancelled"):
+            store.backup(f, progress=lambda done, total: cancel.set(), cancel=cancel)
+        assert len(store.snapshots()) == 1
+        assert store.check().ok
+
+
+def test_backup_of_missing_file_is_a_usage_error(tmp_path: Path, store_dir: Path,
+                                                  store_cli) -> None:
+    res = store_cli("backup-image", str(tmp_path / "nope.img"))
+    assert res.code == 2 and "no such file" in res.stderr
+    res = store_cli("backup-image", str(tmp_path), "--tag", "novalue")
+    assert res.code == 2 and "KEY=VALUE" in res.stderr
