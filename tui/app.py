@@ -15,6 +15,7 @@ from typing import Any
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from engine.jobs import DONE, FAILED, Job, JobEvent, JobRunner
 from tui import settings as settings_mod
@@ -76,6 +77,12 @@ class StrongroomApp(App[None]):
             self.notify(f"theme {self._theme_fallback!r} not found; using {self.theme}",
                         severity="warning", markup=False)
         self.push_screen(MainScreen())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers run with exit_on_error=False: a failure becomes a message, never a crash."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(f"{event.worker.name or 'background work'} failed: "
+                        f"{event.worker.error}", severity="error", markup=False, timeout=10)
 
     # -- jobs -----------------------------------------------------------------------------
     def _job_event(self, job: Job, event: JobEvent) -> None:
