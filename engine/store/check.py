@@ -88,7 +88,12 @@ def _snapshot_sound(reader: BlobReader, manifest: Manifest, bad: set[tuple[bytes
                     report: CheckReport) -> bool:
     short = manifest.info.id[:12]
     sound = True
+    expected = 0
     for ref in manifest.trees:
+        if ref.offset != expected:
+            report.problems.append(f"snapshot {short}: its chunk lists are not contiguous")
+            return False
+        expected += ref.bytes
         if (ref.id, BLOB_TREE) in bad:
             report.problems.append(f"snapshot {short}: a chunk list is damaged")
             return False
@@ -112,4 +117,8 @@ def _snapshot_sound(reader: BlobReader, manifest: Manifest, bad: set[tuple[bytes
             report.problems.append(f"snapshot {short}: {damaged} damaged and {missing} missing "
                                    "chunks")
             sound = False
+    if expected != manifest.info.bytes:
+        report.problems.append(f"snapshot {short}: its chunk lists cover {expected} bytes, "
+                               f"not {manifest.info.bytes}")
+        return False
     return sound

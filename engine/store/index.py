@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS blobs (id BLOB NOT NULL, type INTEGER NOT NULL, pack 
 CREATE TABLE IF NOT EXISTS deltas (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS packs (id TEXT PRIMARY KEY, via TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS verified (snapshot TEXT PRIMARY KEY, time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (snapshot TEXT PRIMARY KEY, sealed BLOB NOT NULL);
 """
 
 
@@ -196,6 +197,16 @@ class IndexCache:
     def packs_via(self) -> dict[str, str]:
         with self._lock:
             return dict(self._db.execute("SELECT id, via FROM packs").fetchall())
+
+    def sealed_manifests(self) -> dict[str, bytes]:
+        """Snapshot files as last read (still encrypted: they are immutable, so a copy saves a
+        storage request per snapshot and reveals nothing)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT snapshot, sealed FROM manifests").fetchall())
+
+    def keep_manifest(self, snapshot_id: str, sealed: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO manifests VALUES (?,?)", (snapshot_id, sealed))
 
     def set_verified(self, snapshot_id: str, when: str) -> None:
         with self._lock:

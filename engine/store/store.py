@@ -129,15 +129,24 @@ class Store:
             self._sync_problems = self.cache.sync(self.backend, self.sealer)
             self._synced = True
 
-    def _load_manifests(self) -> dict[str, Manifest | Exception]:
-        if self._manifests is None:
+    def _load_manifests(self, fresh: bool = False) -> dict[str, Manifest | Exception]:
+        """Every snapshot's manifest (or the error met reading it). Snapshot files are
+        immutable, so their sealed bytes are kept in the local cache; ``fresh`` re-reads them
+        all from the store (check does)."""
+        if self._manifests is None or fresh:
             found: dict[str, Manifest | Exception] = {}
+            kept = {} if fresh else self.cache.sealed_manifests()
             for st in self.backend.list("snapshots/"):
                 snap_id = st.name.rsplit("/", 1)[-1]
                 try:
-                    plain = self.sealer.open_object(self.backend.get(st.name),
-                                                    snapshot_ad(snap_id), f"snapshot {snap_id[:12]}")
+                    sealed = kept.get(snap_id)
+                    if sealed is None:
+                        sealed = self.backend.get(st.name)
+                    plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                                    f"snapshot {snap_id[:12]}")
                     found[snap_id] = Manifest.decode(snap_id, plain)
+                    if snap_id not in kept:
+                        self.cache.keep_manifest(snap_id, sealed)
                 except (IntegrityError, NotFound, ValueError, KeyError) as exc:
                     found[snap_id] = exc
             self._manifests = found
@@ -166,6 +175,9 @@ class Store:
                source_info: dict | None = None, size_hint: int | None = None,
                progress: Progress | None = None,
                cancel: threading.Event | None = None) -> BackupResult:
+        """Back up a readable binary stream as a new snapshot (shared lock: backups may run
+        concurrently). ``progress(done, total)`` is called from this thread; ``total`` is 0
+        when unknown. Raises OperationError (disk full, cancelled, store unwritable)."""
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False):
@@ -187,6 +199,10 @@ class Store:
     def restore(self, ref: str, out: str | os.PathLike | BinaryIO, *,
                 progress: Progress | None = None,
                 cancel: threading.Event | None = None) -> RestoreResult:
+        """Write the image of snapshot ``ref`` to a path (temp name, holes, read-back digest,
+        then rename) or to a stream (sequential ``write`` calls with memoryviews valid only
+        during the call, as for any io writer). Everything read is verified; a damaged
+        snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
         started = time.monotonic()
         with self._lock(exclusive=False):
@@ -205,8 +221,10 @@ class Store:
                     restore_to_path(reader, manifest, Path(out), progress, cancel)
                     target = str(out)
             except IntegrityError as exc:
-                raise OperationError(f"snapshot {short} is damaged: {exc} (no complete output "
-                                     "was written; run 'strongroom check --read-data')") from None
+                what = ("the output is incomplete" if is_stream_target(out)
+                        else "no output file was written")
+                raise OperationError(f"snapshot {short} is damaged: {exc} ({what}; run "
+                                     "'strongroom check --read-data')") from None
             except OSError as exc:
                 if is_disk_full(exc):
                     raise OperationError(f"disk full while restoring snapshot {short}: free "
@@ -217,15 +235,17 @@ class Store:
                              seconds=round(time.monotonic() - started, 3), target=target)
 
     def open_image(self, ref: str) -> ImageReader:
+        """A seekable, read-only view of the image (keep the store open while using it)."""
         manifest = self._manifest(ref)
         self._sync()
         return ImageReader(BlobReader(self.backend, self.keys, self.cache), manifest)
 
     def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
+        """Structure (config, keys, index vs packs' TOCs, manifests and their chunks); with
+        ``read_data`` every indexed blob is read, authenticated, decompressed and re-hashed."""
         with self._lock(exclusive=False):
             self._sync(force=True)
-            self._manifests = None
-            manifests = self._load_manifests()
+            manifests = self._load_manifests(fresh=True)
             reader = BlobReader(self.backend, self.keys, self.cache)
             report = run_check(reader, manifests, read_data, self._sync_problems, progress)
         if read_data:
@@ -236,6 +256,7 @@ class Store:
         return report
 
     def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-wrap the master key under a new passphrase (exclusive lock); data is untouched."""
         if not new_passphrase:
             raise UsageError("an empty passphrase is not allowed")
         with self._lock(exclusive=True):

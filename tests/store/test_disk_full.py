@@ -45,3 +45,14 @@ def test_disk_full_backup(tmp_path: Path, small_fs: Path, store_cli) -> None:
     out = tmp_path / "small.out"
     assert store_cli("restore-image", "latest", str(out), store=store).code == 0
     assert out.read_bytes() == small.read_bytes()
+
+
+def test_disk_full_restore_leaves_nothing(tmp_path: Path, small_fs: Path, store_dir: Path,
+                                          store_cli) -> None:
+    big = tmp_path / "big.img"
+    big.write_bytes(os.urandom(40 * 1024 * 1024))
+    assert store_cli("backup-image", str(big)).code == 0
+    res = store_cli("restore-image", "latest", str(small_fs / "big.img"))
+    assert res.code == 1 and "disk full" in res.stderr
+    assert res.stderr.count("\n") == 1
+    assert not list(small_fs.iterdir())
