@@ -1,4 +1,4 @@
-"""`strongroom sandbox`: the local Scaleway (Block, Account, Instance, IAM + S3) in the foreground."""
+"""`strongroom sandbox`: a local Scaleway (Block, Account, Instance, IAM, S3) in the foreground."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "`export VAR=value` lines to use it")
     p.add_argument("--port", type=int, default=0,
                    help="API port on 127.0.0.1 (default: any free port)")
+    p.add_argument("--s3-port", type=int, default=0,
+                   help="S3 port on 127.0.0.1 (default: any free port)")
     p.add_argument("--state", metavar="DIR",
                    help="folder holding the sandbox's volumes and snapshots (default: "
                         "the user data dir); a restarted sandbox finds them again")
@@ -58,15 +60,16 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
     from engine.sandbox import Delays, Sandbox
 
-    if not 0 <= args.port <= 65535:
-        raise UsageError("--port must be between 0 and 65535")
+    for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{name} must be between 0 and 65535")
     state = Path(args.state) if args.state else default_state_dir()
     if args.delay is not None and not 0 <= args.delay <= 3600:
         raise UsageError("--delay must be between 0 and 3600 seconds")
     delays = None if args.delay is None else Delays(*(args.delay,) * 5)
     try:
         sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
-                          faults=parse_faults(args.fault), delays=delays)
+                          faults=parse_faults(args.fault), delays=delays, s3_port=args.s3_port)
     except ValueError as exc:
         raise UsageError(f"{exc} (see 'strongroom sandbox --help')") from None
     stop = threading.Event()
@@ -80,7 +83,7 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
             raise OperationError(f"cannot start the sandbox: {exc.strerror or exc}; "
                                  f"try another --port") from None
         try:
-            _announce(sandbox, state)
+            _announce(sandbox, state, ctx.json)
             while not stop.wait(0.5):
                 pass
         finally:
@@ -92,9 +95,15 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _announce(sandbox: Any, state: Path) -> None:
-    for name, value in sandbox.env.items():
-        print(f"export {name}={shlex.quote(value)}")
+def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
+    if as_json:
+        from engine.cli import print_json
+
+        print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
+                    "admin": f"{sandbox.api_url}/_sandbox/faults"})
+    else:
+        for name, value in sandbox.env.items():
+            print(f"export {name}={shlex.quote(value)}")
     sys.stdout.flush()
     print(f"# sandbox state: {state}\n"
           f"# staging buckets: {', '.join(sandbox.buckets.values())}\n"

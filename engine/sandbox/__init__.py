@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ class Sandbox:
         state = State(self.state_dir)
         fresh = not state.exists()
         if fresh:
-            state.init(seeding.build(self.seed) | {"profile": self.profile})
+            # saved once the volume files exist, so a failed first start is redone whole
+            state.init(seeding.build(self.seed) | {"profile": self.profile}, save=False)
         else:
             state.load()
             self.seed, self.profile = state.doc["seed"], state.doc.get("profile", self.profile)
@@ -73,9 +75,17 @@ class Sandbox:
                   if not any(p.startswith("ObjectStorage")
                              for p in seeding.KEY_PERMISSIONS[role])}
         storage = Storage(self.state_dir, self.seed, denied, port=self._s3_port)
-        if fresh:
-            self._fill_volumes(state, storage)
-        storage.start()
+        # Volume contents build while the S3 process starts: both take seconds.
+        with ThreadPoolExecutor(1, thread_name_prefix="sandbox-fill") as pool:
+            filled = pool.submit(self._fill_volumes, state, storage) if fresh else None
+            storage.start()
+            try:
+                if filled is not None:
+                    filled.result()
+                    state.save()
+            except BaseException:
+                storage.stop()
+                raise
         try:
             self._world = World(state=state, faults=self._faults,
                                 dice=FaultDice(self._faults, self.seed), delays=self._delays,
@@ -194,3 +204,4 @@ class Sandbox:
 
     def snapshot_path(self, snapshot_id: str) -> Path:
         return self.world.state.snapshot_path(snapshot_id)
+

@@ -6,9 +6,8 @@ Each volume is a sparse file of the volume's full size (>= 5 GB, but only the da
   directories, a name with markup characters). The same seed gives the same bytes: fixed UUID
   and hash seed, `E2FSPROGS_FAKE_TIME`, fixed file times, and inode ctimes set with debugfs
   (mke2fs copies them from the source tree, where they cannot be chosen).
-- "luks": a LUKS2 header written by `cryptsetup luksFormat` (key derived from the seed, never
-  stored), followed by ciphertext-like data. Its header has random salts, so only its layout,
-  not its bytes, is deterministic.
+- "luks": a real LUKS2 header (engine/sandbox/luks.py, deterministic, no cryptsetup needed; the
+  passphrase is `luks_key(seed, id)`, never stored), followed by ciphertext-like data.
 - "empty": all holes.
 
 Profiles: "small" (about 1 MiB of data per volume, for tests) and "demo" (tens of MiB per volume).
@@ -27,6 +26,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from random import Random
@@ -34,13 +34,14 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from engine.sandbox.luks import DATA_OFFSET as LUKS_HEADER
+from engine.sandbox.luks import write_luks2_header
 from engine.sandbox.qcow2 import data_ranges
 
 Kind = Literal["ext4", "luks", "empty"]
-GENERATOR_VERSION = 1  # bump when the generated content changes: cached volumes are rebuilt
+GENERATOR_VERSION = 3  # bump when the generated content changes: cached volumes are rebuilt
 PROFILE_BYTES = {"small": 1 << 20, "demo": 40 << 20}  # generated data per ext4 volume
 EPOCH = 1_790_000_000  # 2026-09-21: file times of generated trees count from here
-LUKS_HEADER = 16 << 20  # LUKS2 default metadata + keyslots area; data starts here
 MIN_SIZE = 64 << 20
 
 
@@ -213,18 +214,23 @@ def generate_tree(root: Path, seed: int, volume_id: str, budget: int, flavor: st
     binaries = budget * 2 // 5
     logs = budget * 3 // 10
     csvs = budget // 5
-    for n in range(max(1, binaries // (256 << 10))):
-        size = min(binaries, rng.randint(64 << 10, 448 << 10))
+    # file sizes scale with the budget so that even the small profile has many files
+    unit = max(16 << 10, min(budget // 16, 384 << 10))
+    n = 0
+    while binaries > 0:
+        size = min(binaries, rng.randint(unit // 2, unit * 3 // 2))
         tree.write(f"opt/{flavor}/lib/blob-{n:03d}.bin", tree.stream.bytes(size))
+        binaries -= size
+        n += 1
     day = EPOCH - 30 * 86400
-    for n in range(max(1, logs // (512 << 10))):
+    for n in range(max(1, logs // unit)):
         tree.write(f"var/log/{flavor}/{flavor}.log.{n}" if n else f"var/log/{flavor}/{flavor}.log",
-                   tree.log(max(50, min(logs, 512 << 10) // 110), day - n * 86400))
-    for n in range(max(1, csvs // (256 << 10))):
+                   tree.log(max(50, unit // 110), day - n * 86400))
+    for n in range(max(1, csvs // unit)):
         when = time.gmtime(day + n * 86400)
         tree.write(
             f"srv/{flavor}/exports/{when.tm_year}/{when.tm_mon:02d}/orders-{when.tm_mday:02d}.csv",
-            tree.csv(max(20, min(csvs, 256 << 10) // 50), day + n * 86400),
+            tree.csv(max(20, unit // 50), day + n * 86400),
         )
     # identical copies, as real disks have (dedup has something to find)
     tree.write(f"backups/{flavor}.sqlite.bak", (root / f"srv/{flavor}/db/{flavor}.sqlite").read_bytes())
@@ -267,8 +273,8 @@ def build_ext4(dest: Path, size: int, seed: int, volume_id: str, budget: int, fl
         root = Path(tmp) / "root"
         root.mkdir()
         paths = generate_tree(root, seed, volume_id, budget, flavor)
-        # counted from the paths: walking the tree again would change the directories' atimes
-        entries = len({"/".join(p.split("/")[: n + 1]) for p in paths for n in range(p.count("/") + 1)})
+        # from the paths: walking the tree again would change the directories' atimes
+        entries = {"/".join(p.split("/")[: n + 1]) for p in paths for n in range(p.count("/") + 1)}
         dest.unlink(missing_ok=True)
         extended = (f"hash_seed={_uuid(seed, volume_id, 'hash')},"
                     "lazy_itable_init=1,lazy_journal_init=1,nodiscard")
@@ -278,8 +284,9 @@ def build_ext4(dest: Path, size: int, seed: int, volume_id: str, budget: int, fl
              str(size // 1024) + "k"],
             env=dict(os.environ, E2FSPROGS_FAKE_TIME=str(EPOCH)),
         )
-    # mke2fs -d copied the real ctimes of the temporary tree (inodes 12.. in walk order): fix them
-    commands = "".join(f"sif <{ino}> ctime {stamp}\n" for ino in [2, *range(12, 12 + entries)])
+    # mke2fs -d copied the real ctimes of the temporary tree: set them (generated names hold no
+    # double quote, and debugfs does not follow a symlink named last)
+    commands = "".join(f'sif "/{entry}" ctime {stamp}\n' for entry in ["", *sorted(entries)])
     _run(["debugfs", "-w", "-f", "-", str(dest)], input=commands,
          env=dict(os.environ, E2FSPROGS_FAKE_TIME=str(EPOCH)))
     return paths
@@ -294,15 +301,8 @@ def build_luks(dest: Path, size: int, seed: int, volume_id: str, budget: int) ->
     """Make `dest` a sparse volume with a LUKS2 header and ciphertext-like data after it."""
     with open(dest, "wb") as out:
         out.truncate(size)
-    key_fd, key_path = tempfile.mkstemp(dir=dest.parent, prefix=".key-")
-    try:
-        os.write(key_fd, luks_key(seed, volume_id))
-        os.close(key_fd)
-        _run(["cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode",
-              "--uuid", _uuid(seed, volume_id, "luks"), "--pbkdf", "pbkdf2",
-              "--pbkdf-force-iterations", "1000", "--key-file", key_path, str(dest)])
-    finally:
-        Path(key_path).unlink(missing_ok=True)
+        write_luks2_header(out, luks_key(seed, volume_id), _uuid(seed, volume_id, "luks"),
+                           _seed_bytes(seed, volume_id, "luks-entropy"))
     stream = _Stream(_seed_bytes(seed, volume_id, "ciphertext"))
     rng = Random(_seed_bytes(seed, volume_id, "luks-layout"))
     with open(dest, "r+b") as out:
@@ -355,17 +355,23 @@ def _manifest(spec: VolumeSpec, seed: int, profile: str) -> dict:
 
 
 def build_volumes(state_dir: Path, specs: Iterable[VolumeSpec], seed: int = 0,
-                  profile: str = "demo", cache_dir: Path | None = None) -> dict[str, Path]:
+                  profile: str = "demo", cache_dir: Path | None = None,
+                  workers: int = 2) -> dict[str, Path]:
     """Make sure every spec's volume file exists in `state_dir`; return {id: path}.
 
     A volume already built from the same spec, seed, profile and generator is kept as is (it may
     have been written since: it is the volume's state). With `cache_dir`, volumes are built there
-    once and copied sparsely into the state dir.
+    once and copied sparsely into the state dir. `workers` volumes are built at a time (mke2fs,
+    debugfs and the keystream run outside the GIL).
     """
     if profile not in PROFILE_BYTES:
         raise ValueError(f"unknown content profile {profile!r} (small or demo)")
-    paths: dict[str, Path] = {}
+    specs = list(specs)
     for spec in specs:
+        if spec.kind not in ("ext4", "luks", "empty"):
+            raise ValueError(f"volume {spec.id}: unknown kind {spec.kind!r}")
+
+    def ensure(spec: VolumeSpec) -> Path:
         dest = volume_file(state_dir, spec.id)
         manifest = _manifest(spec, seed, profile)
         if not _is_built(dest, manifest):
@@ -379,8 +385,10 @@ def build_volumes(state_dir: Path, specs: Iterable[VolumeSpec], seed: int = 0,
             else:
                 build_volume(spec, dest, seed, profile)
             _write_manifest(dest, manifest)
-        paths[spec.id] = dest
-    return paths
+        return dest
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip([spec.id for spec in specs], pool.map(ensure, specs)))
 
 
 def _manifest_path(volume: Path) -> Path:

@@ -18,7 +18,7 @@ import errno
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -144,7 +144,7 @@ def plan_qcow2(fd: int, size: int) -> Qcow2Plan:
     ]
     guest_clusters = _ceil_div(size, CLUSTER_SIZE)
     l1_size = _ceil_div(guest_clusters, _ENTRIES_PER_TABLE)
-    l1_clusters = max(1, _ceil_div(l1_size * 8, CLUSTER_SIZE))
+    l1_clusters = _ceil_div(l1_size * 8, CLUSTER_SIZE)  # none for a zero-sized image
     l2_tables = sorted({index // _ENTRIES_PER_TABLE for index in data_clusters})
     fixed = 1 + l1_clusters + len(l2_tables) + len(data_clusters)
     # The refcount structures count themselves: grow them until they cover every cluster.
@@ -156,8 +156,8 @@ def plan_qcow2(fd: int, size: int) -> Qcow2Plan:
         if (need_blocks, need_table) == (blocks, table_clusters):
             break
         blocks, table_clusters = max(blocks, need_blocks), max(table_clusters, need_table)
-    l1_offset = CLUSTER_SIZE
-    refcount_table_offset = l1_offset + l1_clusters * CLUSTER_SIZE
+    l1_offset = CLUSTER_SIZE if l1_clusters else 0
+    refcount_table_offset = CLUSTER_SIZE + l1_clusters * CLUSTER_SIZE
     first_l2 = refcount_table_offset + (table_clusters + blocks) * CLUSTER_SIZE
     return Qcow2Plan(
         virtual_size=size,
@@ -193,10 +193,11 @@ def _metadata(plan: Qcow2Plan) -> Iterator[bytes]:
         + (plan.refcount_table_clusters + plan.refcount_blocks + n) * CLUSTER_SIZE
         for n, l1_index in enumerate(plan.l2_tables)
     }
-    l1 = bytearray(_ceil_div(max(plan.l1_size * 8, 1), CLUSTER_SIZE) * CLUSTER_SIZE)
+    l1 = bytearray(_ceil_div(plan.l1_size * 8, CLUSTER_SIZE) * CLUSTER_SIZE)
     for l1_index, offset in l2_offset.items():
         struct.pack_into(">Q", l1, l1_index * 8, offset | _COPIED)
-    yield bytes(l1)
+    if l1:
+        yield bytes(l1)
     table = bytearray(plan.refcount_table_clusters * CLUSTER_SIZE)
     first_block = plan.refcount_table_offset + plan.refcount_table_clusters * CLUSTER_SIZE
     for n in range(plan.refcount_blocks):
@@ -219,30 +220,32 @@ def _metadata(plan: Qcow2Plan) -> Iterator[bytes]:
         yield bytes(l2)
 
 
-def iter_qcow2(raw: str | os.PathLike, size: int | None = None) -> tuple[Qcow2Plan, Iterator[bytes]]:
+def iter_qcow2(
+    raw: str | os.PathLike, size: int | None = None
+) -> tuple[Qcow2Plan, Generator[bytes, None, None]]:
     """Plan the image of raw file `raw` (virtual size `size`, default: the file's length).
 
     Returns the plan (its `image_size` is the exact output length, handy for Content-Length) and
-    an iterator of the image's bytes in order, one cluster per item. The file stays open until
-    the iterator is exhausted or closed.
+    a generator of the image's bytes in order, one cluster per item. The file is open only while
+    the generator runs (from its first item until it is exhausted or closed).
     """
     fd = os.open(raw, os.O_RDONLY)
     try:
         if size is None:
             size = os.fstat(fd).st_size
         plan = plan_qcow2(fd, size)
-    except BaseException:
+    finally:
         os.close(fd)
-        raise
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Generator[bytes, None, None]:
+        yield from _metadata(plan)
+        data_fd = os.open(raw, os.O_RDONLY)
         try:
-            yield from _metadata(plan)
             buf = bytearray(CLUSTER_SIZE)
             for index in plan.data_clusters:
-                yield bytes(_read_cluster(fd, index, buf))
+                yield bytes(_read_cluster(data_fd, index, buf))
         finally:
-            os.close(fd)
+            os.close(data_fd)
 
     return plan, chunks()
 

@@ -21,12 +21,13 @@ def no_content() -> web.Response:
 
 
 class ApiError(web.HTTPException):
-    """Raised by a handler; the middleware turns it into the JSON body the real API sends."""
+    """Raised by a handler; aiohttp answers it as is: the JSON body the real API sends."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any],
+                 headers: dict[str, str] | None = None) -> None:
         self.status_code = status
         super().__init__(text=json.dumps(body), content_type="application/json",
-                         headers=_HEADERS)
+                         headers={**_HEADERS, **(headers or {})})
 
 
 def not_found(resource: str, resource_id: str) -> ApiError:
@@ -63,7 +64,7 @@ def denied_authentication(reason: str) -> ApiError:
 
 def too_many_requests() -> ApiError:
     return ApiError(429, {"message": "rate limit exceeded, please retry later",
-                          "type": "too_many_requests"})
+                          "type": "too_many_requests"}, headers={"Retry-After": "1"})
 
 
 def unavailable() -> ApiError:

@@ -3,7 +3,9 @@
 `S3Server` starts `moto.server` on 127.0.0.1 (a free port), creates one staging bucket per
 Scaleway region with that region as its `LocationConstraint`, and puts a small TCP proxy in front
 of it. Clients get the proxy's address (`endpoint`): the proxy can cut response bodies mid-way
-("S3 connection dropped") and answer 403 for API keys that have no Object Storage rights.
+("S3 connection dropped"), answer 403 for API keys that have no Object Storage rights, and (with
+`secrets`) check SigV4 signatures, which moto does not: a wrong secret key gets
+`SignatureDoesNotMatch`, an unknown access key `InvalidAccessKeyId`, as from the real thing.
 
 moto keeps objects in memory. So that a restarted sandbox finds what was in its buckets, `stop()`
 saves every object under `<state_dir>/s3/<bucket>/` and `start()` puts them back (staging objects
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
+import hmac
 import os
 import random
 import re
@@ -103,11 +107,71 @@ class ProxyStats:
     denied: int = 0
 
 
-_ACCESS_KEY = re.compile(rb"Credential=([^/\s,]+)/")
-_DENIED = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-    b"<Message>Access Denied.</Message><RequestId>sandbox</RequestId></Error>"
+_AUTH = re.compile(
+    r"AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/\s,]+)/(?P<scope>[^\s,]+),\s*"
+    r"SignedHeaders=(?P<signed>[^\s,]+),\s*Signature=(?P<signature>[0-9a-f]+)"
 )
+
+
+def _error_xml(code: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+        f"<Message>{message}</Message><RequestId>sandbox</RequestId></Error>"
+    ).encode()
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    """(method, target, headers with lowercase names) of a raw HTTP request head."""
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return method, target, headers
+
+
+def _canonical_query(query: str) -> str:
+    pairs = sorted(tuple(pair.partition("=")[::2]) for pair in query.split("&") if pair)
+    return "&".join(f"{key}={value}" for key, value in pairs)
+
+
+def check_signature(head: bytes, secrets: dict[str, str]) -> tuple[str, str] | None:
+    """Check a request's AWS SigV4 header signature against the known keys' secrets.
+
+    Returns None when it is right, else (S3 error code, message). Presigned URLs pass unchecked;
+    a request without any signature is refused, as Object Storage refuses anonymous access.
+    """
+    method, target, headers = _parse_head(head)
+    path, _, query = target.partition("?")
+    if "X-Amz-Signature=" in query:
+        return None
+    found = _AUTH.fullmatch(headers.get("authorization", ""))
+    if not found:
+        return ("AccessDenied", "Access Denied.")
+    secret = secrets.get(found["key"])
+    if secret is None:
+        return ("InvalidAccessKeyId", "The AWS access key Id you provided does not exist in our records.")
+    date, region, service, _ = (found["scope"].split("/") + ["", "", "", ""])[:4]
+    signed = found["signed"].split(";")
+    canonical = "\n".join([
+        method, path, _canonical_query(query),
+        "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed),
+        found["signed"], headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+    ])
+    to_sign = "\n".join([
+        "AWS4-HMAC-SHA256", headers.get("x-amz-date", ""), found["scope"],
+        hashlib.sha256(canonical.encode()).hexdigest(),
+    ])
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, found["signature"]):
+        return ("SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.")
+    return None
 
 
 class FaultProxy:
@@ -122,6 +186,8 @@ class FaultProxy:
         self.port = port
         self.drop = DropRule()
         self.denied_keys: set[str] = set()
+        # access key -> secret key; when set, requests must be signed with one of them (SigV4)
+        self.secrets: dict[str, str] | None = None
         self.stats = ProxyStats()
         self._random = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -192,10 +258,14 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
-        key = _ACCESS_KEY.search(head)
-        if key and key.group(1).decode(errors="replace") in self.denied_keys:
+        refused = check_signature(head, self.secrets) if self.secrets is not None else None
+        if refused is None:
+            key = _AUTH.search(_parse_head(head)[2].get("authorization", ""))
+            if key and key["key"] in self.denied_keys:
+                refused = ("AccessDenied", "Access Denied.")
+        if refused is not None:
             self.stats.denied += 1
-            await self._answer_denied(writer)
+            await self._answer_refused(writer, *refused)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -203,19 +273,19 @@ class FaultProxy:
             writer.close()
             return
         up_writer.write(head)
-        cut_after = self.drop.after_bytes if self._should_drop() else None
         upload = asyncio.ensure_future(self._pipe(reader, up_writer))
         try:
-            await self._relay_response(up_reader, writer, cut_after)
+            await self._relay_response(up_reader, writer)
         finally:
             upload.cancel()
             for stream in (writer, up_writer):
                 stream.close()
 
-    async def _answer_denied(self, writer: asyncio.StreamWriter) -> None:
+    async def _answer_refused(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
+        body = _error_xml(code, message)
         writer.write(
             b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_DENIED), _DENIED)
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
         )
         await writer.drain()
         writer.close()
@@ -223,24 +293,26 @@ class FaultProxy:
     @staticmethod
     async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(65536):
+            while data := await reader.read(1 << 20):
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
 
-    async def _relay_response(
-        self, up: asyncio.StreamReader, writer: asyncio.StreamWriter, cut_after: int | None
-    ) -> None:
+    async def _relay_response(self, up: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await up.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             return
         writer.write(head)
-        sent = 0
-        while data := await up.read(65536):
-            if cut_after is not None and sent + len(data) > cut_after:
-                writer.write(data[: cut_after - sent])
+        sent, decided, cut_after = 0, False, 0
+        while data := await up.read(1 << 20):
+            # decided once a body gets longer than the cut point: short answers never count
+            if not decided and sent + len(data) > self.drop.after_bytes:
+                decided = True
+                cut_after = self.drop.after_bytes if self._should_drop() else -1
+            if decided and cut_after >= 0:
+                writer.write(data[: max(0, cut_after - sent)])
                 await writer.drain()
                 self.stats.dropped += 1
                 writer.transport.abort()  # a reset, as a dropped connection looks to a client
@@ -268,6 +340,8 @@ class S3Server:
     secret_key: str = "sandbox-secret"
     port: int = 0  # the proxy's port (0: any free port)
     seed: int = 0
+    # access key -> secret key: when given, the proxy refuses requests not signed by one of them
+    secrets: dict[str, str] | None = None
     proxy: FaultProxy | None = field(default=None, init=False)
     moto_port: int = field(default=0, init=False)
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
@@ -289,16 +363,23 @@ class S3Server:
     def start(self, timeout: float = 30.0) -> S3Server:
         self.moto_port = free_port()
         env = dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true")
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        # moto logs every request: keep it in the state dir (why it failed), never on our terminal
+        log = subprocess.DEVNULL
+        if self.state_dir is not None:
+            Path(self.state_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(self.state_dir) / "s3-server.log", "ab")  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
         atexit.register(self._kill)
         self._wait_ready(timeout)
         self.proxy = FaultProxy(self.moto_port, self.port, self.seed)
+        self.proxy.secrets = self.secrets
         self.proxy.start()
         self._create_buckets()
         self._load_objects()
@@ -308,7 +389,8 @@ class S3Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"moto server exited with code {self._process.returncode}")
+                where = f" (see {self.state_dir}/s3-server.log)" if self.state_dir else ""
+                raise RuntimeError(f"moto server exited with code {self._process.returncode}{where}")
             try:
                 with urllib.request.urlopen(f"{self.moto_endpoint}/moto-api/", timeout=2):
                     return

@@ -46,11 +46,12 @@ class State:
         self.doc = json.loads(self.path.read_text(encoding="utf-8"))
         self._settle_orphans()
 
-    def init(self, doc: dict[str, Any]) -> None:
+    def init(self, doc: dict[str, Any], save: bool = True) -> None:
         for name in COLLECTIONS:
             doc.setdefault(name, {})
         self.doc = doc
-        self.save()
+        if save:
+            self.save()
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

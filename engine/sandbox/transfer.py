@@ -10,7 +10,7 @@ deletes the download. Errors the API would answer are `ApiError`s (`.status`, `.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,14 @@ def export_volume_to_bucket(
     A failed upload is aborted, leaving no object and no pending parts.
     """
     plan, chunks = iter_qcow2(volume_file, size)
-    total = plan.image_size
+    try:
+        return _upload(plan.image_size, chunks, s3, bucket, key, progress)
+    finally:
+        chunks.close()  # closes the volume file even when the upload stopped half-way
+
+
+def _upload(total: int, chunks: Generator[bytes, None, None], s3: Any, bucket: str, key: str,
+            progress: Callable[[int, int], None] | None) -> int:
     part_size = part_size_for(total)
     buf = bytearray(part_size)
     if total <= part_size:
@@ -84,7 +91,6 @@ def export_volume_to_bucket(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
     except BaseException:
-        chunks.close()
         try:
             s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except ClientError:
@@ -93,7 +99,7 @@ def export_volume_to_bucket(
     return total
 
 
-def _fill(chunks: Any, buf: bytearray) -> int:
+def _fill(chunks: Generator[bytes, None, None], buf: bytearray) -> int:
     """Fill `buf` from the cluster iterator (clusters divide the part size); return bytes filled."""
     filled = 0
     view = memoryview(buf)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 EXPECTED = ["SCW_API_URL", "SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_ORGANIZATION_ID",
@@ -34,8 +35,14 @@ def _start(state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     return proc, env
 
 
-def test_prints_exports_and_stops_on_sigterm(tmp_path):
-    proc, env = _start(tmp_path / "state")
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state folder for the module: the second start reuses the built volumes."""
+    return tmp_path_factory.mktemp("command") / "state"
+
+
+def test_prints_exports_and_stops_on_sigterm(state_dir):
+    proc, env = _start(state_dir)
     try:
         assert list(env) == EXPECTED
         assert env["SCW_API_URL"].startswith("http://127.0.0.1:")
@@ -49,15 +56,15 @@ def test_prints_exports_and_stops_on_sigterm(tmp_path):
         assert proc.returncode == 0, err
         assert "sandbox stopped" in err
         assert env["SCW_SECRET_KEY"] not in err
-        assert (tmp_path / "state" / "state.json").is_file()
+        assert (state_dir / "state.json").is_file()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
-def test_stops_on_sigint(tmp_path):
-    proc, env = _start(tmp_path / "state")
+def test_stops_on_sigint(state_dir):
+    proc, env = _start(state_dir)
     try:
         assert len(env) == len(EXPECTED)
         proc.send_signal(signal.SIGINT)
@@ -76,3 +83,25 @@ def test_bad_fault_is_a_usage_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("strongroom: error: --fault")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_json_prints_one_document(state_dir):
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--json", "sandbox", "--state",
+                             str(state_dir), "--profile", "small"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "}\n":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        doc = __import__("json").loads("".join(lines))
+        assert list(doc["env"]) == EXPECTED
+        assert doc["buckets"]["nl-ams"] == "strongroom-staging-nl-ams"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

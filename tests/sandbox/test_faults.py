@@ -42,6 +42,8 @@ def test_error_rates(sandbox_faults, scw_client, fault, code, kind):
     with pytest.raises(ScalewayException) as err:
         api.list_volumes(include_deleted=False)
     assert err.value.status_code == code and err.value.response.json()["type"] == kind
+    if code == 429:
+        assert err.value.response.headers["Retry-After"] == "1"
     sandbox_faults.faults(**{fault: 0.5})
     codes = {_status(sandbox_faults) for _ in range(40)}
     assert codes == {200, code}

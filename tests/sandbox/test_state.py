@@ -84,3 +84,21 @@ def test_sparse_copy_copies_data_and_keeps_holes(tmp_path):
     with open(dst, "rb") as f:
         f.seek(GB)
         assert f.read(4096) == b"data" * 1024
+
+
+def test_transitions_take_the_configured_time(sandbox, scw_client):
+    import time
+
+    api = v1.BlockV1API(scw_client())
+    before = sandbox.world.delays.create
+    sandbox.world.delays.create = 0.8
+    try:
+        started = time.monotonic()
+        created = api.create_volume(name="slow", perf_iops=5000,
+                                    from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
+        assert api.get_volume(volume_id=created.id).status == "creating"
+        settle(api.get_volume, volume_id=created.id)
+        assert time.monotonic() - started >= 0.8
+    finally:
+        sandbox.world.delays.create = before
+    api.delete_volume(volume_id=created.id)

@@ -146,3 +146,41 @@ def test_import_refuses_what_the_real_api_refuses(scw_client, sandbox, tmp_path)
         client.delete_object(Bucket=bucket, Key=key)
     assert not [s for s in api.list_snapshots_all(include_deleted=False)
                 if s.name == "refused"]
+
+
+def test_export_of_a_seeded_ext4_volume_matches_its_bytes(scw_client, sandbox, tmp_path):
+    api = v1.BlockV1API(scw_client(zone="fr-par-2"))
+    volume = next(v for v in api.list_volumes_all(include_deleted=False)
+                  if v.name == "dev-scratch")
+    snap = _snapshot(api, volume.id)
+    assert _export(api, snap.id, sandbox.buckets["fr-par"], "seeded/dev.qcow2")[-1] == \
+        "available"
+    image = tmp_path / "dev.qcow2"
+    s3(sandbox).download_file(sandbox.buckets["fr-par"], "seeded/dev.qcow2", str(image))
+    assert _qemu_info(image)["virtual-size"] == volume.size
+    subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(image),
+                    str(sandbox.volume_path(volume.id))], check=True, capture_output=True)
+    s3(sandbox).delete_object(Bucket=sandbox.buckets["fr-par"], Key="seeded/dev.qcow2")
+    api.delete_snapshot(snapshot_id=snap.id)
+
+
+def test_import_of_a_damaged_image_ends_in_error(scw_client, sandbox, tmp_path):
+    from engine.sandbox.qcow2 import write_qcow2
+
+    raw = tmp_path / "disk.raw"
+    with open(raw, "wb") as f:
+        f.truncate(GB)
+        f.seek(10 * 65536)
+        f.write(b"x" * 300_000)
+    image = tmp_path / "disk.qcow2"
+    write_qcow2(raw, image)
+    cut = image.read_bytes()[: 3 * 65536 + 100]     # header intact, tables and data cut off
+    bucket = sandbox.buckets["fr-par"]
+    s3(sandbox).put_object(Bucket=bucket, Key="damaged.qcow2", Body=cut)
+    api = v1.BlockV1API(scw_client())
+    snap = api.import_snapshot_from_object_storage(bucket=bucket, key="damaged.qcow2",
+                                                   name="damaged")
+    assert snap.status == "creating" and snap.size == GB
+    assert settle(api.get_snapshot, snapshot_id=snap.id).status == "error"
+    api.delete_snapshot(snapshot_id=snap.id)
+    s3(sandbox).delete_object(Bucket=bucket, Key="damaged.qcow2")
