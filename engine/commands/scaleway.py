@@ -111,6 +111,8 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
                                               bucket=args.bucket, keep=args.keep or None,
                                               settings=settings)
 
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     try:
         jobs = asyncio.run(_run_jobs([(f"backup {v.name}", make(v)) for v in targets],
                                      args.jobs))

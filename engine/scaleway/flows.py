@@ -22,9 +22,9 @@ from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
 from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
-from engine.scaleway.config import Settings, load_settings, region_of
+from engine.scaleway.config import Settings, load_settings, region_of, s3_endpoint
 from engine.scaleway.inventory import TEMP_TAG
-from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader
+from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
 
 T = TypeVar("T")
 TEMP_PREFIX = "strongroom-tmp/"
@@ -121,10 +121,14 @@ def temp_tags(job: str) -> list[str]:
 async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: str, zone: str,
                         bucket: str | None = None, keep: bool | None = None,
                         settings: Settings | None = None, timeouts: Timeouts | None = None,
-                        concurrency: int = 8, part_size: int = 8 * MiB,
+                        concurrency: int | None = None, part_size: int = 8 * MiB,
                         job_id: str | None = None,
                         leftovers_min_age: float = 3600.0) -> BackupOutcome:
-    """Snapshot → export → stream into the store → commit → clean up."""
+    """Snapshot → export → stream into the store → commit → clean up.
+
+    ``concurrency``: ranged GETs in flight during the transfer. By default 8 on Scaleway's own
+    endpoints, and 1 (one streamed GET) elsewhere: simple S3 servers such as moto read the whole
+    object for every ranged GET, which makes many ranges of a big object very slow."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -132,6 +136,8 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     region = region_of(zone)
     bucket = bucket or settings.bucket_for(region)
     keep = settings.keep_temporaries if keep is None else keep
+    if concurrency is None:
+        concurrency = 8 if s3_endpoint(region).endswith(".scw.cloud") else 1
     job = job_id or uuid.uuid4().hex[:12]
     temps = _Temps(zone, bucket, apis.s3(region))
     cancel = threading.Event()
@@ -141,9 +147,10 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
         await check_bucket(apis, bucket, region)
         vol = await _get_volume(apis, zone, volume_id)
         resumed = await _find_resumable(apis, temps, vol, t)
-        await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
-                                volume_id=vol.id, keep_keys={temps.key or ""},
-                                keep_snapshots={temps.snapshot_id or ""})
+        with contextlib.suppress(OperationError):  # tidying up after others is best effort
+            await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
+                                    volume_id=vol.id, keep_keys={temps.key or ""},
+                                    keep_snapshots={temps.snapshot_id or ""}, timeouts=t)
         if resumed:
             scw_snapshot_id = temps.key.rsplit("/", 1)[-1].removesuffix(".qcow2")  # type: ignore[union-attr]
             reporter.phase("export", message=f"reusing s3://{bucket}/{temps.key}")
@@ -151,9 +158,13 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
             scw_snapshot_id = await _snapshot_and_export(reporter, apis, temps, vol, job, t)
         size = await _object_size(apis, temps)
         reporter.phase("transfer", total=size, message=f"s3://{bucket}/{temps.key}")
-        reader = RangedReader(temps.s3, bucket, temps.key or "", size, part_size=part_size,
-                              concurrency=concurrency, cancel=cancel,
-                              on_eof=lambda: reporter.phase("commit", total=size))
+        on_eof = lambda: reporter.phase("commit", total=size)  # noqa: E731
+        # concurrency 1: one streamed GET (for S3 servers whose ranged GETs are costly)
+        reader: Any = (StreamReader(temps.s3, bucket, temps.key or "", size, cancel=cancel,
+                                    on_eof=on_eof) if concurrency <= 1 else
+                       RangedReader(temps.s3, bucket, temps.key or "", size,
+                                    part_size=part_size, concurrency=concurrency,
+                                    cancel=cancel, on_eof=on_eof))
         info = _source_info(vol, scw_snapshot_id, settings, bucket)
         tags = _store_tags(vol, settings)
 
@@ -629,3 +640,16 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
                                     UploadId=up["UploadId"])
             removed.append(f"upload s3://{bucket}/{up['Key']}")
     return removed
+
+
+def submit_backups(runner: Any, volumes: list[Any], **kwargs: Any) -> list[Any]:
+    """Queue one backup job per volume on an ``engine.jobs.JobRunner``; the runner's
+    concurrency limit says how many run at once. ``kwargs`` go to :func:`backup_volume`."""
+    jobs = []
+    for vol in volumes:
+        def run(reporter: Any, vol: Any = vol) -> Any:
+            return backup_volume(reporter, volume_id=vol.id, zone=vol.zone, **kwargs)
+
+        jobs.append(runner.submit(f"backup {vol.name}", run, kind="backup", volume_id=vol.id,
+                                  zone=vol.zone))
+    return jobs

@@ -74,7 +74,12 @@ async def preflight(client: Any, *, project_id: str | None = None, zone: str | N
     bucket = bucket or load_settings().bucket_for(region)
     report = PreflightReport(project_id, zone, bucket)
     key = await _credentials(apis, report)
-    if key is not None:
+    if key is not None and not project_id:
+        report.checks.append(CheckResult(
+            "permissions", UNVERIFIED, "no project to check the permissions on",
+            "pass --project, or set SCW_DEFAULT_PROJECT_ID / default_project_id in the "
+            "Scaleway config"))
+    elif key is not None:
         await _permissions(apis, key, project_id, report)
     await asyncio.to_thread(_bucket_checks, apis, bucket, region, report)
     return report
@@ -136,7 +141,7 @@ async def _permissions(apis: Apis, key: Any, project_id: str, report: PreflightR
 
 def _granted_sets(apis: Apis, principal: dict[str, list[str]], project_id: str) -> set[str]:
     """Permission sets that apply to ``project_id`` through the principal and its groups."""
-    org = apis.client.default_organization_id or None
+    org = apis.client.default_organization_id or _organization_of(apis, principal)
     groups = apis.iam.list_groups_all(organization_id=org, **principal)
     policies = list(apis.iam.list_policies_all(organization_id=org, **principal))
     if groups:
@@ -153,6 +158,14 @@ def _granted_sets(apis: Apis, principal: dict[str, list[str]], project_id: str) 
             if rule.organization_id or project_id in (rule.project_ids or []):
                 granted.update(rule.permission_set_names or [])
     return granted
+
+
+def _organization_of(apis: Apis, principal: dict[str, list[str]]) -> str | None:
+    """Policies are listed per organization: find the principal's when the profile has none."""
+    if "application_ids" in principal:
+        return apis.iam.get_application(application_id=principal["application_ids"][0]) \
+            .organization_id
+    return apis.iam.get_user(user_id=principal["user_ids"][0]).organization_id
 
 
 def _bucket_checks(apis: Apis, bucket: str, region: str, report: PreflightReport) -> None:

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError
 
 from engine.errors import OperationError
 from engine.scaleway.api import scw_message
@@ -147,7 +148,7 @@ class RangedReader(io.RawIOBase):
                 raise Cancelled("cancelled")
             try:
                 got += self._get_range(start + got, length - got, view[got:length])
-            except (BotoCoreError, ClientError, OSError) as exc:
+            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
                 # A dropped connection: ask again for what is still missing.
                 failures += 1
                 self.retries += 1
@@ -162,11 +163,11 @@ class RangedReader(io.RawIOBase):
         resp = self.s3.get_object(Bucket=self.bucket, Key=self.key,
                                   Range=f"bytes={offset}-{offset + length - 1}")
         body = resp["Body"]
-        raw = getattr(body, "_raw_stream", None)
+        raw = _direct_stream(body)
         got = 0
         try:
             while got < length:
-                if raw is not None and hasattr(raw, "readinto"):
+                if raw is not None:
                     n = raw.readinto(into[got:length])
                 else:
                     data = body.read(min(length - got, 1 * MiB))
@@ -182,6 +183,19 @@ class RangedReader(io.RawIOBase):
         if got == 0:
             raise OSError(f"empty answer for bytes {offset}-{offset + length - 1}")
         return got
+
+
+def _direct_stream(body: Any) -> Any:
+    """The socket-level response under botocore's StreamingBody, read straight into our buffers
+    (urllib3's own readinto allocates a bytes object and copies it); None to use body.read."""
+    raw = getattr(body, "_raw_stream", None)
+    if raw is None:
+        return None
+    fp = getattr(raw, "_fp", None)
+    # Only an identity-encoded body can be read under urllib3 (no gzip on S3 objects).
+    if fp is not None and hasattr(fp, "readinto") and not raw.headers.get("content-encoding"):
+        return fp
+    return raw if hasattr(raw, "readinto") else None
 
 
 def _client_status(exc: ClientError) -> int | None:
@@ -330,3 +344,71 @@ class MultipartWriter(io.RawIOBase):
             raise OperationError(f"uploading to s3://{self.bucket}/{self.key} failed: "
                                  f"{scw_message(err)}") from None
         raise err
+
+
+class StreamReader(io.RawIOBase):
+    """One streamed GET read in order; a cut connection resumes with a ranged GET from where it
+    stopped. For servers where each ranged GET costs as much as the whole object (moto's)."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int, *,
+                 cancel: threading.Event | None = None, attempts: int = 5,
+                 on_eof: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.s3, self.bucket, self.key, self.size = s3, bucket, key, size
+        self.cancel = cancel or threading.Event()
+        self.attempts, self.on_eof = attempts, on_eof
+        self.pos = 0
+        self.retries = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.cancel.is_set():
+            raise Cancelled("cancelled")
+        out = memoryview(b).cast("B")
+        want = min(len(out), self.size - self.pos)
+        if want <= 0:
+            if self.on_eof:
+                self.on_eof()
+                self.on_eof = None
+            return 0
+        failures = 0
+        while True:
+            try:
+                if self._body is None:
+                    self._body = self.s3.get_object(
+                        Bucket=self.bucket, Key=self.key,
+                        Range=f"bytes={self.pos}-{self.size - 1}")["Body"]
+                raw = _direct_stream(self._body)
+                n = raw.readinto(out[:want]) if raw is not None else self._read_into(out, want)
+                if not n:
+                    raise OSError("the connection ended early")
+                self.pos += n
+                return n
+            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
+                self._drop_body()
+                failures += 1
+                self.retries += 1
+                if failures >= self.attempts or (isinstance(exc, ClientError) and
+                                                 _client_status(exc) in (403, 404)):
+                    raise OperationError(f"reading s3://{self.bucket}/{self.key} failed: "
+                                         f"{scw_message(exc)}") from None
+
+    def _read_into(self, out: memoryview, want: int) -> int:
+        data = self._body.read(want)
+        out[:len(data)] = data
+        return len(data)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            try:
+                self._body.close()
+            except Exception:
+                pass
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()

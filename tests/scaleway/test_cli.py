@@ -18,7 +18,7 @@ ZONES = ["--zone", "fr-par-1", "--zone", "fr-par-2", "--zone", "nl-ams-1"]
 
 
 @pytest.fixture
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def cli_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     from engine.store import Store
 
     url = str(tmp_path / "store")
@@ -63,11 +63,15 @@ def test_preflight_exit_codes(sandbox: Any, scw_env: Any, monkeypatch: pytest.Mo
     assert "missing" in out and "BlockStorageFullAccess" in out and "→" in out
 
 
-def test_backup_and_restore_json(sandbox: Any, scw_env: Any, store_dir: str,
+def test_backup_and_restore_json(sandbox: Any, scw_env: Any, cli_store: str,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    done = _json(capsys, ["--store", store_dir, "--json", "backup", "vault-secrets"])
+    done = _json(capsys, ["--store", cli_store, "--json", "backup", "vault-secrets"])
     assert len(done) == 1 and set(done[0]) >= {"volume_id", "snapshot"}
-    restored = _json(capsys, ["--store", store_dir, "--json", "restore",
+    # With the store readable, the inventory tells when each volume was last backed up.
+    inventory = _json(capsys, ["--store", cli_store, "--json", "inventory", *ZONES])
+    vault = next(v for v in inventory if v["id"] == done[0]["volume_id"])
+    assert vault["last_backup"] and vault["backup_count"] == 1
+    restored = _json(capsys, ["--store", cli_store, "--json", "restore",
                               done[0]["snapshot"][:10], "--zone", "nl-ams-1",
                               "--name", "vault-cli"])
     assert set(restored) >= {"volume_id", "snapshot_id"}
@@ -78,20 +82,20 @@ def test_backup_and_restore_json(sandbox: Any, scw_env: Any, store_dir: str,
         "objects": [], "uploads": [], "snapshots": []}
     apis.block.delete_volume(volume_id=new.id, zone="nl-ams-1")
     # The plain form prints the new volume id alone.
-    assert main(["--store", store_dir, "restore", done[0]["snapshot"], "--zone",
+    assert main(["--store", cli_store, "restore", done[0]["snapshot"], "--zone",
                  "nl-ams-1"]) == 0
     volume_id = capsys.readouterr().out.strip()
     assert apis.block.get_volume(volume_id=volume_id, zone="nl-ams-1").id == volume_id
     apis.block.delete_volume(volume_id=volume_id, zone="nl-ams-1")
 
 
-def test_bad_arguments_are_one_line_usage_errors(sandbox: Any, scw_env: Any, store_dir: str,
+def test_bad_arguments_are_one_line_usage_errors(sandbox: Any, scw_env: Any, cli_store: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--store", store_dir, "backup", "no-such-volume"]) == 2
+    assert main(["--store", cli_store, "backup", "no-such-volume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "strongroom inventory" in err
     legacy = next(v for v in _json(capsys, ["--json", "inventory", *ZONES])
                   if not v["backupable"] and v["type"] in ("b_ssd", "l_ssd"))
-    assert main(["--store", store_dir, "backup", legacy["id"]]) == 2
+    assert main(["--store", cli_store, "backup", legacy["id"]]) == 2
     assert "cannot be backed up" in capsys.readouterr().err
-    assert main(["--store", store_dir, "restore", "latest", "--zone", "xx-yyy-9"]) == 2
+    assert main(["--store", cli_store, "restore", "latest", "--zone", "xx-yyy-9"]) == 2

@@ -3,6 +3,7 @@ into a real store."""
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from typing import Any
 
@@ -123,20 +124,37 @@ async def test_restore_bigger_faster_elsewhere_and_never_smaller(sandbox: Any, a
     apis.block.delete_volume(volume_id=new.id, zone="nl-ams-1")
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 async def test_backup_survives_429_503_and_a_dropped_s3_connection(
-        sandbox: Any, apis: Apis, store: Any, clean_faults: Any) -> None:
+        sandbox: Any, apis: Apis, store: Any, clean_faults: Any, concurrency: int) -> None:
     vol = await _volume(apis, "dev-scratch", sandbox)
-    sandbox.faults(rate_429=0.25, rate_503=0.15, drop_s3=2)
+    sandbox.faults(rate_429=0.25, rate_503=0.15)
+    runner = JobRunner()
+    # Cut the next S3 bodies once the transfer starts, so the cuts hit the object's GETs.
+    runner.subscribe(lambda job, ev: sandbox.faults(rate_429=0.25, rate_503=0.15, drop_s3=3)
+                     if ev.kind == "phase" and ev.phase == "transfer" else None)
     job = await _run(lambda r: backup_volume(r, store=store, client=apis, volume_id=vol.id,
                                              zone=vol.zone, timeouts=FAST, settings=Settings(),
-                                             part_size=256 << 10))
+                                             part_size=256 << 10, keep=True,
+                                             concurrency=concurrency), runner)
     sandbox.faults()
     assert job.state == DONE, job.error
     statuses = {c["status"] for c in job.log}
     assert 429 in statuses or 503 in statuses
-    assert leftovers(apis, vol.zone, sandbox.buckets["fr-par"])["snapshots"] == []
-    image = store.open_image(job.result.snapshot)
-    assert image.size == job.result.bytes
+    # The cut bodies were asked for again: more GETs of the object than without cuts.
+    gets = [c for c in job.log if c["method"] == "GET" and "strongroom-tmp/" in c["path"]]
+    uncut = -(-job.result.bytes // (256 << 10)) if concurrency > 1 else 1
+    assert len(gets) > uncut
+    # ...and what was stored is the exported object, byte for byte.
+    bucket = sandbox.buckets["fr-par"]
+    key = f"strongroom-tmp/{vol.id}/{job.result.scw_snapshot_id}.qcow2"
+    exported = apis.s3_for_zone(vol.zone).get_object(Bucket=bucket, Key=key)["Body"].read()
+    restored = io.BytesIO()
+    store.restore(job.result.snapshot, restored)
+    assert restored.getvalue() == exported
+    removed = await cleanup_leftovers(apis, vol.zone, bucket, volume_id=vol.id)
+    assert len(removed) == 2
+    assert leftovers(apis, vol.zone, bucket)["snapshots"] == []
 
 
 async def test_failed_export_fails_clearly_and_leaves_nothing(sandbox: Any, apis: Apis,
@@ -189,7 +207,33 @@ async def test_vanished_volume_and_wrong_region_bucket_say_what_to_do(
         await backup_volume(None, store=store, client=apis, volume_id=vol.id, zone=vol.zone,
                             bucket=sandbox.buckets["nl-ams"], timeouts=FAST,
                             settings=Settings())
+    with pytest.raises(OperationError, match="does not exist"):
+        await backup_volume(None, store=store, client=apis, volume_id=vol.id, zone=vol.zone,
+                            bucket="no-such-bucket", timeouts=FAST, settings=Settings())
     assert leftovers(apis, vol.zone, sandbox.buckets["fr-par"])["snapshots"] == []
+
+
+@pytest.mark.parametrize("phase", ["upload", "import", "volume"])
+async def test_cancelled_restore_leaves_no_volume_snapshot_or_object(
+        sandbox: Any, apis: Apis, store: Any, clean_faults: Any, phase: str) -> None:
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                 zone=vol.zone, timeouts=FAST, settings=Settings())
+    before = {v.id for v in apis.block.list_volumes_all(zone=vol.zone, include_deleted=False)}
+    runner = JobRunner()
+    reached = asyncio.Event()
+    runner.subscribe(lambda job, ev: reached.set() if ev.phase == phase else None)
+    job = runner.submit("r", lambda r: restore_snapshot(r, store=store, client=apis,
+                                                        ref=backup.snapshot, zone=vol.zone,
+                                                        timeouts=FAST, settings=Settings()))
+    await asyncio.wait_for(reached.wait(), 30)
+    runner.cancel(job.id)
+    await runner.wait(job.id)
+    assert job.state == CANCELLED
+    after = {v.id for v in apis.block.list_volumes_all(zone=vol.zone, include_deleted=False)}
+    assert after == before
+    assert leftovers(apis, vol.zone, sandbox.buckets["fr-par"]) == {
+        "objects": [], "uploads": [], "snapshots": []}
 
 
 async def test_resume_reuses_a_crashed_runs_export_and_leftovers_are_removed(
@@ -224,3 +268,23 @@ async def _settle(apis: Apis, zone: str, snapshot_id: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("snapshot did not settle")
+
+
+async def test_several_volumes_at_once_under_a_limit(sandbox: Any, apis: Apis, store: Any,
+                                                     clean_faults: Any) -> None:
+    from engine.scaleway.flows import submit_backups
+
+    vols = [await _volume(apis, "dev-scratch", sandbox), await _volume(apis, "vault-secrets",
+                                                                       sandbox)]
+    runner = JobRunner(concurrency=2)
+    running: list[int] = []
+    runner.subscribe(lambda job, ev: running.append(
+        sum(j.state == "running" for j in runner.jobs.values())))
+    jobs = submit_backups(runner, vols, store=store, client=apis, timeouts=FAST,
+                          settings=Settings())
+    for job in jobs:
+        await runner.wait(job.id)
+    assert [j.state for j in jobs] == [DONE, DONE], [j.error for j in jobs]
+    assert {j.result.volume_id for j in jobs} == {v.id for v in vols}
+    assert max(running) == 2
+    assert {s.source["volume_id"] for s in store.snapshots()} >= {v.id for v in vols}

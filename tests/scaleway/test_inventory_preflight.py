@@ -111,3 +111,16 @@ async def test_preflight_with_a_refused_key(sandbox: Any, scw_env: Any,
     report = await preflight(scw_client(), zone="fr-par-1", bucket=sandbox.buckets["fr-par"])
     assert report.checks[0].name == "credentials" and report.checks[0].status == MISSING
     assert "SCW_ACCESS_KEY" in report.checks[0].fix
+
+
+async def test_preflight_finds_the_organization_from_the_key(sandbox: Any, scw_env: Any,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    monkeypatch.delenv("SCW_DEFAULT_ORGANIZATION_ID")
+    report = await preflight(scw_client(), zone="fr-par-1", bucket=sandbox.buckets["fr-par"])
+    assert report.ok, [c for c in report.checks if not c.ok]
+    monkeypatch.delenv("SCW_DEFAULT_PROJECT_ID")
+    report = await preflight(scw_client(), zone="fr-par-1", bucket=sandbox.buckets["fr-par"])
+    unverified = [c for c in report.checks if c.status == "could not verify"]
+    assert [c.name for c in unverified] == ["permissions"]
+    assert "--project" in unverified[0].fix

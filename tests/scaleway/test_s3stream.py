@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.scaleway.s3stream import (MAX_PARTS, MIN_PART, Cancelled, MultipartWriter,
-                                      RangedReader, part_size_for)
+                                      RangedReader, StreamReader, part_size_for)
 
 MiB = 1024 * 1024
 
@@ -24,12 +24,12 @@ def test_part_size_keeps_uploads_within_1000_parts() -> None:
 
 
 @pytest.mark.parametrize("size", [0, 1, 3 * MiB + 17, 8 * MiB])
-def test_ranged_reader_returns_the_object_in_order(s3_client: Any, s3_bucket: str,
+def test_ranged_reader_returns_the_object_in_order(moto_client: Any, moto_bucket: str,
                                                    size: int) -> None:
     data = os.urandom(size)
-    s3_client.put_object(Bucket=s3_bucket, Key="obj", Body=data)
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=data)
     eof = threading.Event()
-    reader = RangedReader(s3_client, s3_bucket, "obj", size, part_size=1 * MiB,
+    reader = RangedReader(moto_client, moto_bucket, "obj", size, part_size=1 * MiB,
                           concurrency=3, on_eof=eof.set)
     with reader:
         out = reader.read()
@@ -38,10 +38,10 @@ def test_ranged_reader_returns_the_object_in_order(s3_client: Any, s3_bucket: st
     assert reader._allocated <= 6  # a bounded window of reused buffers
 
 
-def test_ranged_reader_feeds_a_buffered_consumer(s3_client: Any, s3_bucket: str) -> None:
+def test_ranged_reader_feeds_a_buffered_consumer(moto_client: Any, moto_bucket: str) -> None:
     data = os.urandom(5 * MiB + 3)
-    s3_client.put_object(Bucket=s3_bucket, Key="obj", Body=data)
-    reader = RangedReader(s3_client, s3_bucket, "obj", len(data), part_size=1 * MiB,
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=data)
+    reader = RangedReader(moto_client, moto_bucket, "obj", len(data), part_size=1 * MiB,
                           concurrency=4)
     digest = hashlib.sha256()
     buf = bytearray(300_001)
@@ -51,18 +51,18 @@ def test_ranged_reader_feeds_a_buffered_consumer(s3_client: Any, s3_bucket: str)
     assert digest.digest() == hashlib.sha256(data).digest()
 
 
-def test_ranged_reader_fails_clearly_when_the_object_is_missing(s3_client: Any,
-                                                                s3_bucket: str) -> None:
-    reader = RangedReader(s3_client, s3_bucket, "nope", 10, part_size=1 * MiB, concurrency=2)
+def test_ranged_reader_fails_clearly_when_the_object_is_missing(moto_client: Any,
+                                                                moto_bucket: str) -> None:
+    reader = RangedReader(moto_client, moto_bucket, "nope", 10, part_size=1 * MiB, concurrency=2)
     with pytest.raises(Exception, match="nope"):
         reader.read()
     reader.close()
 
 
-def test_ranged_reader_stops_when_cancelled(s3_client: Any, s3_bucket: str) -> None:
-    s3_client.put_object(Bucket=s3_bucket, Key="obj", Body=b"x" * (3 * MiB))
+def test_ranged_reader_stops_when_cancelled(moto_client: Any, moto_bucket: str) -> None:
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=b"x" * (3 * MiB))
     cancel = threading.Event()
-    reader = RangedReader(s3_client, s3_bucket, "obj", 3 * MiB, part_size=1 * MiB,
+    reader = RangedReader(moto_client, moto_bucket, "obj", 3 * MiB, part_size=1 * MiB,
                           concurrency=2, cancel=cancel)
     assert reader.read(10) == b"xxxxxxxxxx"
     cancel.set()
@@ -72,32 +72,77 @@ def test_ranged_reader_stops_when_cancelled(s3_client: Any, s3_bucket: str) -> N
 
 
 @pytest.mark.parametrize("size", [0, 5, 8 * MiB, 8 * MiB * 2 + 12345])
-def test_multipart_writer_makes_the_object(s3_client: Any, s3_bucket: str, size: int) -> None:
+def test_multipart_writer_makes_the_object(moto_client: Any, moto_bucket: str, size: int) -> None:
     data = os.urandom(size)
-    writer = MultipartWriter(s3_client, s3_bucket, "up", size, concurrency=2)
+    writer = MultipartWriter(moto_client, moto_bucket, "up", size, concurrency=2)
     src = memoryview(data)
     for i in range(0, size, 1_000_003):
         writer.write(src[i:i + 1_000_003])
     writer.commit()
     writer.close()
-    got = s3_client.get_object(Bucket=s3_bucket, Key="up")["Body"].read()
+    got = moto_client.get_object(Bucket=moto_bucket, Key="up")["Body"].read()
     assert got == data
 
 
-def test_multipart_writer_works_as_a_copy_target(s3_client: Any, s3_bucket: str) -> None:
+def test_multipart_writer_works_as_a_copy_target(moto_client: Any, moto_bucket: str) -> None:
     import io
 
     data = os.urandom(9 * MiB)
-    writer = MultipartWriter(s3_client, s3_bucket, "copy", len(data))
+    writer = MultipartWriter(moto_client, moto_bucket, "copy", len(data))
     shutil.copyfileobj(io.BytesIO(data), writer)
     writer.commit()
-    assert s3_client.head_object(Bucket=s3_bucket, Key="copy")["ContentLength"] == len(data)
+    assert moto_client.head_object(Bucket=moto_bucket, Key="copy")["ContentLength"] == len(data)
 
 
-def test_multipart_writer_abort_leaves_nothing(s3_client: Any, s3_bucket: str) -> None:
-    writer = MultipartWriter(s3_client, s3_bucket, "gone", 20 * MiB)
+def test_multipart_writer_abort_leaves_nothing(moto_client: Any, moto_bucket: str) -> None:
+    writer = MultipartWriter(moto_client, moto_bucket, "gone", 20 * MiB)
     writer.write(os.urandom(9 * MiB))
     writer.close()  # no commit: aborted
-    assert "Contents" not in s3_client.list_objects_v2(Bucket=s3_bucket)
-    uploads = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert "Contents" not in moto_client.list_objects_v2(Bucket=moto_bucket)
+    uploads = moto_client.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", [])
     assert uploads == []
+
+
+class _CuttingClient:
+    """Passes calls to a real boto3 client; cuts the first ``cuts`` bodies after 1000 bytes
+    (what a dropped connection looks like to the reader)."""
+
+    def __init__(self, real: Any, cuts: int) -> None:
+        self.real, self.cuts, self.calls = real, cuts, 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        resp = self.real.get_object(**kwargs)
+        if self.cuts > 0:
+            self.cuts -= 1
+            resp["Body"] = _CutBody(resp["Body"])
+        return resp
+
+
+class _CutBody:
+    def __init__(self, body: Any) -> None:
+        self.body, self.sent = body, 0
+
+    def read(self, n: int) -> bytes:
+        if self.sent >= 1000:
+            raise ConnectionResetError("cut")
+        data = self.body.read(min(n, 1000 - self.sent))
+        self.sent += len(data)
+        return data
+
+    def close(self) -> None:
+        self.body.close()
+
+
+@pytest.mark.parametrize("kind", ["ranged", "stream"])
+def test_readers_resume_after_cut_connections(moto_client: Any, moto_bucket: str,
+                                              kind: str) -> None:
+    data = os.urandom(3 * MiB + 5)
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=data)
+    cutting = _CuttingClient(moto_client, cuts=2)
+    reader = (RangedReader(cutting, moto_bucket, "obj", len(data), part_size=1 * MiB,
+                           concurrency=2) if kind == "ranged"
+              else StreamReader(cutting, moto_bucket, "obj", len(data)))
+    with reader:
+        assert reader.read() == data
+    assert reader.retries == 2 and cutting.calls >= 3
