@@ -290,3 +290,25 @@ async def test_restore_from_a_volume_lists_its_backups_only() -> None:
         assert app.screen.step == 1
         await pilot.press("escape", "escape")
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_an_api_error_with_markup_shows_literally() -> None:
+    backend = FakeBackend()
+
+    async def failing(reporter, volume):  # noqa: ANN001, ANN202
+        reporter.phase("snapshot")
+        raise RuntimeError("[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]")
+
+    backend.backup = failing  # type: ignore[method-assign]
+    app = make_app(backend)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await open_fr_par_1(pilot)
+        await pilot.press("down", "b", "y")
+        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished)
+        await pilot.pause(0.3)
+        text = screen_text(pilot)
+        assert "✖ failed" in text
+        assert "[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]" in text
+        await pilot.press("j", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
+        assert "[strongroom-x] says [b]no[/b]" in screen_text(pilot)
