@@ -20,7 +20,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.jobs import DONE  # noqa: E402
 from engine.sandbox import Sandbox  # noqa: E402
 from engine.store import Store  # noqa: E402
 from tui.app import StrongroomApp  # noqa: E402

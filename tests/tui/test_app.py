@@ -4,8 +4,7 @@ The same features against the real engine and the sandbox are in test_sandbox.py
 """
 from __future__ import annotations
 
-import pytest
-from textual.widgets import DataTable, Input, Tree
+from textual.widgets import DataTable, Input
 
 from engine.jobs import DONE, RUNNING
 from tests.fixtures.tui import FakeBackend
@@ -91,7 +90,7 @@ async def test_backup_of_marked_volumes_reaches_done() -> None:
 async def test_job_detail_lists_phases_and_calls() -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        tree = await open_fr_par_1(pilot)
+        await open_fr_par_1(pilot)
         await pilot.press("down", "down", "b", "y")
         await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].state == DONE)
         await pilot.pause(0.2)

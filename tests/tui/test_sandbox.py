@@ -1,7 +1,6 @@
 """The app on the real engine: the Scaleway connector against the sandbox, a real store."""
 from __future__ import annotations
 
-import pytest
 from textual.widgets import DataTable, Input
 
 from engine.jobs import DONE

@@ -4,10 +4,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from textual.widgets import Input, Select
 
-from engine.jobs import DONE, JobRunner
+from engine.jobs import DONE
 from tests.fixtures.tui import FakeBackend
 from tests.tui.helpers import wait_for
 from tui import settings as settings_mod

@@ -1,7 +1,6 @@
 """All jobs, and one job in detail: its phases with timings and every call it made."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 from rich.text import Text
