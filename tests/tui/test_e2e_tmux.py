@@ -90,6 +90,7 @@ def test_demo_backup_and_restore_in_tmux(terminal) -> None:  # noqa: ANN001
     term.wait(r"─ 1 · sort time")
     term.keys("r")
     term.wait(r"Where should the new volume live")
+    term.wait(r"data-platform \(")  # the projects are loaded (and the original chosen)
     term.keys("C-n")
     term.wait(r"Name of the new volume")
     term.keys("Enter")
