@@ -11,6 +11,7 @@ from pathlib import Path
 import platformdirs
 
 from engine.errors import UsageError
+from engine.settings import load_settings
 
 APP_NAME = "strongroom"
 
@@ -28,7 +29,8 @@ class Context:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
-        store = args.store or os.environ.get("STRONGROOM_STORE") or default_store_url()
+        store = (args.store or os.environ.get("STRONGROOM_STORE")
+                 or load_settings().store_url or default_store_url())
         profile = args.profile or os.environ.get("SCW_PROFILE")
         return cls(store_url=store, profile=profile, json=bool(args.json),
                    debug=bool(args.debug))

@@ -1,0 +1,98 @@
+"""Strongroom's own settings: a small TOML file under the platform's config dir.
+
+Never a secret here: Scaleway credentials stay in Scaleway's own config file and variables.
+Kept apart from the Scaleway connector so reading settings costs no SDK import.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from engine.errors import UsageError
+
+APP_NAME = "strongroom"
+
+
+def default_bucket(region: str) -> str:
+    return f"strongroom-staging-{region}"
+
+
+@dataclass
+class Settings:
+    """Strongroom's own settings. Never a secret: credentials stay in Scaleway's config."""
+
+    store_url: str = ""
+    buckets: dict[str, str] = field(default_factory=dict)  # region → staging bucket
+    environment: str = ""
+    data_class: str = ""
+    keep_temporaries: bool = False
+    theme: str = ""
+
+    def bucket_for(self, region: str) -> str:
+        return self.buckets.get(region) or default_bucket(region)
+
+
+def settings_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "settings.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    path = path or settings_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read settings {path}: {exc}; fix or delete the file") from None
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+    values["buckets"] = {str(k): str(v) for k, v in (values.get("buckets") or {}).items()}
+    for name in ("store_url", "environment", "data_class", "theme"):
+        values[name] = str(values.get(name, ""))
+    values["keep_temporaries"] = bool(values.get("keep_temporaries", False))
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Write atomically: a temp file in the same directory, then rename over the old one."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name} = {_toml_value(getattr(settings, name))}"
+             for name in ("store_url", "environment", "data_class", "keep_temporaries", "theme")]
+    lines += ["", "[buckets]"]
+    lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in sorted(settings.buckets.items())]
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _toml_string(str(value))
+
+
+def _toml_string(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
