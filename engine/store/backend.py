@@ -6,6 +6,7 @@ never updates a file in place: every file is written once, whole, and later mayb
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,40 @@ from typing import Protocol
 
 from engine.errors import OperationError, UsageError
 
-Buffer = bytes | bytearray | memoryview
+PAGE = 4096  # O_DIRECT alignment that suits 512-byte and 4 KiB logical blocks alike
+
+
+class PageBuffer:
+    """Reusable page-aligned memory (an anonymous mmap) holding ``size`` bytes of a file to
+    write. LocalBackend writes it with O_DIRECT: on these VMs filling fresh page-cache pages
+    costs ~1–3 CPU-s per GB of kernel time, a direct write almost none, and a backup's packs
+    are not read again soon. Grows on demand (a copy); never shrinks."""
+
+    def __init__(self, capacity: int):
+        self.mem = mmap.mmap(-1, _round_up(max(capacity, PAGE)))
+        self.size = 0
+
+    def append(self, data: "Buffer") -> int:
+        """Copy ``data`` to the end; returns its offset."""
+        start, end = self.size, self.size + len(data)
+        if end + PAGE > len(self.mem):  # room for the padding of the last direct write too
+            bigger = mmap.mmap(-1, _round_up(2 * (end + PAGE)))
+            bigger[:start] = self.mem[:start]
+            self.mem.close()
+            self.mem = bigger
+        self.mem[start:end] = data
+        self.size = end
+        return start
+
+    def view(self) -> memoryview:
+        return memoryview(self.mem)[:self.size]
+
+
+Buffer = bytes | bytearray | memoryview | PageBuffer
+
+
+def _round_up(n: int) -> int:
+    return (n + PAGE - 1) // PAGE * PAGE
 
 
 class NotFound(OperationError):
@@ -88,14 +122,20 @@ class LocalBackend:
             parent.mkdir(parents=True, exist_ok=True)
             self._made.add(parent)
         tmp = parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
-        buffers = [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            try:
-                _write_all(fd, buffers)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if not (isinstance(data, PageBuffer) and _write_direct(tmp, data)):
+                if isinstance(data, PageBuffer):
+                    buffers: list[Buffer] = [data.view()]
+                elif isinstance(data, (bytes, bytearray, memoryview)):
+                    buffers = [data]
+                else:
+                    buffers = list(data)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    _write_all(fd, buffers)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             if exclusive:
                 os.link(tmp, path)  # fails with FileExistsError if someone got there first
                 os.unlink(tmp)
@@ -160,6 +200,36 @@ class LocalBackend:
                             os.unlink(full)
                     except OSError:
                         pass
+
+
+def _write_direct(tmp: Path, data: PageBuffer) -> bool:
+    """Write ``data`` to the new file ``tmp`` with O_DIRECT: whole pages (the padding of the
+    last one comes from the buffer's spare room), then truncated to the real size. False when
+    the file system refuses O_DIRECT (tmpfs, some FUSE): the caller writes it normally."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag or data.size == 0:
+        return False
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flag, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    try:
+        padded = _round_up(data.size)
+        with memoryview(data.mem) as mem:
+            pos = 0
+            while pos < padded:
+                pos += os.write(fd, mem[pos:padded])
+        os.ftruncate(fd, data.size)
+        os.fsync(fd)
+        return True
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False  # the caller rewrites the file from the start (O_TRUNC)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, buffers: list[Buffer]) -> None:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyfastcdc import FastCDC
 
 from engine.errors import OperationError
-from engine.store.backend import Backend, is_disk_full
+from engine.store.backend import Backend, PageBuffer, is_disk_full
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
 from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
 from engine.store.pack import (BLOB_DATA, BLOB_TREE, PACK_MAGIC, BlobEntry, build_trailer,
@@ -61,10 +61,19 @@ def now_iso() -> str:
 
 @dataclass
 class _Pack:
+    """A pack being filled: its bytes in a reused page-aligned buffer (see PageBuffer)."""
+
+    buf: PageBuffer
     id: str = field(default_factory=new_pack_id)
-    parts: list = field(default_factory=lambda: [PACK_MAGIC])
     entries: list[BlobEntry] = field(default_factory=list)
-    size: int = len(PACK_MAGIC)
+
+    def __post_init__(self) -> None:
+        self.buf.size = 0
+        self.buf.append(PACK_MAGIC)
+
+    @property
+    def size(self) -> int:
+        return self.buf.size
 
 
 class _Uploader:
@@ -79,6 +88,12 @@ class _Uploader:
         self.pending: list[tuple[str, list[BlobEntry]]] = []
         self.last_delta = time.monotonic()
         self.stored = 0
+        self.free: list[PageBuffer] = []  # pack buffers back from the store, for reuse
+
+    def new_pack(self) -> _Pack:
+        with self.lock:
+            buf = self.free.pop() if self.free else PageBuffer(PACK_TARGET + (1 << 20))
+        return _Pack(buf)
 
     def submit(self, pack: _Pack, trailer: bytes) -> None:
         self.raise_failures()
@@ -93,10 +108,11 @@ class _Uploader:
             fut.result()
 
     def _put(self, pack: _Pack, trailer: bytes) -> None:
-        pack.parts.append(trailer)
-        self.backend.put(pack_name(pack.id), pack.parts)
-        size = pack.size + len(trailer)
-        pack.parts = []
+        pack.buf.append(trailer)
+        self.backend.put(pack_name(pack.id), pack.buf)
+        size = pack.size
+        with self.lock:
+            self.free.append(pack.buf)
         self.cache.add_pack(pack.id, pack.entries, via="local")
         with self.lock:
             self.stored += size
@@ -168,7 +184,7 @@ class BackupJob:
         self.known = KnownIds(cache)
         self.known_trees: set[bytes] = set()
         self.uploader = _Uploader(backend, self.sealer, cache)
-        self.pack = _Pack()
+        self.pack = self.uploader.new_pack()
         self._local = threading.local()
         self.stop = threading.Event()
 
@@ -262,16 +278,16 @@ class BackupJob:
         pack = self.pack
         stored = len(nonce) + len(ct)
         pack.entries.append(BlobEntry(blob_type, flag, cid, pack.size, stored, raw_len))
-        pack.parts.append(nonce)
-        pack.parts.append(ct)
-        pack.size += stored
+        pack.buf.append(nonce)
+        pack.buf.append(ct)
         if pack.size >= PACK_TARGET:
             self._finish_pack()
 
     def _finish_pack(self) -> None:
-        pack, self.pack = self.pack, _Pack()
+        pack = self.pack
         if pack.entries:
             self.uploader.submit(pack, build_trailer(self.sealer, pack.id, pack.entries))
+            self.pack = self.uploader.new_pack()  # after submit: reuses a buffer put meanwhile
 
     def _store_tree(self, entries: bytearray, offset: int, nbytes: int, count: int) -> TreeRef:
         raw = bytes(entries)

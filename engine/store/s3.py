@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Buffer, NotFound, Stat
+from engine.store.backend import Buffer, NotFound, PageBuffer, Stat
 
 
 class S3Backend:
@@ -62,6 +62,8 @@ class S3Backend:
                              "create it first") from None
 
     def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
+        if isinstance(data, PageBuffer):
+            data = data.view()
         body = data if isinstance(data, (bytes, bytearray, memoryview)) else b"".join(data)
         if exclusive and self.stat(name) is not None:
             raise FileExistsError(name)
