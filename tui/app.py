@@ -6,7 +6,6 @@ refreshes whatever shows jobs, so a flood of progress events costs at most ten r
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -217,9 +216,7 @@ def run(ctx: Any) -> int:
     from tui.backend import EngineBackend
 
     app_settings = settings_mod.load()
-    store_url = ctx.store_url
-    if app_settings.store and not os.environ.get("STRONGROOM_STORE") and store_url == _default():
-        store_url = app_settings.store
+    store_url = ctx.store_url  # --store, else STRONGROOM_STORE, else the settings, else default
     try:
         passphrase = ctx.passphrase()
     except Exception:  # still open the app: the inventory works without the store
@@ -250,8 +247,3 @@ def _run(backend: Any, app_settings: settings_mod.AppSettings, demo: bool = Fals
         backend.close()
     return 0
 
-
-def _default() -> str:
-    from engine.commands.context import default_store_url
-
-    return default_store_url()
