@@ -6,7 +6,6 @@ refreshes whatever shows jobs, so a flood of progress events costs at most ten r
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ from typing import Any
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from engine.jobs import DONE, FAILED, Job, JobEvent, JobRunner
 from tui import settings as settings_mod
@@ -76,6 +76,12 @@ class StrongroomApp(App[None]):
             self.notify(f"theme {self._theme_fallback!r} not found; using {self.theme}",
                         severity="warning", markup=False)
         self.push_screen(MainScreen())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Workers run with exit_on_error=False: a failure becomes a message, never a crash."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(f"{event.worker.name or 'background work'} failed: "
+                        f"{event.worker.error}", severity="error", markup=False, timeout=10)
 
     # -- jobs -----------------------------------------------------------------------------
     def _job_event(self, job: Job, event: JobEvent) -> None:
@@ -210,9 +216,7 @@ def run(ctx: Any) -> int:
     from tui.backend import EngineBackend
 
     app_settings = settings_mod.load()
-    store_url = ctx.store_url
-    if app_settings.store and not os.environ.get("STRONGROOM_STORE") and store_url == _default():
-        store_url = app_settings.store
+    store_url = ctx.store_url  # --store, else STRONGROOM_STORE, else the settings, else default
     try:
         passphrase = ctx.passphrase()
     except Exception:  # still open the app: the inventory works without the store
@@ -243,8 +247,3 @@ def _run(backend: Any, app_settings: settings_mod.AppSettings, demo: bool = Fals
         backend.close()
     return 0
 
-
-def _default() -> str:
-    from engine.commands.context import default_store_url
-
-    return default_store_url()

@@ -1,7 +1,7 @@
 """The settings the app shows: profile, store, staging bucket per region, theme.
 
-Store, buckets and theme live in the connector's settings file
-(``engine.scaleway.config.load_settings/save_settings``), so the CLI and the app agree. The
+Store, buckets and theme live in Strongroom's settings file
+(``engine.settings.load_settings/save_settings``), so the CLI and the app agree. The
 Scaleway profile is the app's own preference (the connector leaves profiles to Scaleway's
 config and ``SCW_PROFILE``), kept in ``tui.toml`` next to it.
 """
@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.scaleway import config as scw_config
+from engine import settings as scw_config
 
 
 @dataclass

@@ -25,10 +25,11 @@ async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float
 
 def screen_text(pilot: Pilot) -> str:
     """What the screen shows, as plain text (markup never interpreted)."""
-    app = pilot.app
-    svg_free = app.export_screenshot()  # noqa: F841 - forces a full render
-    from rich.console import Console
     import io
+
+    from rich.console import Console
+
+    app = pilot.app
 
     console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(),
                       record=True, legacy_windows=False, color_system=None)

@@ -1,12 +1,13 @@
 """The app on the real engine: the Scaleway connector against the sandbox, a real store."""
 from __future__ import annotations
 
-import pytest
 from textual.widgets import DataTable, Input
 
 from engine.jobs import DONE
 from tests.tui.helpers import screen_text, tree_labels, wait_for
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.explore import ExploreScreen
+from tui.screens.store import StoreScreen
 from tui.screens.main import MainScreen
 from tui.screens.restore import RestoreWizard
 from tui.widgets.inventory import InventoryTree
@@ -85,6 +86,23 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
                        what="the new backup in the detail pane")
         assert "✔ done" in screen_text(pilot)
+
+        # the store screen lists it, and `e` explores inside it
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
+        snaps = app.screen.query_one("#snapshots", DataTable)
+        await wait_for(pilot, lambda: snaps.row_count == 1, what="the snapshot in the store")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExploreScreen))
+        files = app.screen.query_one("#file-list", DataTable)
+        await wait_for(pilot, lambda: files.row_count > 0 or "error" in screen_text(pilot)
+                       .lower(), timeout=30, what="the files inside the backup")
+        explored = screen_text(pilot)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert files.row_count > 0, explored
 
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RestoreWizard))

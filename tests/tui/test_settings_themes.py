@@ -4,10 +4,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from textual.widgets import Input, Select
 
-from engine.jobs import DONE, JobRunner
+from engine.jobs import DONE
 from tests.fixtures.tui import FakeBackend
 from tests.tui.helpers import wait_for
 from tui import settings as settings_mod
@@ -124,3 +123,21 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
         assert refreshes, "the panel was never refreshed"
         assert len(refreshes) <= elapsed * REFRESH_HZ + 2
         assert "✔ done" in str(panel.query("JobRow").first().query_one(".headline").render())
+
+
+async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
+        monkeypatch) -> None:  # noqa: ANN001
+    from tests.tui.helpers import screen_text
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = StrongroomApp(FakeBackend(), AppSettings(), theme_dirs=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert app.theme == ANSI_THEME and app.no_color
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "fr-par-1" in screen_text(pilot))
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "web-data" in screen_text(pilot))
+        await pilot.press("down", "down")
+        await pilot.pause(0.2)
+        assert "● in use" in screen_text(pilot)  # a glyph and a word, no colour needed

@@ -1,7 +1,6 @@
 """All jobs, and one job in detail: its phases with timings and every call it made."""
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 from rich.text import Text
@@ -60,6 +59,7 @@ class JobDetailScreen(Screen[None]):
         with Vertical(id="job-head"):
             yield Label(id="headline")
             yield Label(id="summary")
+            yield Label(id="message")
         yield DataTable(id="phases", cursor_type="row")
         yield DataTable(id="calls", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -80,6 +80,9 @@ class JobDetailScreen(Screen[None]):
         job = self.job
         self.query_one("#headline", Label).update(job_headline(job))
         self.query_one("#summary", Label).update(job_summary(job, bar_width=self._bar_width()))
+        message = self.query_one("#message", Label)
+        message.update(Text(job.message))  # from the engine or an API: never markup
+        message.display = bool(job.message) and not job.error
         phases = self.query_one("#phases", DataTable)
         phases.clear()
         now = self.app.clock()  # type: ignore[attr-defined]

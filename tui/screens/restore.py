@@ -35,7 +35,7 @@ class RestoreWizard(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
-        Binding("ctrl+g", "go_to_volume", "Go to volume", show=False),
+        Binding("enter", "go_to_volume", "Go to volume", show=False),
     ]
 
     def __init__(self, *, volume: Any = None, snapshot: Any = None) -> None:
@@ -45,6 +45,7 @@ class RestoreWizard(Screen[None]):
         self.request: RestoreRequest | None = None
         self.job_id: str | None = None
         self.checks_ok = False
+        self._project_labels: dict[str, str] = {}
         self.add_class("jobs-aware")
 
     # -- layout ---------------------------------------------------------------------------
@@ -143,8 +144,9 @@ class RestoreWizard(Screen[None]):
 
     def _fill_projects(self, projects: list[Any]) -> None:
         select = self.query_one("#project", Select)
-        select.set_options([(Text(f"{getattr(p, 'name', '') or p.id} ({p.id[:8]})"), p.id)
-                            for p in projects])
+        self._project_labels = {p.id: f"{getattr(p, 'name', '') or p.id} ({p.id[:8]})"
+                                for p in projects}
+        select.set_options([(Text(label), pid) for pid, label in self._project_labels.items()])
         if self.snapshot is not None:
             self._default_target()
 
@@ -179,7 +181,7 @@ class RestoreWizard(Screen[None]):
         src = self._source()
         project = self.query_one("#project", Select)
         pid = src.get("project_id")
-        if pid and any(value == pid for _, value in project._options):
+        if pid and pid in self._project_labels:
             project.value = pid
         zone = src.get("zone")
         if zone in ZONES:
@@ -304,9 +306,7 @@ class RestoreWizard(Screen[None]):
                                       self._iops())
         bucket = self.app.backend.bucket_for(zone)  # type: ignore[attr-defined]
         src = self._source()
-        project = self.query_one("#project", Select)
-        project_label = next((str(label) for label, value in project._options
-                              if value == project_id), project_id)
+        project_label = self._project_labels.get(project_id, project_id)
         self.query_one("#review-text", Static).update(Content(
             f"snapshot   {self.snapshot.id[:12]} of {src.get('volume_name', '–')} "
             f"({short_time(self.snapshot.time)})\n"
@@ -374,11 +374,6 @@ class RestoreWizard(Screen[None]):
         elif job.finished:
             end.update(Content.assemble(("✖ restore failed: ", "$sr-error"),
                                         job.error or job.state, "\n\nesc: back"))
-
-    def on_key(self, event: Any) -> None:
-        if event.key == "enter" and STEPS[self.step][0] == "progress":
-            event.stop()
-            self.action_go_to_volume()
 
     def action_go_to_volume(self) -> None:
         if self.job_id is None or self.request is None:

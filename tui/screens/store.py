@@ -130,6 +130,11 @@ class StoreScreen(Screen[None]):
                 "no snapshot matches the filter" if self.query_text else
                 "the store is empty: back up a volume from the inventory (b)"))
 
+    def jobs_changed(self, ids: set[str]) -> None:
+        """A finished backup adds a snapshot (the app then drops its cache): reload."""
+        if self.app.snapshot_cache is None:  # type: ignore[attr-defined]
+            self.action_reload()
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_current()
 
