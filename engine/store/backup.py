@@ -303,7 +303,8 @@ class BackupJob:
 
     def run(self, source: BinaryIO, *, name: str, tags: dict[str, str], source_info: dict,
             total: int, progress: Callable[[int, int], None] | None,
-            cancel: threading.Event | None) -> tuple[SnapshotInfo, int]:
+            cancel: threading.Event | None,
+            stored_progress: Callable[[int], None] | None = None) -> tuple[SnapshotInfo, int]:
         started, when = time.monotonic(), now_iso()
         hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
@@ -334,6 +335,8 @@ class BackupJob:
                     done += length
                 if progress is not None:
                     progress(done, total)
+                if stored_progress is not None:
+                    stored_progress(self.uploader.stored)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("backup cancelled; no snapshot was recorded")
             if tree_count:

@@ -174,10 +174,12 @@ class Store:
     def backup(self, source: BinaryIO, *, name: str = "", tags: dict[str, str] | None = None,
                source_info: dict | None = None, size_hint: int | None = None,
                progress: Progress | None = None,
-               cancel: threading.Event | None = None) -> BackupResult:
+               cancel: threading.Event | None = None,
+               stored_progress: Callable[[int], None] | None = None) -> BackupResult:
         """Back up a readable binary stream as a new snapshot (shared lock: backups may run
         concurrently). ``progress(done, total)`` is called from this thread; ``total`` is 0
-        when unknown. Raises OperationError (disk full, cancelled, store unwritable)."""
+        when unknown. ``stored_progress(stored)`` follows the new bytes written so far, so a
+        live dedup ratio can be shown. Raises OperationError (disk full, cancelled, store unwritable)."""
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False):
@@ -185,7 +187,8 @@ class Store:
                 job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
                 info, nbytes = job.run(source, name=name, tags=tags or {},
                                        source_info=source_info or {}, total=total or 0,
-                                       progress=progress, cancel=cancel)
+                                       progress=progress, cancel=cancel,
+                                       stored_progress=stored_progress)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "

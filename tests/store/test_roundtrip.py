@@ -114,6 +114,20 @@ def test_progress_and_cancel(tmp_path: Path, fast_kdf: None) -> None:
         assert store.check().ok
 
 
+def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None) -> None:
+    image = make_image(tmp_path / "n.img", 80_000_000, seed=9, zero_every=0)
+    with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
+        first: list[int] = []
+        with open(image, "rb") as f:
+            result = store.backup(f, stored_progress=first.append)
+        assert first == sorted(first) and 0 < first[-1] <= result.stored_bytes
+        again: list[int] = []
+        with open(image, "rb") as f:
+            second = store.backup(f, stored_progress=again.append)
+        # unchanged data: the live figure stays near zero, as the final one does
+        assert again[-1] <= second.stored_bytes < result.stored_bytes // 20
+
+
 def test_backup_of_missing_file_is_a_usage_error(tmp_path: Path, store_dir: Path,
                                                   store_cli) -> None:
     res = store_cli("backup-image", str(tmp_path / "nope.img"))
