@@ -50,7 +50,9 @@ def job_summary(job: Job, bar_width: int = 16) -> Content:
         eta = human_duration(job.eta) if job.eta is not None else "–"
         parts = [bar(frac, bar_width), pct, size, human_rate(job.rate), f"ETA {eta}"]
         if job.kind == "backup":
-            parts.append(f"dedup {dedup_ratio(job.bytes_done, job_stored_bytes(job))}")
+            # nothing stored yet means no pack is written yet, not infinite dedup
+            stored = job_stored_bytes(job) or None
+            parts.append(f"dedup {dedup_ratio(job.bytes_done, stored)}")
         return Content("  ".join(p for p in parts if p))
     took = human_duration((job.ended or job.created) - job.created)
     if job.state == DONE:
