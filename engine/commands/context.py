@@ -37,22 +37,25 @@ class Context:
 
     def passphrase(self, prompt: str = "Passphrase: ", confirm: bool = False) -> str:
         """STRONGROOM_PASSPHRASE, else STRONGROOM_PASSPHRASE_FILE, else a prompt on a TTY."""
-        value = os.environ.get("STRONGROOM_PASSPHRASE")
-        if value:
-            return value
-        path = os.environ.get("STRONGROOM_PASSPHRASE_FILE")
-        if path:
-            try:
-                return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise UsageError(f"cannot read STRONGROOM_PASSPHRASE_FILE {path}: "
-                                 f"{exc.strerror}") from None
-        if not sys.stdin.isatty():
-            raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE or "
-                             "STRONGROOM_PASSPHRASE_FILE, or run on a terminal")
-        first = getpass.getpass(prompt)
-        if confirm and getpass.getpass("Repeat passphrase: ") != first:
-            raise UsageError("the two passphrases differ; nothing was changed")
-        if not first:
-            raise UsageError("an empty passphrase is not allowed")
-        return first
+        return read_passphrase("STRONGROOM_PASSPHRASE", prompt, confirm)
+
+
+def read_passphrase(var: str, prompt: str, confirm: bool) -> str:
+    """The variable ``var``, else the file named by ``var``_FILE, else a prompt on a TTY."""
+    value = os.environ.get(var)
+    if value:
+        return value
+    path = os.environ.get(f"{var}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read {var}_FILE {path}: {exc.strerror}") from None
+    if not sys.stdin.isatty():
+        raise UsageError(f"no passphrase: set {var} or {var}_FILE, or run on a terminal")
+    first = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat: ") != first:
+        raise UsageError("the two passphrases differ; nothing was changed")
+    if not first:
+        raise UsageError("an empty passphrase is not allowed")
+    return first

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from pathlib import Path
 
-from engine.commands.context import Context
+from engine.commands.context import Context, read_passphrase
 from engine.commands.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM, UsageError
 
@@ -66,23 +64,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _new_passphrase() -> str:
-    value = os.environ.get("STRONGROOM_NEW_PASSPHRASE")
-    if value:
-        return value
-    path = os.environ.get("STRONGROOM_NEW_PASSPHRASE_FILE")
-    if path:
-        try:
-            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"cannot read STRONGROOM_NEW_PASSPHRASE_FILE {path}: "
-                             f"{exc.strerror}") from None
-    if not sys.stdin.isatty():
-        raise UsageError("no new passphrase: set STRONGROOM_NEW_PASSPHRASE or "
-                         "STRONGROOM_NEW_PASSPHRASE_FILE, or run on a terminal")
-    first = getpass.getpass("New passphrase: ")
-    if getpass.getpass("Repeat new passphrase: ") != first:
-        raise UsageError("the two passphrases differ; nothing was changed")
-    return first
+    return read_passphrase("STRONGROOM_NEW_PASSPHRASE", "New passphrase: ", confirm=True)
 
 
 def cmd_passwd(args: argparse.Namespace, ctx: Context) -> int:
@@ -207,7 +189,7 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     if not report.ok:
         if not ctx.json:
             print(f"strongroom: error: the store has {len(report.problems)} problems"
-                  + (f"; damaged snapshots: "
+                  + ("; damaged snapshots: "
                      + ", ".join(s[:12] for s in report.damaged_snapshots)
                      if report.damaged_snapshots else ""), file=sys.stderr)
         return EXIT_PROBLEM

@@ -168,14 +168,18 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
         info = _source_info(vol, scw_snapshot_id, settings, bucket)
         tags = _store_tags(vol, settings)
 
-        def stored(nbytes: int) -> None:  # read by the jobs panel for a live dedup ratio
-            reporter.job.extra["stored_bytes"] = nbytes
+        last_stored = 0  # new bytes the store wrote so far: the jobs panel's live dedup ratio
+
+        def stored(nbytes: int) -> None:
+            nonlocal last_stored
+            last_stored = nbytes
 
         def run_backup() -> Any:
             with reader:
                 return store.backup(reader, name=vol.name, tags=tags, source_info=info,
                                     size_hint=size, cancel=cancel,
-                                    progress=lambda done, total: reporter.progress(done, size),
+                                    progress=lambda done, total: reporter.progress(
+                                        done, size, stored_bytes=last_stored),
                                     stored_progress=stored)
 
         result = await _blocking(run_backup, cancel)

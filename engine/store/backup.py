@@ -333,10 +333,10 @@ class BackupJob:
                         tree_start += tree_bytes
                         tree, tree_bytes, tree_count = bytearray(), 0, 0
                     done += length
-                if progress is not None:
-                    progress(done, total)
                 if stored_progress is not None:
                     stored_progress(self.uploader.stored)
+                if progress is not None:
+                    progress(done, total)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("backup cancelled; no snapshot was recorded")
             if tree_count:
