@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import settings as scw_config
+from engine import settings as engine_settings
 
 
 @dataclass
@@ -25,7 +25,7 @@ class AppSettings:
 
 
 def config_path() -> Path:
-    return scw_config.settings_path()
+    return engine_settings.settings_path()
 
 
 def tui_path() -> Path:
@@ -34,9 +34,9 @@ def tui_path() -> Path:
 
 def load() -> AppSettings:
     try:
-        base = scw_config.load_settings()
+        base = engine_settings.load_settings()
     except Exception:  # a broken file must not keep the app from opening
-        base = scw_config.Settings()
+        base = engine_settings.Settings()
     profile = ""
     try:
         profile = str(tomllib.loads(tui_path().read_text(encoding="utf-8")).get("profile", ""))
@@ -55,12 +55,12 @@ def _toml_str(value: str) -> str:
 def save(settings: AppSettings) -> Path:
     """Both files atomically (temp file then rename); fields we do not show are kept."""
     try:
-        base = scw_config.load_settings()
+        base = engine_settings.load_settings()
     except Exception:
-        base = scw_config.Settings()
+        base = engine_settings.Settings()
     base.store_url, base.theme = settings.store, settings.theme
     base.buckets = {r: b for r, b in settings.buckets.items() if b}
-    path = scw_config.save_settings(base)
+    path = engine_settings.save_settings(base)
     target = tui_path()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tui-", suffix=".tmp")
     try:

@@ -11,7 +11,8 @@ from typing import Any
 from engine.commands.context import Context
 from engine.commands.progress import ProgressBar, human_bytes
 from engine.errors import OperationError, UsageError
-from engine.scaleway.config import ZONES, load_settings, scw_client
+from engine.scaleway.config import ZONES, scw_client
+from engine.settings import load_settings
 
 GB = 1000 ** 3
 

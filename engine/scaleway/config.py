@@ -1,5 +1,6 @@
-"""Scaleway credentials (read exactly as the Scaleway CLI and SDK read them) and Strongroom's own
-settings (a small TOML file under the platform's config dir, never holding a secret)."""
+"""Scaleway credentials, read exactly as the Scaleway CLI and SDK read them.
+
+Strongroom's own settings live in ``engine.settings``."""
 from __future__ import annotations
 
 import os
@@ -8,9 +9,6 @@ from pathlib import Path
 from scaleway import Client
 
 from engine.errors import UsageError
-# Settings moved to engine.settings; re-exported for the connector's callers.
-from engine.settings import (Settings, default_bucket, load_settings, save_settings,  # noqa: F401
-                             settings_path)
 
 ZONES: tuple[str, ...] = ("fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "nl-ams-2", "nl-ams-3",
                           "pl-waw-1", "pl-waw-2", "pl-waw-3")

@@ -22,7 +22,8 @@ from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
 from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
-from engine.scaleway.config import Settings, load_settings, region_of, s3_endpoint
+from engine.scaleway.config import region_of, s3_endpoint
+from engine.settings import Settings, load_settings
 from engine.scaleway.inventory import TEMP_TAG
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
 

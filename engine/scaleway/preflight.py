@@ -11,7 +11,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scaleway import ScalewayException
 
 from engine.scaleway.api import Apis, apis_for, CallRecorder, scw_message, status_of
-from engine.scaleway.config import load_settings, region_of
+from engine.scaleway.config import region_of
+from engine.settings import load_settings
 
 OK, MISSING, UNVERIFIED = "ok", "missing", "could not verify"
 TEMP_PREFIX = "strongroom-tmp/"

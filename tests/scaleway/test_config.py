@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import UsageError
-from engine.scaleway.config import (Settings, load_settings, region_of, s3_endpoint,
-                                    save_settings, scw_client, settings_path)
+from engine.scaleway.config import region_of, s3_endpoint, scw_client
+from engine.settings import Settings, load_settings, save_settings, settings_path
 
 ACCESS, SECRET = "SCWABCDEFGHIJKLMNOPQ", "11111111-2222-3333-4444-555555555555"
 OTHER = "SCWOTHERPROFILEKEY01"

@@ -12,7 +12,8 @@ import pytest
 from engine.errors import OperationError, UsageError
 from engine.jobs import CANCELLED, DONE, JobRunner
 from engine.scaleway.api import Apis, RetryPolicy
-from engine.scaleway.config import Settings, scw_client
+from engine.scaleway.config import scw_client
+from engine.settings import Settings
 from engine.scaleway.flows import backup_volume, cleanup_leftovers, restore_snapshot
 from engine.scaleway.inventory import list_inventory
 from tests.scaleway.helpers import FAST, leftovers, same_content
