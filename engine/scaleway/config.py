@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scaleway import Client
+if TYPE_CHECKING:
+    from scaleway import Client
 
 from engine.errors import UsageError
 
@@ -24,12 +26,16 @@ def region_of(zone: str) -> str:
 
 def scw_config_path() -> Path:
     """Where the Scaleway CLI keeps its config: $SCW_CONFIG_PATH, else ~/.config/scw/config.yaml."""
+    from scaleway import Client  # the SDK takes ~0.2 s to import; store commands never need it
+
     return Path(Client.get_default_config_file_path())
 
 
 def scw_client(profile: str | None = None) -> Client:
     """The SDK client for ``profile`` (else $SCW_PROFILE, else "default"): config file, then
     ``SCW_*`` variables over it, as the SDK itself does. UsageError if credentials are missing."""
+    from scaleway import Client
+
     name = profile or os.environ.get("SCW_PROFILE") or "default"
     path = scw_config_path()
     if path.is_file():
