@@ -3,7 +3,8 @@
 Threads: one reader (reads into a small pool of reused buffers, chunks them with FastCDC and
 carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
 work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
-builds packs and chunk lists, and two uploaders that put finished packs. Bounded queues and the
+builds packs and chunk lists and feeds the whole-image digest, and two uploaders that put
+finished packs. Bounded queues and the
 fixed buffer pool keep memory flat whatever the image size.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from engine.store.snapshot import (CHUNKS_PER_TREE, TREE_ENTRY, ZERO_ID, Manifes
                                    TreeRef, seal_manifest, snapshot_name)
 
 READ_BUFFER = 8 * 1024 * 1024
-BUFFERS = 4
+BUFFERS = 5  # one being read, three queued, one with the writer
 PACK_TARGET = 32 * 1024 * 1024
 UPLOADS_IN_FLIGHT = 2
 DELTA_EVERY_PACKS = 8
@@ -153,6 +154,18 @@ class _Uploader:
         self.pool.shutdown(wait=True)
 
 
+@dataclass
+class _Segment:
+    """One read buffer on its way from the reader to the writer: bytes ``fresh:end`` are new
+    (the ones before were carried over from the previous buffer); ``work`` is the workers'
+    per-chunk result, None when the buffer held no complete chunk."""
+
+    buf: bytearray
+    fresh: int
+    end: int
+    work: Future | None
+
+
 class KnownIds:
     """"Do we already store this chunk?" answered from memory: the store's ids are loaded into a
     set when there are not too many (a few hundred bytes each), else asked of SQLite; the ids
@@ -189,40 +202,36 @@ class BackupJob:
         self.stop = threading.Event()
 
     # ---- workers -------------------------------------------------------------------------
-    def _process(self, buf: bytearray, spans: list[tuple[int, int]], pool: queue.Queue) -> list:
-        try:
-            cctx = getattr(self._local, "cctx", None)
-            if cctx is None:
-                cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-            view, zeros, known, key = memoryview(buf), self.zeros, self.known, self.keys.chunk_id
-            aead, out = self.aead, []
-            for start, length in spans:
-                mv = view[start:start + length]
-                if mv[0] == 0 and zeros.startswith(mv):
-                    out.append((ZERO_ID, length, None))
-                    continue
-                cid = blake3.blake3(mv, key=key).digest()
-                if cid in known:
-                    out.append((cid, length, None))
-                    continue
-                packed = cctx.compress(mv)
-                if len(packed) < length - (length >> 5):
-                    payload, flag = packed, FLAG_ZSTD
-                else:
-                    payload, flag = mv, FLAG_RAW
-                nonce = os.urandom(NONCE)
-                out.append((cid, length, (flag, nonce, aead.encrypt(nonce, payload, b"\x00" + cid))))
-            return out
-        finally:
-            pool.put(buf)
+    def _process(self, buf: bytearray, spans: list[tuple[int, int]]) -> list:
+        cctx = getattr(self._local, "cctx", None)
+        if cctx is None:
+            cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        view, zeros, known, key = memoryview(buf), self.zeros, self.known, self.keys.chunk_id
+        aead, out = self.aead, []
+        for start, length in spans:
+            mv = view[start:start + length]
+            if mv[0] == 0 and zeros.startswith(mv):
+                out.append((ZERO_ID, length, None))
+                continue
+            cid = blake3.blake3(mv, key=key).digest()
+            if cid in known:
+                out.append((cid, length, None))
+                continue
+            packed = cctx.compress(mv)
+            if len(packed) < length - (length >> 5):
+                payload, flag = packed, FLAG_ZSTD
+            else:
+                payload, flag = mv, FLAG_RAW
+            nonce = os.urandom(NONCE)
+            out.append((cid, length, (flag, nonce, aead.encrypt(nonce, payload, b"\x00" + cid))))
+        return out
 
     # ---- reader --------------------------------------------------------------------------
     def _read(self, source: BinaryIO, workers: ThreadPoolExecutor, ordered: queue.Queue,
-              hasher: "blake3.blake3", cancel: threading.Event | None) -> None:
+              pool: queue.Queue, cancel: threading.Event | None) -> None:
+        """Reads and chunks; hands each buffer on as a ``_Segment`` (the writer hashes its new
+        bytes in order and gives the buffer back to ``pool``)."""
         try:
-            pool: queue.Queue = queue.Queue()
-            for _ in range(BUFFERS):
-                pool.put(bytearray(READ_BUFFER))
             cdc = FastCDC(self.chunker.avg, min_size=self.chunker.min, max_size=self.chunker.max,
                           seed=self.keys.chunker_seed)
             maxlen = self.chunker.max
@@ -239,8 +248,7 @@ class BackupJob:
                     raise OperationError(f"cannot read the image to back up: "
                                          f"{exc.strerror or exc} (no snapshot was recorded)") from None
                 eof = filled < len(buf)
-                if filled > carry:
-                    hasher.update(view[carry:filled])
+                fresh = carry  # bytes before this were already hashed with the previous buffer
                 limit = filled if eof else filled - maxlen
                 spans, end = [], 0
                 for ch in cdc.cut_buf(view[:filled]):
@@ -261,10 +269,8 @@ class BackupJob:
                     carry = filled - end
                     nxt[:carry] = view[end:filled]
                 del view
-                if spans:
-                    _put(ordered, workers.submit(self._process, buf, spans, pool), self.stop)
-                else:
-                    pool.put(buf)
+                work = workers.submit(self._process, buf, spans) if spans else None
+                _put(ordered, _Segment(buf, fresh, filled, work), self.stop)
                 if eof:
                     break
                 buf = nxt
@@ -308,9 +314,12 @@ class BackupJob:
         started, when = time.monotonic(), now_iso()
         hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
+        pool: queue.Queue = queue.Queue()
+        for _ in range(BUFFERS):
+            pool.put(bytearray(READ_BUFFER))
         workers = ThreadPoolExecutor(2, thread_name_prefix="strongroom-chunk")
         reader = threading.Thread(target=self._read, name="strongroom-read", daemon=True,
-                                  args=(source, workers, ordered, hasher, cancel))
+                                  args=(source, workers, ordered, pool, cancel))
         trees: list[TreeRef] = []
         tree, tree_start, tree_bytes, tree_count, done = bytearray(), 0, 0, 0, 0
         reader.start()
@@ -321,7 +330,7 @@ class BackupJob:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                for cid, length, blob in item.result():
+                for cid, length, blob in (item.work.result() if item.work else ()):
                     tree += TREE_ENTRY.pack(cid, length)
                     tree_bytes += length
                     tree_count += 1
@@ -333,6 +342,10 @@ class BackupJob:
                         tree_start += tree_bytes
                         tree, tree_bytes, tree_count = bytearray(), 0, 0
                     done += length
+                # Hashing here, in stream order, keeps it off the reader, the pipeline's one
+                # serial stage; the buffer is free again only once hashed.
+                hasher.update(memoryview(item.buf)[item.fresh:item.end])
+                pool.put(item.buf)
                 if stored_progress is not None:
                     stored_progress(self.uploader.stored)
                 if progress is not None:
