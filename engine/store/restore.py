@@ -35,7 +35,8 @@ from engine.store.pack import BLOB_DATA, BLOB_TREE, blob_ad, pack_name
 from engine.store.snapshot import ZERO_ID, Manifest, TreeRef, decode_tree
 
 RUN_GAP = 256 * 1024       # read neighbouring blobs of a pack in one request across small gaps
-RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request
+RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request (S3: fewer, larger GETs)
+RUN_MAX_LOCAL = 1024 * 1024  # local files: smaller runs spread a segment over all threads
 THREADS = 4
 SEGMENT = 16 * 1024 * 1024  # restores assemble the image in segments of this size
 PAGE = 4096  # O_DIRECT alignment (suits 512-byte and 4 KiB logical blocks)
@@ -120,13 +121,14 @@ def _plan(reader: BlobReader, ids: list[bytes], lengths: list[int],
     for cid, offsets in wanted.items():
         loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
         by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
+    run_max = RUN_MAX_LOCAL if hasattr(reader.backend, "read_into") else RUN_MAX
     runs: list[_Run] = []
     for pack, blobs in by_pack.items():
         blobs.sort(key=lambda b: b[0].offset)
         run: _Run | None = None
         for loc, cid, offsets in blobs:
             end = loc.offset + loc.stored_len
-            if run is None or loc.offset - run.end > RUN_GAP or end - run.start > RUN_MAX:
+            if run is None or loc.offset - run.end > RUN_GAP or end - run.start > run_max:
                 run = _Run(pack, loc.offset, end)
                 runs.append(run)
             run.end = max(run.end, end)
@@ -143,8 +145,7 @@ def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
         if cancel is not None and cancel.is_set():
             raise Cancelled("restore cancelled")
         try:
-            data = memoryview(reader.backend.get(pack_name(run.pack), run.start,
-                                                 run.end - run.start))
+            data = _fetch(reader.backend, run, reader._local)
         except NotFound:
             raise IntegrityError(f"pack {run.pack} is missing from the store") from None
         except OperationError:
@@ -157,6 +158,20 @@ def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
                 view[off - base:off - base + len(plain)] = plain
 
     return [pool.submit(work, run) for run in runs]
+
+
+def _fetch(backend: Backend, run: _Run, local: threading.local) -> memoryview:
+    """The run's bytes; from a local store into a buffer reused by this thread."""
+    length = run.end - run.start
+    read_into = getattr(backend, "read_into", None)
+    if read_into is None:
+        return memoryview(backend.get(pack_name(run.pack), run.start, length))
+    buf = getattr(local, "runbuf", None)
+    if buf is None or len(buf) < length:
+        buf = local.runbuf = bytearray(max(length, 2 * RUN_MAX_LOCAL))
+    view = memoryview(buf)[:length]
+    read_into(pack_name(run.pack), run.start, view)
+    return view
 
 
 @dataclass
@@ -209,6 +224,12 @@ def _restore(reader: BlobReader, manifest: Manifest,
         if background_emit else None
     writing: list[tuple[Future, _Segment]] = []  # at most one write in flight
 
+    def hash_and_emit(seg: _Segment, view: memoryview) -> None:
+        # In the writer thread when there is one: the main thread plans and waits for the
+        # fetches, and hashing there made it the restore's bottleneck.
+        hasher.update(view)
+        emit(seg, view)
+
     def settle() -> None:
         while writing:
             fut, seg = writing.pop()
@@ -221,13 +242,12 @@ def _restore(reader: BlobReader, manifest: Manifest,
             fut.result()
         with memoryview(seg.buf) as mem:
             view = mem[seg.lead:seg.lead + seg.size]
-        hasher.update(view)
         if writer is None:
-            emit(seg, view)
+            hash_and_emit(seg, view)
             free.append(seg.buf)
         else:
             settle()
-            writing.append((writer.submit(emit, seg, view), seg))
+            writing.append((writer.submit(hash_and_emit, seg, view), seg))
         del view
         done += seg.size
         if progress is not None:
@@ -250,7 +270,7 @@ def _restore(reader: BlobReader, manifest: Manifest,
                     futures = _submit_runs(reader, runs, pool, view, base, cancel)
                     del view
                     inflight.append(_Segment(base, ids, lengths, buf, futures, lead))
-                    if len(inflight) > 2:  # two segments fetched ahead of the one written
+                    if len(inflight) > 3:  # three segments fetched ahead of the one written
                         finish(inflight.popleft())
                 while inflight:
                     finish(inflight.popleft())
@@ -381,7 +401,8 @@ def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
                       cancel: threading.Event | None) -> None:
     """Sequential writes (a pipe, stdout, a multipart upload); verified all the same, but what
     was written before a failure cannot be taken back: the caller must report the failure."""
-    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel)
+    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel,
+             background_emit=True)
     flush = getattr(out, "flush", None)
     if flush is not None:
         flush()
