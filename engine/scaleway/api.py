@@ -176,7 +176,8 @@ def create_once(make: Callable[[], T], find: Callable[[], T | None], retry: Retr
             return make()
         except UncertainOutcome as exc:
             last = exc
-        time.sleep(retry.delay(attempt))
+        # Not a near-zero jitter here: a thing just made may take a moment to be listed.
+        time.sleep(max(retry.delay(attempt), retry.base))
         found = find()
         if found is not None:
             return found
