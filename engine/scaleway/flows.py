@@ -3,6 +3,10 @@ a new SBS volume. Both are coroutines driven by an ``engine.jobs.Reporter``; blo
 and store calls run in threads. Cancelled or failed, a flow removes what it created, then lets the
 error through. Temporaries carry markers (tag ``strongroom-temp`` + job id, key prefix
 ``strongroom-tmp/``) so a later run can find and remove what a crashed one left.
+
+Every creating call (snapshot, export, import, volume) goes through ``create_once``: when its
+answer is lost (5xx, cut connection), the same markers find what it made, which is adopted
+rather than made twice.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import requests
 import urllib3
 
 from engine.errors import OperationError
-from engine.jobs import DONE, JobRunner
+from engine.jobs import DONE
 from engine.scaleway.api import Apis, RetryPolicy, UncertainOutcome, _install, create_once
 from engine.scaleway.config import scw_client
 from engine.scaleway.flows import backup_volume, restore_snapshot
