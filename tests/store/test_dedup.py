@@ -26,13 +26,14 @@ def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, sto
     assert store_cli("check", "--read-data").code == 0
 
 
-def test_dedup_when_the_index_is_too_big_for_memory(tmp_path: Path, fast_kdf: None,
-                                                   monkeypatch) -> None:
-    from engine.store import Store
-    from engine.store.backup import KnownIds
+def test_dedup_when_every_prefix_collides(tmp_path: Path, fast_kdf: None, monkeypatch) -> None:
+    """With one prefix for all ids every chunk is a prefix hit, so each answer is the exact
+    check's (the ids of packs in flight, then SQLite): nothing new may be skipped, and nothing
+    stored twice."""
+    from engine.store import Store, known
     from tests.fixtures.store import PASSPHRASE
 
-    monkeypatch.setattr(KnownIds, "IN_MEMORY_LIMIT", 0)  # every lookup goes to SQLite
+    monkeypatch.setattr(known, "prefix", lambda cid: 0)
     image = make_image(tmp_path / "v1.img", 4_000_000, seed=3, zero_every=0)
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         with open(image, "rb") as f:
@@ -43,3 +44,4 @@ def test_dedup_when_the_index_is_too_big_for_memory(tmp_path: Path, fast_kdf: No
         out = tmp_path / "out.img"
         store.restore("latest", out)
         assert out.read_bytes() == image.read_bytes()
+        assert store.check(read_data=True).ok
