@@ -34,8 +34,8 @@ class PrefixSet:
     32-bit keys, searched with ``bisect``. Buckets hold ~n/65536 keys, so an insert moves a few
     hundred bytes even at 16 M ids.
 
-    One thread adds while others test. Membership is a hint that the caller confirms, and keys
-    are never removed, so a test that races an insert can at worst miss that new key."""
+    One thread adds while others test: a bucket is never changed once others can see it, an
+    insert swaps in a new one, so a reader sees the set before or after each insert."""
 
     def __init__(self) -> None:
         self._buckets: list[array | None] = [None] * (1 << BUCKET_BITS)
@@ -52,12 +52,19 @@ class PrefixSet:
     def add(self, value: int) -> None:
         slot = value >> KEY_BITS
         bucket = self._buckets[slot]
-        if bucket is None:
-            bucket = self._buckets[slot] = array(KEY_TYPE)
         key = value & KEY_MASK
+        if bucket is None:
+            self._buckets[slot] = array(KEY_TYPE, (key,))
+            self.count += 1
+            return
         i = bisect_left(bucket, key)
         if i == len(bucket) or bucket[i] != key:
-            bucket.insert(i, key)
+            # Copy on write: a reader still searching the old bucket sees it whole and sorted
+            # (an insert in place would shift keys under its bisect).
+            grown = bucket[:i]
+            grown.append(key)
+            grown.extend(bucket[i:])
+            self._buckets[slot] = grown
             self.count += 1
 
     def extend_sorted(self, values: Iterable[int]) -> None:
@@ -70,6 +77,7 @@ class PrefixSet:
             if value <= last:
                 if value < last:  # out of order after all: insert it where it belongs
                     self.add(value)
+                    bucket = buckets[slot] if slot >= 0 else bucket  # add may swap it
                 continue
             last = value
             if value >> KEY_BITS != slot:
