@@ -158,13 +158,12 @@ class IndexCache:
 
     def data_id_prefixes(self, nbytes: int) -> Iterator[bytes]:
         """The first ``nbytes`` of every data blob id, in ascending order (the primary key's
-        order, so SQLite sorts nothing)."""
+        order, so SQLite sorts nothing), concatenated in batches of up to 65536."""
         with self._lock:
             cur = self._db.execute("SELECT substr(id, 1, ?) FROM blobs WHERE type=0 ORDER BY id",
                                    (nbytes,))
             while rows := cur.fetchmany(65536):
-                for (head,) in rows:
-                    yield head
+                yield b"".join([row[0] for row in rows])
 
     def has(self, blob_id: bytes, blob_type: int) -> bool:
         with self._lock:

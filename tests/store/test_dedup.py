@@ -26,14 +26,15 @@ def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, sto
     assert store_cli("check", "--read-data").code == 0
 
 
-def test_dedup_when_every_prefix_collides(tmp_path: Path, fast_kdf: None, monkeypatch) -> None:
-    """With one prefix for all ids every chunk is a prefix hit, so each answer is the exact
+def test_dedup_when_every_prefix_test_says_maybe(tmp_path: Path, fast_kdf: None, monkeypatch) -> None:
+    """When every chunk is a prefix hit (as if all prefixes collided), each answer is the exact
     check's (the ids of packs in flight, then SQLite): nothing new may be skipped, and nothing
     stored twice."""
-    from engine.store import Store, known
+    from engine.store import Store
+    from engine.store.known import KnownIds
     from tests.fixtures.store import PASSPHRASE
 
-    monkeypatch.setattr(known, "prefix", lambda cid: 0)
+    monkeypatch.setattr(KnownIds, "maybe", lambda self, cid: True)
     image = make_image(tmp_path / "v1.img", 4_000_000, seed=3, zero_every=0)
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         with open(image, "rb") as f:

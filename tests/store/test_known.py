@@ -77,25 +77,28 @@ def test_ids_added_during_the_backup_are_found_before_and_after_indexing(
     assert not any(twin(cid) in known for cid in new)
 
 
+def records(values: list[int]) -> bytes:
+    return b"".join(v.to_bytes(PREFIX_BYTES, "big") for v in values)
+
+
 def test_prefix_set_matches_a_set_of_ints() -> None:
     rng = random.Random(5)
-    # Crowd a few buckets so that inserts land at the front, middle and end of sorted keys.
-    values = [rng.randrange(1 << 48) for _ in range(20000)]
+    # Crowd a few buckets so that inserts land at the front, middle and end of sorted keys, and
+    # leave the first and last buckets and a run in between empty.
+    values = [rng.randrange(1 << 40, 1 << 47) for _ in range(20000)]
     values += [(7 << 32) | rng.randrange(1 << 32) for _ in range(3000)]
-    loaded = sorted(values[:10000])
-    late = loaded[-1] - 1  # out of order, in the bucket being filled
-    assert late not in loaded
-    values.append(late)
+    values += [(0xFFFE << 32) | k for k in (0, 1, 5, 0xFFFFFFFF)]
+    loaded = sorted(values[:10000] + values[-4:])
     ps = PrefixSet()
-    # duplicates, and values out of order (one already there, one not)
-    ps.extend_sorted(loaded + loaded[-5:] + [loaded[3], late] + [loaded[-1] + 1])
-    values.append(loaded[-1] + 1)
+    # In batches like SQLite's: one boundary inside a bucket, duplicates across a boundary.
+    cut = next(i for i in range(5000, len(loaded)) if loaded[i] >> 32 == loaded[i - 1] >> 32)
+    ps.load_sorted([records(loaded[:cut]), b"", records(loaded[cut - 2:])])
     for v in values[10000:]:
         ps.add(v)
-    assert ps.count == len(set(values))
+    truth = set(values)
     assert all(v in ps for v in values)
     probes = [rng.randrange(1 << 48) for _ in range(20000)] + [v ^ 1 for v in values]
-    truth = set(values)
+    probes += [(s << 32) | k for s in (0, 1, 7, 0xFFFE, 0xFFFF) for k in (0, 2, 0xFFFFFFFF)]
     assert [p in ps for p in probes] == [p in truth for p in probes]
     assert ps.nbytes() < 5 * len(truth)
 
