@@ -77,19 +77,19 @@ class PrefixSet:
         return i < len(bucket) and bucket[i] == key
 
     def add(self, value: int) -> None:
-        if value in self:
-            return
+        """Adds a value (a value already loaded may be added again: it is found either way)."""
         slot, key = value >> KEY_BITS, value & KEY_MASK
         bucket = self._added[slot]
         if bucket is None:
             self._added[slot] = array(KEY_TYPE, (key,))
         else:
+            i = bisect_left(bucket, key)
+            if i < len(bucket) and bucket[i] == key:
+                return
             # Copy on write: a reader still searching the old bucket sees it whole and sorted
             # (an insert in place would shift keys under its bisect).
-            i = bisect_left(bucket, key)
-            grown = bucket[:i]
-            grown.append(key)
-            grown.extend(bucket[i:])
+            grown = bucket[:]
+            grown.insert(i, key)
             self._added[slot] = grown
         self.count += 1
 
