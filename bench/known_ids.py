@@ -155,7 +155,8 @@ def main() -> int:
         n = int(millions * 1_000_000)
         t0 = time.monotonic()
         path = build_cache(n)
-        print(f"{n:,} ids: cache ready ({time.monotonic() - t0:.0f} s)", file=sys.stderr, flush=True)
+        print(f"{n:,} ids: cache ready ({time.monotonic() - t0:.0f} s)", file=sys.stderr,
+              flush=True)
         for mode in args.modes.split(","):
             proc = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(n),
                                    "--cache", str(path)], capture_output=True, text=True)

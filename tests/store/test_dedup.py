@@ -26,7 +26,8 @@ def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, sto
     assert store_cli("check", "--read-data").code == 0
 
 
-def test_dedup_when_every_prefix_test_says_maybe(tmp_path: Path, fast_kdf: None, monkeypatch) -> None:
+def test_dedup_when_every_prefix_test_says_maybe(tmp_path: Path, fast_kdf: None,
+                                                 monkeypatch) -> None:
     """When every chunk is a prefix hit (as if all prefixes collided), each answer is the exact
     check's (the ids of packs in flight, then SQLite): nothing new may be skipped, and nothing
     stored twice."""
