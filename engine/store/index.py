@@ -171,8 +171,8 @@ class IndexCache:
                                     (blob_id, blob_type)).fetchone() is not None
 
     def have(self, ids: Sequence[bytes], blob_type: int) -> set[bytes]:
-        """The ones of ``ids`` that the cache holds (one query per 500: ~3 µs an id instead of
-        ~10 µs for ``has``)."""
+        """The ones of ``ids`` that the cache holds: one query per 500 ids, at about half the
+        cost per id of ``has`` (bench/known_ids.py)."""
         found: set[bytes] = set()
         with self._lock:
             for i in range(0, len(ids), 500):

@@ -60,7 +60,8 @@ class PrefixSet:
 
     def __init__(self) -> None:
         self._base = array(KEY_TYPE)
-        self._bounds = array("Q", bytes(8 * (BUCKETS + 1)))  # bucket b is _base[b:b+1]
+        # bucket b of the loaded part is _base[_bounds[b]:_bounds[b + 1]]
+        self._bounds = array("Q", bytes(8 * (BUCKETS + 1)))
         self._added: list[array | None] = [None] * BUCKETS
         self.count = 0
 
