@@ -139,7 +139,11 @@ class KnownIds:
     def __init__(self, cache: IndexCache):
         self.cache = cache
         self.prefixes = PrefixSet()
-        self.prefixes.load_sorted(cache.data_id_prefixes(PREFIX_BYTES))
+        batches = cache.data_id_prefixes(PREFIX_BYTES)
+        try:
+            self.prefixes.load_sorted(batches)
+        finally:
+            batches.close()  # releases the cache's lock even if loading failed half-way
         self.unindexed: set[bytes] = set()
 
     def maybe(self, cid: bytes) -> bool:
