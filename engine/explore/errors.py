@@ -28,6 +28,11 @@ class PathNotFoundError(ExploreError):
     """A path inside the image does not exist."""
 
 
+class AmbiguousNameError(PathNotFoundError):
+    """Two entries of one directory share a name (only a damaged or crafted image): the path
+    must name one by inode number (``<N>``)."""
+
+
 class NotADirectoryInImageError(ExploreError):
     """A directory operation was asked of something that is not a directory."""
 

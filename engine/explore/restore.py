@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from engine.explore.entries import Entry
 from engine.explore.errors import ExploreError, UnsafeNameError
-from engine.explore.explorer import Explorer, split_path
+from engine.explore.explorer import Explorer
 
 COPY_BLOCK = 1 << 20
 KEPT_MODE_BITS = 0o1777
@@ -48,8 +48,7 @@ def restore(explorer: Explorer, path: str, dest: str | os.PathLike,
             cancel: threading.Event | None = None) -> RestoreReport:
     """Copy ``path`` (a file or a tree) to ``dest/<basename of path>``; ``dest`` is created."""
     top = explorer.stat(path)
-    parts = split_path(top.path)
-    name = check_name(parts[-1] if parts else "root")
+    name = check_name("root" if top.path == "/" else top.name)
     os.makedirs(dest, exist_ok=True)
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -151,8 +150,8 @@ class _Restorer:
         self.report.symlinks += 1
 
     def _enter_dir(self, parent_fd: int, name: str, entry: Entry) -> list[tuple]:
-        parts = split_path(entry.path)
-        key = ("" if self.explorer.single or not parts else parts[0], entry.inode)
+        mount = entry.path.split("/")[1]  # paths are escaped: '/' only ever separates
+        key = ("" if self.explorer.single else mount, entry.inode)
         if key in self.seen_dirs:
             self._skip(entry, "directory loop (the same directory appears twice)")
             return []
