@@ -5,6 +5,8 @@ the stored image → the bytes of a known file, unchanged. Then `strongroom rest
 snapshot into a new volume, a backup of that volume, and the same file read out of it."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -52,34 +54,46 @@ def _wait_available(apis: Apis, volume_id: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def e2e_volume(sandbox: Any, scw_env: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def backed_up(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
     """A new 1 GB SBS volume on the sandbox whose content is the sandbox's generated ext4 tree
-    plus KNOWN_PATH (only the few MB of data are allocated)."""
-    apis = Apis(scw_client())
-    name = f"e2e-{os.urandom(3).hex()}"
-    vol = apis.block.create_volume(zone=ZONE, name=name, perf_iops=5000,
-                                   from_empty=CreateVolumeRequestFromEmpty(size=GB))
-    _wait_available(apis, vol.id)
-    build_ext4(sandbox.volume_path(vol.id), GB, seed=7, volume_id=vol.id, budget=1 << 20,
-               flavor="e2e", extra={KNOWN_PATH: KNOWN_BYTES})
-    yield vol.id, name
-    apis.block.delete_volume(volume_id=vol.id, zone=ZONE)
-
-
-@pytest.fixture
-def backed_up(e2e_volume: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-              capsysbinary: pytest.CaptureFixture[bytes]) -> E2E:
+    plus KNOWN_PATH (only the few MB of data are allocated), backed up once for the module by
+    `strongroom backup`."""
     from engine.store import Store
 
-    monkeypatch.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")  # a throwaway store
+    base = tmp_path_factory.mktemp("e2e")
+    with pytest.MonkeyPatch.context() as mp:
+        # module scope runs before the per-test isolation: set every directory explicitly
+        for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+            mp.setenv(var, str(base / var.lower()))
+        for name, value in sandbox.env.items():
+            mp.setenv(name, value)
+        mp.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")  # a throwaway store
+        mp.setenv("STRONGROOM_PASSPHRASE", PASS)
+        apis = Apis(scw_client())
+        name = f"e2e-{os.urandom(3).hex()}"
+        vol = apis.block.create_volume(zone=ZONE, name=name, perf_iops=5000,
+                                       from_empty=CreateVolumeRequestFromEmpty(size=GB))
+        try:
+            _wait_available(apis, vol.id)
+            build_ext4(sandbox.volume_path(vol.id), GB, seed=7, volume_id=vol.id,
+                       budget=1 << 20, flavor="e2e", extra={KNOWN_PATH: KNOWN_BYTES})
+            store = str(base / "store")
+            Store.init(store, PASS).close()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main(["--store", store, "--json", "backup", vol.id]) == 0
+            done = json.loads(out.getvalue())
+            assert [d["volume_id"] for d in done] == [vol.id]
+            yield E2E(vol.id, name, store, done[0]["snapshot"])
+        finally:
+            apis.block.delete_volume(volume_id=vol.id, zone=ZONE)
+
+
+@pytest.fixture
+def e2e_env(backed_up: E2E, scw_env: Any, monkeypatch: pytest.MonkeyPatch) -> E2E:
     monkeypatch.setenv("STRONGROOM_PASSPHRASE", PASS)
-    store = str(tmp_path / "store")
-    Store.init(store, PASS).close()
-    volume_id, name = e2e_volume
-    done = json.loads(cli(capsysbinary, "--store", store, "--json", "backup", volume_id))
-    assert [d["volume_id"] for d in done] == [volume_id]
-    return E2E(volume_id, name, store, done[0]["snapshot"])
+    return backed_up
 
 
 def _explore_known_file(capsysbinary: pytest.CaptureFixture[bytes], store: str, snapshot: str,
@@ -100,17 +114,37 @@ def _explore_known_file(capsysbinary: pytest.CaptureFixture[bytes], store: str, 
 
 
 def test_backup_then_explore_gives_back_the_file(
-        backed_up: E2E, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+        e2e_env: E2E, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    backed_up = e2e_env
     snapshots = json.loads(cli(capsysbinary, "--store", backed_up.store, "--json", "snapshots"))
     info = next(s for s in snapshots if s["id"] == backed_up.snapshot)
     assert info["source"]["volume_id"] == backed_up.volume_id
     assert info["bytes"] > 0
     _explore_known_file(capsysbinary, backed_up.store, backed_up.snapshot, tmp_path / "files")
+    listed = cli(capsysbinary, "--store", backed_up.store, "ls", "latest", "/data/proof")
+    assert listed == b"known.bin\n"
+
+
+def test_encrypted_volume_backs_up_and_explore_says_why_it_cannot_list(
+        sandbox: Any, scw_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from engine.store import Store
+
+    monkeypatch.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")
+    monkeypatch.setenv("STRONGROOM_PASSPHRASE", PASS)
+    store = str(tmp_path / "store")
+    Store.init(store, PASS).close()
+    done = json.loads(cli(capsysbinary, "--store", store, "--json", "backup", "vault-secrets"))
+    assert main(["--store", store, "ls", done[0]["snapshot"]]) == 1
+    err = capsysbinary.readouterr().err.decode()
+    assert err.startswith("strongroom: error: ") and "encrypted (LUKS2)" in err
+    assert err.count("\n") == 1
 
 
 def test_restore_to_new_volume_then_back_up_and_explore_it(
-        backed_up: E2E, sandbox: Any, tmp_path: Path,
+        e2e_env: E2E, sandbox: Any, tmp_path: Path,
         capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    backed_up = e2e_env
     restored = json.loads(cli(capsysbinary, "--store", backed_up.store, "--json", "restore",
                               backed_up.snapshot, "--zone", ZONE,
                               "--name", backed_up.volume_name + "-back"))
@@ -122,7 +156,11 @@ def test_restore_to_new_volume_then_back_up_and_explore_it(
         second = again[0]["snapshot"]
         assert second != backed_up.snapshot
         _explore_known_file(capsysbinary, backed_up.store, second, tmp_path / "files")
-        # The same image went round: nothing but the manifest is new in the store.
+        # The same image went round: nothing but the manifest is new in the store, and no
+        # file inside differs.
         assert again[0]["stored_bytes"] < 64 * 1024
+        assert main(["--store", backed_up.store, "diff", backed_up.snapshot, second]) == 0
+        out = capsysbinary.readouterr()
+        assert out.out == b"" and "no differences" in out.err.decode()
     finally:
         apis.block.delete_volume(volume_id=new_id, zone=ZONE)
