@@ -101,16 +101,21 @@ def _json_entry(entry: "Entry") -> dict:
 
 
 def short_line(entry: "Entry", inode: bool = False) -> str:
-    from engine.explore.names import escape_name
-
-    line = escape_name(entry.name) + ("/" if entry.is_dir else "")
+    line = _shown_name(entry) + ("/" if entry.is_dir else "")
     return f"{entry.inode:>10} {line}" if inode else line
 
 
-def long_line(entry: "Entry", inode: bool = False) -> str:
-    from engine.explore.names import escape_name, escape_text
+def _shown_name(entry: "Entry") -> str:
+    from engine.explore.names import escape_name
 
-    name = escape_name(entry.name) + ("/" if entry.is_dir else "")
+    # an empty name (a damaged directory) shows as the <inode> form its path uses
+    return escape_name(entry.name) or entry.path.rsplit("/", 1)[-1]
+
+
+def long_line(entry: "Entry", inode: bool = False) -> str:
+    from engine.explore.names import escape_text
+
+    name = _shown_name(entry) + ("/" if entry.is_dir else "")
     if entry.link_target is not None:
         name += " -> " + escape_text(entry.link_target)
     when = entry.mtime.replace("T", " ").rstrip("Z")

@@ -58,8 +58,9 @@ class Listing:
             self.by_inode.setdefault(int(node.inode.inum), (name, node))
 
     def component(self, name: str, node: FsNode) -> str:
-        """How a path names this entry: its escaped name, or ``<inode>`` if the name is shared."""
-        if len(self.by_name.get(name, ())) > 1:
+        """How a path names this entry: its escaped name, or ``<inode>`` if the name is shared
+        or empty (an empty component would name the directory itself)."""
+        if not name or len(self.by_name.get(name, ())) > 1:
             return f"<{int(node.inode.inum)}>"
         return escape_name(name)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -196,6 +197,7 @@ def test_crafted_names_list_escaped_and_read_back_as_listed(stored: StoredImages
     assert {"b/", "b\\x2fc", "x\\x2fy/", "\\x3c99>", "caf\\xe9",
             "invoice\\xe2\\x80\\xaetxt.exe", BACKSLASH_NAME.replace("\\", "\\\\")} <= set(lines)
     assert lines.count("dupe") == 2
+    assert "NUL\\x00" in lines and any(re.fullmatch(r"<[0-9]+>/", x) for x in lines)
     # what ls prints is what cat takes
     for line in lines:
         if not line.endswith("/") and line != "dupe":

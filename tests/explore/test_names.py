@@ -58,7 +58,7 @@ def test_listing_shows_every_entry_and_each_path_reads_back(crafted) -> None:
     names = [e.name for e in crafted.listdir("/")]
     assert {"b", "b/c", "x", "x/y", BACKSLASH_NAME, "<99>", BIDI_NAME,
             NOT_UTF8.decode("utf-8", "surrogateescape")} <= set(names)
-    assert names.count("dupe") == 2
+    assert names.count("dupe") == 2 and names.count("") == 1 and "NUL\x00" in names
     walked = list(crafted.walk("/"))
     assert len({e.path for e in walked}) == len(walked)  # no entry listed twice
     for entry in walked:
@@ -93,8 +93,8 @@ def test_restore_tree_writes_real_names_and_refuses_slashes(crafted, crafted_ima
                                                             tmp_path: Path) -> None:
     report = restore(crafted, "/", tmp_path)
     skipped = {s.split(": ")[0] for s in report.skipped}
-    # the two slash names are refused; of the two "dupe", the second meets the first
-    assert {"/b\\x2fc", "/x\\x2fy"} <= skipped and len(skipped) == 3
+    # the slash, NUL and empty names are refused; of the two "dupe", the second meets the first
+    assert {"/b\\x2fc", "/x\\x2fy", "/NUL\\x00"} <= skipped and len(skipped) == 5
     root = tmp_path / "root"
     assert (root / "b" / "c").read_bytes() == crafted_image.contents["/b/c"]
     assert (root / "x" / "y" / "inner").read_bytes() == crafted_image.contents["/x/y/inner"]
@@ -103,6 +103,15 @@ def test_restore_tree_writes_real_names_and_refuses_slashes(crafted, crafted_ima
     assert (root / "<99>").exists() and (root / BIDI_NAME).exists()
     assert os.path.exists(os.fsencode(root) + b"/" + NOT_UTF8)
     assert (root / "dupe").read_bytes() in crafted_image.twins
+
+
+def test_an_empty_name_is_not_the_directory_itself(crafted,
+                                                  crafted_image: CraftedImage) -> None:
+    blank = next(e for e in crafted.listdir("/") if e.name == "")
+    assert blank.is_dir and blank.path == f"/<{blank.inode}>"
+    assert [e.name for e in crafted.listdir(blank.path)] == ["inside"]
+    assert crafted.read_file(blank.path + "/inside") == crafted_image.below_empty
+    assert blank.path + "/inside" in {e.path for e in crafted.walk("/")}
 
 
 def test_diff_of_a_crafted_image_with_itself_is_empty(crafted) -> None:
