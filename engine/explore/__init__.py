@@ -13,13 +13,14 @@ one image are addressed.
 """
 from engine.explore.diff import Change, DiffResult, diff
 from engine.explore.entries import Entry, VolumeInfo
-from engine.explore.errors import (EncryptedVolumeError, ExploreError, NoFilesystemError,
-                                   PathNotFoundError, UnsupportedFilesystemError,
-                                   UnsupportedImageError)
+from engine.explore.errors import (AmbiguousNameError, DamagedDataError, EncryptedVolumeError,
+                                   ExploreError, NoFilesystemError, PathNotFoundError,
+                                   UnsupportedFilesystemError, UnsupportedImageError)
 from engine.explore.explorer import Explorer, open_volume
 from engine.explore.restore import RestoreReport, restore
 
-__all__ = ["Change", "DiffResult", "diff", "Entry", "VolumeInfo", "EncryptedVolumeError",
+__all__ = ["Change", "DiffResult", "diff", "Entry", "VolumeInfo", "AmbiguousNameError",
+           "DamagedDataError", "EncryptedVolumeError",
            "ExploreError", "NoFilesystemError", "PathNotFoundError",
            "UnsupportedFilesystemError", "UnsupportedImageError", "Explorer", "open_volume",
            "RestoreReport", "restore"]

@@ -25,7 +25,7 @@ from engine.explore.entries import Entry, VolumeInfo
 from engine.explore.errors import (AmbiguousNameError, EncryptedVolumeError, ExploreError,
                                    NoFilesystemError, NotADirectoryInImageError,
                                    PathNotFoundError, UnsupportedFilesystemError)
-from engine.explore.filesystems import Filesystem, FsNode, open_filesystem
+from engine.explore.filesystems import Filesystem, FsNode, damage_as_error, open_filesystem
 from engine.explore.image import open_disk
 from engine.explore.names import (Component, InodeRef, escape_name, join_components,
                                   split_path)
@@ -117,13 +117,14 @@ class Explorer:
         self._listings: OrderedDict[tuple[str, int], Listing] = OrderedDict()
 
     # -- lookups ---------------------------------------------------------------------------
-    def _children(self, mount: str, node: FsNode) -> Listing:
+    def _children(self, mount: str, node: FsNode, where: str) -> Listing:
         key = (mount, node.inode.inum)
         with self._lock:
             if key in self._listings:
                 self._listings.move_to_end(key)
                 return self._listings[key]
-            listing = Listing(node.children())
+            with damage_as_error("directory", where):
+                listing = Listing(node.children())
             self._listings[key] = listing
             if len(self._listings) > LISTING_CACHE:
                 self._listings.popitem(last=False)
@@ -164,7 +165,7 @@ class Explorer:
             if here.kind != "dir":
                 raise NotADirectoryInImageError(
                     f"{join_components(prefix + [c for c, _, _ in stack])} is not a directory")
-            listing = self._children(mount, here)
+            listing = self._children(mount, here, join_components(prefix + [c for c, _, _ in stack]))
             name, child = _lookup(listing, step, typed)
             if child.kind == "symlink" and (pending or follow):
                 links += 1
@@ -212,7 +213,7 @@ class Explorer:
                         f"{join_components(found.components)} is not a directory")
                 return [self.stat(path)]  # a file, or a link to one: itself, as ls shows it
             assert found.mount is not None
-            listing = self._children(found.mount, node)
+            listing = self._children(found.mount, node, join_components(found.components))
             entries = [self._entry(name, found.components + [listing.component(name, child)],
                                    child)
                        for name, child in listing.entries]
@@ -227,7 +228,9 @@ class Explorer:
                 raise NotADirectoryInImageError(f"{where} is a directory, not a file")
             if node.kind != "file":
                 raise ExploreError(f"{where} is a {node.kind}, not a regular file")
-            return LockedReader(node.open(), node.size, self._lock)
+            with damage_as_error("file", where):
+                inner = node.open()
+            return LockedReader(inner, node.size, self._lock, where)
 
     def read_file(self, path: str, limit: int | None = None) -> bytes:
         with self.open(path) as fh:
@@ -278,8 +281,9 @@ class Explorer:
 class LockedReader(io.RawIOBase):
     """A file stream whose every read holds the explorer's lock: one image handle, many threads."""
 
-    def __init__(self, inner: BinaryIO, size: int, lock: threading.RLock):
+    def __init__(self, inner: BinaryIO, size: int, lock: threading.RLock, where: str = ""):
         self._inner, self.size, self._lock, self._pos = inner, size, lock, 0
+        self._where = where
 
     def readable(self) -> bool:
         return True
@@ -299,7 +303,7 @@ class LockedReader(io.RawIOBase):
         want = min(len(buf), max(0, self.size - self._pos))
         if want <= 0:
             return 0
-        with self._lock:
+        with self._lock, damage_as_error("file", self._where):
             self._inner.seek(self._pos)
             data = self._inner.read(want)
         buf[:len(data)] = data

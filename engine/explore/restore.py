@@ -11,6 +11,7 @@ filesystem ('/') lands at DIR/root.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as statmod
 import threading
@@ -25,6 +26,10 @@ COPY_BLOCK = 1 << 20
 KEPT_MODE_BITS = 0o1777
 O_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class RestoreCancelled(ExploreError):
+    """The restore was cancelled; whole files written so far stay, a cut one is removed."""
 
 
 @dataclass
@@ -83,8 +88,7 @@ class _Restorer:
         try:
             while stack:
                 if self.cancel is not None and self.cancel.is_set():
-                    raise ExploreError("restore cancelled; what was written so far is in "
-                                       f"{self.report.target}")
+                    raise self._cancelled()
                 item = stack.pop()
                 if item[0] == "finish":
                     self._finish_dir(item[1], item[2])
@@ -116,12 +120,15 @@ class _Restorer:
                 self._skip(entry, f"special file ({statmod.filemode(entry.mode)}) not restored")
         except OSError as exc:
             self._skip(entry, exc.strerror or str(exc))
+        except RestoreCancelled:
+            raise
         except ExploreError as exc:
             self._skip(entry, str(exc))
         return []
 
     def _write_file(self, parent_fd: int, name: str, entry: Entry) -> None:
         fd = os.open(name, O_NEW_FILE, 0o600, dir_fd=parent_fd)
+        complete = False
         try:
             with self.explorer.open(entry.path) as src:
                 while block := src.read(COPY_BLOCK):
@@ -132,12 +139,20 @@ class _Restorer:
                     if self.progress:
                         self.progress(self.report.bytes, self.total)
                     if self.cancel is not None and self.cancel.is_set():
-                        break
+                        raise self._cancelled()
             os.fchmod(fd, entry.mode & KEPT_MODE_BITS)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            complete = True
         finally:
             os.close(fd)
+            if not complete:  # with its mode and time, a cut file would pass for the whole one
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=parent_fd)
         self.report.files += 1
+
+    def _cancelled(self) -> "RestoreCancelled":
+        return RestoreCancelled("restore cancelled; what was written so far is in "
+                                f"{self.report.target}")
 
     def _write_symlink(self, parent_fd: int, name: str, entry: Entry) -> None:
         target = entry.link_target or ""
