@@ -162,10 +162,10 @@ class Explorer:
                     stack.pop()
                 continue
             here = stack[-1][2] if stack else root
+            walked = join_components(prefix + [c for c, _, _ in stack])
             if here.kind != "dir":
-                raise NotADirectoryInImageError(
-                    f"{join_components(prefix + [c for c, _, _ in stack])} is not a directory")
-            listing = self._children(mount, here, join_components(prefix + [c for c, _, _ in stack]))
+                raise NotADirectoryInImageError(f"{walked} is not a directory")
+            listing = self._children(mount, here, walked)
             name, child = _lookup(listing, step, typed)
             if child.kind == "symlink" and (pending or follow):
                 links += 1
