@@ -7,8 +7,9 @@
         explorer.read_file("/etc/hosts")
 
 Modules: ``image`` (container), ``volumes`` (partition tables, LVM), ``filesystems``
-(recognition, ext2/3/4), ``explorer`` (the typed API), ``diff``, ``restore`` (safe writing),
-``errors`` (what cannot be opened and why). See ``explorer`` for how several filesystems in
+(recognition, ext2/3/4), ``explorer`` (the typed API), ``names`` (escaped paths: any name,
+even one holding '/', written safely and read back; ``<N>`` names an entry by inode),
+``diff``, ``restore`` (safe writing), ``errors`` (what cannot be opened and why). See ``explorer`` for how several filesystems in
 one image are addressed.
 """
 from engine.explore.diff import Change, DiffResult, diff
