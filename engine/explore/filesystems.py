@@ -109,9 +109,18 @@ class FsNode:
         return self.inode.link if self.kind == "symlink" else None
 
     def children(self) -> list[tuple[str, "FsNode"]]:
-        # '.' and '..' are the filesystem's own links, never content.
-        return [(child.filename, FsNode(child)) for child in self.inode.iterdir()
-                if child.filename not in (".", "..")]
+        # The first '.' and '..' are the filesystem's own links, never content; any further
+        # entry of that name is something a crafted image slipped in: listed (its path
+        # escapes the name), never taken as a step.
+        out: list[tuple[str, FsNode]] = []
+        links: set[str] = set()
+        for child in self.inode.iterdir():
+            name = child.filename
+            if name in (".", "..") and name not in links:
+                links.add(name)
+                continue
+            out.append((name, FsNode(child)))
+        return out
 
     def open(self) -> BinaryIO:
         return self.inode.open()

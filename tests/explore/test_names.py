@@ -59,6 +59,7 @@ def test_listing_shows_every_entry_and_each_path_reads_back(crafted) -> None:
     assert {"b", "b/c", "x", "x/y", BACKSLASH_NAME, "<99>", BIDI_NAME,
             NOT_UTF8.decode("utf-8", "surrogateescape")} <= set(names)
     assert names.count("dupe") == 2 and names.count("") == 1 and "NUL\x00" in names
+    assert names.count("..") == 1 and "." not in names  # the crafted one, not the real link
     walked = list(crafted.walk("/"))
     assert len({e.path for e in walked}) == len(walked)  # no entry listed twice
     for entry in walked:
@@ -93,8 +94,10 @@ def test_restore_tree_writes_real_names_and_refuses_slashes(crafted, crafted_ima
                                                             tmp_path: Path) -> None:
     report = restore(crafted, "/", tmp_path)
     skipped = {s.split(": ")[0] for s in report.skipped}
-    # the slash, NUL and empty names are refused; of the two "dupe", the second meets the first
-    assert {"/b\\x2fc", "/x\\x2fy", "/NUL\\x00"} <= skipped and len(skipped) == 5
+    # the slash, NUL, '..' and empty names are refused; of the two "dupe", the second meets
+    # the first
+    assert {"/b\\x2fc", "/x\\x2fy", "/NUL\\x00", "/\\x2e\\x2e"} <= skipped
+    assert len(skipped) == 6
     root = tmp_path / "root"
     assert (root / "b" / "c").read_bytes() == crafted_image.contents["/b/c"]
     assert (root / "x" / "y" / "inner").read_bytes() == crafted_image.contents["/x/y/inner"]
