@@ -45,6 +45,8 @@ def _hex(ch: str) -> str:
 
 def escape_text(text: str, slash: bool = False) -> str:
     """``text`` safe for a terminal and exact to parse back (``slash``: '/' escaped too)."""
+    if text.isascii() and text.isprintable() and "\\" not in text and not (slash and "/" in text):
+        return text  # the common case, without a look at each character
     out = []
     for ch in text:
         if ch == "\\":
