@@ -191,3 +191,20 @@ def test_restore_to_new_volume_then_back_up_and_explore_it(
         assert out.out == b"" and "no differences" in out.err.decode()
     finally:
         apis.block.delete_volume(volume_id=new_id, zone=ZONE)
+
+
+def test_backup_through_faults_still_gives_back_the_exact_file(
+        e2e_env: E2E, sandbox_faults: Any, tmp_path: Path,
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    """429s and 503s from the APIs and S3 bodies cut mid-way during the export transfer: the
+    retries must not let a wrong byte into the store, which explore would then hand out."""
+    sandbox_faults.faults(rate_429=0.1, rate_503=0.05, drop_s3=2)
+    done = json.loads(cli(capsysbinary, "--store", e2e_env.store, "--json", "backup",
+                          e2e_env.volume_id))
+    assert sandbox_faults.world.storage.drops_left() == 0  # both cuts happened
+    sandbox_faults.faults()
+    snapshot = done[0]["snapshot"]
+    assert cli(capsysbinary, "--store", e2e_env.store, "cat", snapshot,
+               "/" + KNOWN_PATH) == KNOWN_BYTES
+    assert main(["--store", e2e_env.store, "diff", e2e_env.snapshot, snapshot]) == 0
+    assert "no differences" in capsysbinary.readouterr().err.decode()
