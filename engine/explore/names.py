@@ -39,7 +39,10 @@ def _hidden(ch: str) -> bool:
 
 
 def _hex(ch: str) -> str:
-    raw = ch.encode("utf-8", "surrogateescape")
+    try:
+        raw = ch.encode("utf-8", "surrogateescape")  # an undecodable byte: itself again
+    except UnicodeEncodeError:  # a lone surrogate no decoder made: shown, never a crash
+        raw = ch.encode("utf-8", "surrogatepass")
     return "".join(f"\\x{b:02x}" for b in raw)
 
 

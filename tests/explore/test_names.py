@@ -39,6 +39,11 @@ def test_escape_round_trips_random_names() -> None:
         assert unescape_component(escape_name(name)) == name, repr(name)
 
 
+def test_lone_surrogates_no_decoder_makes_are_shown_not_fatal() -> None:
+    for text in ("a\ud800b", "\udbff", "\udc00"):
+        assert escape_name(text).isprintable() and show_hidden(text).isprintable()
+
+
 def test_inode_component_and_bad_escapes() -> None:
     assert split_path("/etc/<42>/x") == ["etc", InodeRef(42), "x"]
     assert split_path("/a/\\x3c42>") == ["a", "<42>"]
