@@ -16,24 +16,34 @@ if TYPE_CHECKING:  # dissect takes most of a second to import: only commands tha
     from engine.explore import Entry, Explorer
 
 COPY_BLOCK = 1 << 20
+PATH_HELP = (
+    "PATH inside the image is written as ls prints names: \\\\ is a backslash and \\xNN the "
+    "byte NN, so a name holding a '/' (only a damaged or crafted filesystem has one) is written "
+    "with \\x2f, e.g. /tmp/a\\x2fb. A component <N> is the entry of that directory whose inode "
+    "number is N (ls -i shows them): it names one of two entries that share a name, which a "
+    "plain name refuses to guess. Paths in --json output are in this form too.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
-    p = sub.add_parser("ls", help="list files inside a backed-up volume")
+    p = sub.add_parser("ls", help="list files inside a backed-up volume", epilog=PATH_HELP)
     p.add_argument("snapshot", help="snapshot id, unique prefix (>= 6) or 'latest'")
     p.add_argument("path", nargs="?", default="/", help="directory or file inside the image")
     p.add_argument("-l", "--long", action="store_true",
                    help="type, mode, size and modification time too")
+    p.add_argument("-i", "--inode", action="store_true",
+                   help="inode number first (name an entry as <N> in a PATH)")
     p.set_defaults(func=cmd_ls)
 
-    p = sub.add_parser("cat", help="write a file from inside a backed-up volume to stdout")
+    p = sub.add_parser("cat", help="write a file from inside a backed-up volume to stdout",
+                       epilog=PATH_HELP)
     p.add_argument("snapshot")
-    p.add_argument("path")
+    p.add_argument("path", help="file inside the image")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser("restore-files",
-                       help="copy a file or a tree out of a backup into a local folder")
+                       help="copy a file or a tree out of a backup into a local folder",
+                       epilog=PATH_HELP)
     p.add_argument("snapshot")
     p.add_argument("path", help="file or directory inside the image")
     p.add_argument("--to", required=True, metavar="DIR",
@@ -41,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nothing is written outside it")
     p.set_defaults(func=cmd_restore_files)
 
-    p = sub.add_parser("diff", help="files added, removed and changed between two backups")
+    p = sub.add_parser("diff", help="files added, removed and changed between two backups",
+                       epilog=PATH_HELP)
     p.add_argument("snapshot_a", metavar="SNAPSHOT_A", help="the older snapshot")
     p.add_argument("snapshot_b", metavar="SNAPSHOT_B", help="the newer snapshot")
     p.add_argument("path", nargs="?", default="/")
@@ -74,19 +85,10 @@ def _explorer(store: object, ref: str) -> Iterator["Explorer"]:
 
 
 # -- printing untrusted names ----------------------------------------------------------------
-def printable(text: str) -> str:
-    """A name from an image made safe for a terminal: control and undecodable characters are
-    escaped, so a file name can never move the cursor, change colours or break a line."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:           # surrogateescape'd byte (not UTF-8)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or ch == "\\":
-            out.append("\\\\" if ch == "\\" else f"\\x{code:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+# Names go through engine.explore.names: escaped so that they can neither move the cursor,
+# change colours nor break a line, and so that what ls prints can be typed back as a PATH.
+# Entry.path is already in that form; messages that quote paths only need hidden characters
+# shown (their backslashes are escapes already).
 
 
 def _json_entry(entry: "Entry") -> dict:
@@ -98,12 +100,27 @@ def _json_entry(entry: "Entry") -> dict:
     return doc
 
 
-def long_line(entry: "Entry") -> str:
-    name = printable(entry.name) + ("/" if entry.is_dir else "")
+def short_line(entry: "Entry", inode: bool = False) -> str:
+    line = _shown_name(entry) + ("/" if entry.is_dir else "")
+    return f"{entry.inode:>10} {line}" if inode else line
+
+
+def _shown_name(entry: "Entry") -> str:
+    from engine.explore.names import escape_name
+
+    # an empty name (a damaged directory) shows as the <inode> form its path uses
+    return escape_name(entry.name) or entry.path.rsplit("/", 1)[-1]
+
+
+def long_line(entry: "Entry", inode: bool = False) -> str:
+    from engine.explore.names import escape_text
+
+    name = _shown_name(entry) + ("/" if entry.is_dir else "")
     if entry.link_target is not None:
-        name += " -> " + printable(entry.link_target)
+        name += " -> " + escape_text(entry.link_target)
     when = entry.mtime.replace("T", " ").rstrip("Z")
-    return f"{entry.permissions} {entry.type:<7} {entry.size:>12} {when}  {name}"
+    line = f"{entry.permissions} {entry.type:<7} {entry.size:>12} {when}  {name}"
+    return f"{entry.inode:>10} {line}" if inode else line
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -116,10 +133,7 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
         print_json([_json_entry(e) for e in entries])
         return None
     for entry in entries:
-        if args.long:
-            print(long_line(entry))
-        else:
-            print(printable(entry.name) + ("/" if entry.is_dir else ""))
+        print(long_line(entry, args.inode) if args.long else short_line(entry, args.inode))
     return None
 
 
@@ -135,6 +149,7 @@ def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
 
 def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
     from engine.explore import restore
+    from engine.explore.names import show_hidden
 
     bar = ProgressBar("restoring")
     with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
@@ -146,13 +161,13 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
         from engine.cli import print_json
 
         doc = asdict(report)
-        doc["skipped"] = [printable(s) for s in report.skipped]
+        doc["skipped"] = [show_hidden(s) for s in report.skipped]
         print_json(doc)
     else:
         for line in report.skipped:
-            print(f"strongroom: skipped {printable(line)}", file=sys.stderr)
+            print(f"strongroom: skipped {show_hidden(line)}", file=sys.stderr)
         print(f"restored {report.files} files, {report.dirs} directories, {report.symlinks} "
-              f"symlinks ({human_bytes(report.bytes)}) to {printable(report.target)}")
+              f"symlinks ({human_bytes(report.bytes)}) to {show_hidden(report.target)}")
     if report.skipped:
         print(f"strongroom: error: {len(report.skipped)} entries were not restored "
               "(listed above); everything else was", file=sys.stderr)
@@ -162,6 +177,7 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
 
 def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
     from engine.explore import diff
+    from engine.explore.names import show_hidden
 
     with _store(ctx) as store, _explorer(store, args.snapshot_a) as a, \
             _explorer(store, args.snapshot_b) as b:
@@ -174,9 +190,11 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
             doc[key] = [_json_entry(e) for e in (result.added if key == "added" else result.removed)]
         print_json(doc)
         return None
-    lines = [(e.path, f"+ {printable(e.path)}") for e in result.added]
-    lines += [(e.path, f"- {printable(e.path)}") for e in result.removed]
-    lines += [(c.path, f"M {printable(c.path)} ({', '.join(c.reasons)})") for c in result.changed]
+    # paths are escaped by the explorer; show_hidden is a second guard, never a re-escape
+    lines = [(e.path, f"+ {show_hidden(e.path)}") for e in result.added]
+    lines += [(e.path, f"- {show_hidden(e.path)}") for e in result.removed]
+    lines += [(c.path, f"M {show_hidden(c.path)} ({', '.join(c.reasons)})")
+              for c in result.changed]
     for _, line in sorted(lines):
         print(line)
     if not lines:

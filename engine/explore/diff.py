@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.explore.entries import Entry
-from engine.explore.explorer import Explorer, split_path
+from engine.explore.explorer import Explorer
 
 HASH_BLOCK = 1 << 20
 
@@ -42,9 +42,13 @@ class DiffResult:
                             for c in self.changed]}
 
 
+def _components(path: str) -> list[str]:
+    return [c for c in path.split("/") if c]  # explorer paths are escaped: '/' only separates
+
+
 def _relative_map(explorer: Explorer, path: str) -> dict[str, Entry]:
-    base = len(split_path(explorer.resolve(path)))
-    return {"/".join(split_path(e.path)[base:]): e for e in explorer.walk(path)}
+    base = len(_components(explorer.resolve(path)))
+    return {"/".join(_components(e.path)[base:]): e for e in explorer.walk(path)}
 
 
 def _content_hash(explorer: Explorer, path: str) -> bytes:

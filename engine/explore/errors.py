@@ -28,6 +28,16 @@ class PathNotFoundError(ExploreError):
     """A path inside the image does not exist."""
 
 
+class AmbiguousNameError(PathNotFoundError):
+    """Two entries of one directory share a name (only a damaged or crafted image): the path
+    must name one by inode number (``<N>``)."""
+
+
+class DamagedDataError(ExploreError):
+    """The filesystem's own structures are damaged where an entry lives (a bad extent
+    header, a directory block that does not parse): that entry cannot be read, others can."""
+
+
 class NotADirectoryInImageError(ExploreError):
     """A directory operation was asked of something that is not a directory."""
 

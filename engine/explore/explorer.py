@@ -6,6 +6,11 @@ lives on; cloud images with a small EFI partition next to the root filesystem wo
 expected. When several volumes are readable, the root lists them as directories named
 ``p1``, ``p2`` … (partitions) or ``vg-lv`` (LVM logical volumes), and paths go through them
 (``/p2/etc/hosts``).
+
+Names: paths are written escaped (see ``names``): ``\\x2f`` is a '/' inside a name, ``<N>`` the
+entry of a directory whose inode is N. ``Entry.path`` is always in that form, so any entry,
+even one a crafted image names with '/' or shares a name with another, can be addressed; a
+name shared by several entries is refused rather than guessed.
 """
 from __future__ import annotations
 
@@ -13,14 +18,17 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from engine.explore.entries import Entry, VolumeInfo
-from engine.explore.errors import (EncryptedVolumeError, ExploreError, NoFilesystemError,
-                                   NotADirectoryInImageError, PathNotFoundError,
-                                   UnsupportedFilesystemError)
-from engine.explore.filesystems import Filesystem, FsNode, open_filesystem
+from engine.explore.errors import (AmbiguousNameError, EncryptedVolumeError, ExploreError,
+                                   NoFilesystemError, NotADirectoryInImageError,
+                                   PathNotFoundError, UnsupportedFilesystemError)
+from engine.explore.filesystems import Filesystem, FsNode, damage_as_error, open_filesystem
 from engine.explore.image import open_disk
+from engine.explore.names import (Component, InodeRef, escape_name, join_components,
+                                  split_path)
 from engine.explore.volumes import find_volumes
 
 LISTING_CACHE = 512
@@ -28,22 +36,71 @@ MAX_LINKS = 40
 ROOT_MODE = 0o040555
 
 
-def split_path(path: str) -> list[str]:
-    """'/a//b/./c/../d' → ['a', 'b', 'd']: lexical, so '..' can never climb above the root."""
-    parts: list[str] = []
-    for part in path.replace("\\", "/").split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return parts
+class _Parent:
+    """A '..' step of a symlink target (a typed '..' is resolved lexically before walking)."""
 
 
-def join_path(parts: list[str]) -> str:
-    return "/" + "/".join(parts)
+PARENT = _Parent()
+
+
+@dataclass
+class Listing:
+    """One directory's entries, indexed: lookups by name or inode cost no scan, and a name two
+    entries share is known (their paths then name them by inode: ``<N>``)."""
+
+    entries: list[tuple[str, FsNode]]
+    by_name: dict[str, list[FsNode]] = field(default_factory=dict)
+    by_inode: dict[int, tuple[str, FsNode]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, node in self.entries:
+            self.by_name.setdefault(name, []).append(node)
+            self.by_inode.setdefault(int(node.inode.inum), (name, node))
+
+    def component(self, name: str, node: FsNode) -> str:
+        """How a path names this entry: its escaped name, or ``<inode>`` if the name is shared
+        or empty (an empty component would name the directory itself)."""
+        if not name or len(self.by_name.get(name, ())) > 1:
+            return f"<{int(node.inode.inum)}>"
+        return escape_name(name)
+
+
+@dataclass
+class _Found:
+    """Where a path led: the volume, the node (None: the virtual root of several volumes), the
+    escaped path components of the canonical path and the real name of the last step."""
+
+    mount: str | None
+    node: FsNode | None
+    components: list[str]
+    name: str
+
+
+def _shown(part: Component) -> str:
+    return f"<{int(part)}>" if isinstance(part, InodeRef) else escape_name(part)
+
+
+def _target_steps(target: str) -> list[Component | _Parent]:
+    """A symlink target's components: raw names (no escapes: a link's text is literal)."""
+    return [PARENT if part == ".." else part for part in target.split("/")
+            if part not in ("", ".")]
+
+
+def _lookup(listing: Listing, step: Component, typed: str) -> tuple[str, FsNode]:
+    if isinstance(step, InodeRef):
+        found = listing.by_inode.get(int(step))
+        if found is None:
+            raise PathNotFoundError(f"{typed}: no entry with inode {int(step)} in that directory")
+        return found
+    nodes = listing.by_name.get(step)
+    if not nodes:
+        raise PathNotFoundError(f"{typed}: no such file or directory in the backup")
+    inodes = sorted({int(n.inode.inum) for n in nodes})
+    if len(inodes) > 1:  # never guess which one was meant
+        raise AmbiguousNameError(
+            f"{typed}: {len(nodes)} entries share the name {escape_name(step)} (a damaged or "
+            f"crafted filesystem); name one by inode: {', '.join(f'<{i}>' for i in inodes)}")
+    return step, nodes[0]
 
 
 class Explorer:
@@ -57,24 +114,24 @@ class Explorer:
         self.image_size = image_size
         self.single = len(mounts) == 1
         self._lock = threading.RLock()
-        self._listings: OrderedDict[tuple[str, int], list[tuple[str, FsNode]]] = OrderedDict()
+        self._listings: OrderedDict[tuple[str, int], Listing] = OrderedDict()
 
     # -- lookups ---------------------------------------------------------------------------
-    def _children(self, mount: str, node: FsNode) -> list[tuple[str, FsNode]]:
+    def _children(self, mount: str, node: FsNode, where: str) -> Listing:
         key = (mount, node.inode.inum)
         with self._lock:
             if key in self._listings:
                 self._listings.move_to_end(key)
                 return self._listings[key]
-            listing = node.children()
+            with damage_as_error("directory", where):
+                listing = Listing(node.children())
             self._listings[key] = listing
             if len(self._listings) > LISTING_CACHE:
                 self._listings.popitem(last=False)
             return listing
 
-    def _resolve(self, path: str, follow: bool = False
-                 ) -> tuple[str | None, FsNode | None, list[str]]:
-        """(mount, node, canonical parts); node None is the virtual root of a multi-volume image.
+    def _resolve(self, path: str, follow: bool = False) -> _Found:
+        """Where ``path`` leads; node None is the virtual root of a multi-volume image.
 
         Symlinks met on the way are followed inside the image (modern root filesystems link
         /lib to usr/lib); the last component only when ``follow`` is set. An absolute target
@@ -82,60 +139,52 @@ class Explorer:
         never lead outside the image.
         """
         parts = split_path(path)
+        typed = join_components([_shown(p) for p in parts])  # for messages: escaped, safe
+        prefix: list[str] = []
         if self.single:
             mount, todo = next(iter(self.mounts)), parts
-            prefix: list[str] = []
         elif not parts:
-            return None, None, parts
+            return _Found(None, None, [], "/")
         else:
-            mount, todo, prefix = parts[0], parts[1:], parts[:1]
-            if mount not in self.mounts:
-                raise PathNotFoundError(f"{join_path(parts)}: no such volume; the image holds "
-                                        f"{', '.join(self.mounts)}")
+            first = parts[0]
+            if isinstance(first, InodeRef) or first not in self.mounts:
+                raise PathNotFoundError(f"{typed}: no such volume; the image holds "
+                                        f"{', '.join(escape_name(m) for m in self.mounts)}")
+            mount, todo, prefix = first, parts[1:], [escape_name(first)]
         root = self.mounts[mount].root
-        stack: list[tuple[str, FsNode]] = []       # the directories walked so far
-        pending = list(todo)
+        stack: list[tuple[str, str, FsNode]] = []  # (path component, name, node) walked so far
+        pending: list[Component | _Parent] = list(todo)
         links = 0
         while pending:
-            name = pending.pop(0)
-            if name in ("", "."):
-                continue
-            if name == "..":
+            step = pending.pop(0)
+            if isinstance(step, _Parent):
                 if stack:
                     stack.pop()
                 continue
-            here = stack[-1][1] if stack else root
+            here = stack[-1][2] if stack else root
+            walked = join_components(prefix + [c for c, _, _ in stack])
             if here.kind != "dir":
-                raise NotADirectoryInImageError(
-                    f"{join_path(prefix + [n for n, _ in stack])} is not a directory")
-            child = self._child(mount, here, name)
-            if child is None:
-                raise PathNotFoundError(f"{join_path(parts)}: no such file or directory "
-                                        "in the backup")
+                raise NotADirectoryInImageError(f"{walked} is not a directory")
+            listing = self._children(mount, here, walked)
+            name, child = _lookup(listing, step, typed)
             if child.kind == "symlink" and (pending or follow):
                 links += 1
                 if links > MAX_LINKS:
-                    raise PathNotFoundError(f"{join_path(parts)}: too many levels of "
-                                            "symbolic links")
+                    raise PathNotFoundError(f"{typed}: too many levels of symbolic links")
                 target = child.link_target or ""
                 if target.startswith("/"):
                     stack = []
-                pending = target.split("/") + pending
+                pending = _target_steps(target) + pending
                 continue
-            stack.append((name, child))
-        node = stack[-1][1] if stack else root
-        return mount, node, prefix + [n for n, _ in stack]
+            stack.append((listing.component(name, child), name, child))
+        if stack:
+            return _Found(mount, stack[-1][2], prefix + [c for c, _, _ in stack], stack[-1][1])
+        return _Found(mount, root, prefix, mount if prefix else "/")
 
-    def _child(self, mount: str, node: FsNode, name: str) -> FsNode | None:
-        for child_name, child in self._children(mount, node):
-            if child_name == name:
-                return child
-        return None
-
-    def _entry(self, name: str, parts: list[str], node: FsNode) -> Entry:
-        return Entry(name=name, path=join_path(parts), type=node.kind, size=node.size,
-                     mode=node.mode, mtime_ns=node.mtime_ns, link_target=node.link_target,
-                     inode=int(node.inode.inum))
+    def _entry(self, name: str, components: list[str], node: FsNode) -> Entry:
+        return Entry(name=name, path=join_components(components), type=node.kind,
+                     size=node.size, mode=node.mode, mtime_ns=node.mtime_ns,
+                     link_target=node.link_target, inode=int(node.inode.inum))
 
     def _virtual_root(self) -> Entry:
         return Entry(name="/", path="/", type="dir", size=0, mode=ROOT_MODE, mtime_ns=0)
@@ -143,67 +192,76 @@ class Explorer:
     # -- public API --------------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
         with self._lock:
-            mount, node, parts = self._resolve(path)
-            if node is None:
+            found = self._resolve(path)
+            if found.node is None:
                 return self._virtual_root()
-            return self._entry(parts[-1] if parts else "/", parts, node)
+            return self._entry(found.name, found.components, found.node)
 
     def listdir(self, path: str = "/", follow: bool = True) -> list[Entry]:
         """Entries of a directory, sorted by name. As ``ls`` does, a file gives itself and a
         symlink to a directory lists the directory; with ``follow=False`` (walking a tree)
         anything but a directory is an error."""
         with self._lock:
-            mount, node, parts = self._resolve(path, follow=follow)
+            found = self._resolve(path, follow=follow)
+            node = found.node
             if node is None:
-                return [self._entry(name, [name], fs.root) for name, fs in self.mounts.items()]
+                return [self._entry(name, [escape_name(name)], fs.root)
+                        for name, fs in self.mounts.items()]
             if node.kind != "dir":
                 if not follow:
-                    raise NotADirectoryInImageError(f"{join_path(parts)} is not a directory")
+                    raise NotADirectoryInImageError(
+                        f"{join_components(found.components)} is not a directory")
                 return [self.stat(path)]  # a file, or a link to one: itself, as ls shows it
-            entries = [self._entry(name, parts + [name], child)
-                       for name, child in self._children(mount, node)]
-        return sorted(entries, key=lambda e: e.name)
+            assert found.mount is not None
+            listing = self._children(found.mount, node, join_components(found.components))
+            entries = [self._entry(name, found.components + [listing.component(name, child)],
+                                   child)
+                       for name, child in listing.entries]
+        return sorted(entries, key=lambda e: (e.name, e.inode))
 
     def open(self, path: str) -> BinaryIO:
         """A read-only stream over a regular file's bytes."""
         with self._lock:
-            _, node, parts = self._resolve(path, follow=True)
+            found = self._resolve(path, follow=True)
+            node, where = found.node, join_components(found.components)
             if node is None or node.kind == "dir":
-                raise NotADirectoryInImageError(f"{join_path(parts)} is a directory, not a file")
+                raise NotADirectoryInImageError(f"{where} is a directory, not a file")
             if node.kind != "file":
-                raise ExploreError(f"{join_path(parts)} is a {node.kind}, not a regular file")
-            return LockedReader(node.open(), node.size, self._lock)
+                raise ExploreError(f"{where} is a {node.kind}, not a regular file")
+            with damage_as_error("file", where):
+                inner = node.open()
+            return LockedReader(inner, node.size, self._lock, where)
 
     def read_file(self, path: str, limit: int | None = None) -> bytes:
         with self.open(path) as fh:
             return fh.read() if limit is None else fh.read(limit)
 
     def resolve(self, path: str) -> str:
-        """The canonical path of ``path`` inside the image, symlinks followed."""
+        """The canonical (escaped) path of ``path`` inside the image, symlinks followed."""
         with self._lock:
-            return join_path(self._resolve(path, follow=True)[2])
+            return join_components(self._resolve(path, follow=True).components)
 
     def walk(self, path: str = "/") -> Iterator[Entry]:
         """Every entry below ``path`` (itself followed if a link to a directory), parents
         before children; symlinks inside are listed, never followed."""
         with self._lock:
-            _, node, parts = self._resolve(path, follow=True)
-        if node is not None and node.kind != "dir":
+            found = self._resolve(path, follow=True)
+        if found.node is not None and found.node.kind != "dir":
             return
         seen: set[tuple[str | None, int]] = set()
-        stack = [join_path(parts)]
+        stack = [join_components(found.components)]
         while stack:
             current = stack.pop()
             with self._lock:
-                mount, node, _ = self._resolve(current)
-                if node is not None:
-                    key = (mount, node.inode.inum)
+                here = self._resolve(current)
+                if here.node is not None:
+                    key = (here.mount, here.node.inode.inum)
                     if key in seen:  # a crafted image may link a directory into itself
                         continue
                     seen.add(key)
             try:
                 children = self.listdir(current, follow=False)
-            except ExploreError:  # only a crafted image (two entries of one name) gets here
+            except ExploreError:  # a damaged directory: what can be read is still walked
                 continue
             for entry in children:
                 yield entry
@@ -223,8 +281,9 @@ class Explorer:
 class LockedReader(io.RawIOBase):
     """A file stream whose every read holds the explorer's lock: one image handle, many threads."""
 
-    def __init__(self, inner: BinaryIO, size: int, lock: threading.RLock):
+    def __init__(self, inner: BinaryIO, size: int, lock: threading.RLock, where: str = ""):
         self._inner, self.size, self._lock, self._pos = inner, size, lock, 0
+        self._where = where
 
     def readable(self) -> bool:
         return True
@@ -244,7 +303,7 @@ class LockedReader(io.RawIOBase):
         want = min(len(buf), max(0, self.size - self._pos))
         if want <= 0:
             return 0
-        with self._lock:
+        with self._lock, damage_as_error("file", self._where):
             self._inner.seek(self._pos)
             data = self._inner.read(want)
         buf[:len(data)] = data

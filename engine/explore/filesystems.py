@@ -5,7 +5,9 @@ Every filesystem is presented through ``FsNode`` so the explorer above never see
 """
 from __future__ import annotations
 
+import contextlib
 import stat as statmod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -16,7 +18,8 @@ try:  # XFS is optional: without dissect.xfs an XFS volume is named but not open
 except ImportError:  # pragma: no cover - depends on the installation
     XFS = None
 
-from engine.explore.errors import (EncryptedVolumeError, NoFilesystemError,
+from engine.errors import StrongroomError
+from engine.explore.errors import (DamagedDataError, EncryptedVolumeError, NoFilesystemError,
                                    UnsupportedFilesystemError)
 
 PROBE_BYTES = 128 * 1024
@@ -106,12 +109,36 @@ class FsNode:
         return self.inode.link if self.kind == "symlink" else None
 
     def children(self) -> list[tuple[str, "FsNode"]]:
-        # '.' and '..' are the filesystem's own links, never content.
-        return [(child.filename, FsNode(child)) for child in self.inode.iterdir()
-                if child.filename not in (".", "..")]
+        # The first '.' and '..' are the filesystem's own links, never content; any further
+        # entry of that name is something a crafted image slipped in: listed (its path
+        # escapes the name), never taken as a step.
+        out: list[tuple[str, FsNode]] = []
+        links: set[str] = set()
+        for child in self.inode.iterdir():
+            name = child.filename
+            if name in (".", "..") and name not in links:
+                links.add(name)
+                continue
+            out.append((name, FsNode(child)))
+        return out
 
     def open(self) -> BinaryIO:
         return self.inode.open()
+
+
+@contextlib.contextmanager
+def damage_as_error(what: str, where: str = "") -> Iterator[None]:
+    """dissect meets a damaged structure with its own exceptions (or struct/EOF errors): make
+    them a typed error about this one entry, so a listing, walk or restore can go on around
+    it. The store's own errors (a chunk failing verification) pass unchanged."""
+    try:
+        yield
+    except StrongroomError:
+        raise
+    except Exception as exc:
+        raise DamagedDataError(f"{where + ': ' if where else ''}the {what} cannot be read, the "
+                               f"filesystem is damaged there ({type(exc).__name__}: {exc})"
+                               ) from None
 
 
 class ExtFilesystem:

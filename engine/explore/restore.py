@@ -11,6 +11,7 @@ filesystem ('/') lands at DIR/root.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as statmod
 import threading
@@ -19,12 +20,16 @@ from dataclasses import dataclass, field
 
 from engine.explore.entries import Entry
 from engine.explore.errors import ExploreError, UnsafeNameError
-from engine.explore.explorer import Explorer, split_path
+from engine.explore.explorer import Explorer
 
 COPY_BLOCK = 1 << 20
 KEPT_MODE_BITS = 0o1777
 O_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class RestoreCancelled(ExploreError):
+    """The restore was cancelled; whole files written so far stay, a cut one is removed."""
 
 
 @dataclass
@@ -48,8 +53,7 @@ def restore(explorer: Explorer, path: str, dest: str | os.PathLike,
             cancel: threading.Event | None = None) -> RestoreReport:
     """Copy ``path`` (a file or a tree) to ``dest/<basename of path>``; ``dest`` is created."""
     top = explorer.stat(path)
-    parts = split_path(top.path)
-    name = check_name(parts[-1] if parts else "root")
+    name = check_name("root" if top.path == "/" else top.name)
     os.makedirs(dest, exist_ok=True)
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -84,8 +88,7 @@ class _Restorer:
         try:
             while stack:
                 if self.cancel is not None and self.cancel.is_set():
-                    raise ExploreError("restore cancelled; what was written so far is in "
-                                       f"{self.report.target}")
+                    raise self._cancelled()
                 item = stack.pop()
                 if item[0] == "finish":
                     self._finish_dir(item[1], item[2])
@@ -117,12 +120,15 @@ class _Restorer:
                 self._skip(entry, f"special file ({statmod.filemode(entry.mode)}) not restored")
         except OSError as exc:
             self._skip(entry, exc.strerror or str(exc))
+        except RestoreCancelled:
+            raise
         except ExploreError as exc:
             self._skip(entry, str(exc))
         return []
 
     def _write_file(self, parent_fd: int, name: str, entry: Entry) -> None:
         fd = os.open(name, O_NEW_FILE, 0o600, dir_fd=parent_fd)
+        complete = False
         try:
             with self.explorer.open(entry.path) as src:
                 while block := src.read(COPY_BLOCK):
@@ -133,12 +139,20 @@ class _Restorer:
                     if self.progress:
                         self.progress(self.report.bytes, self.total)
                     if self.cancel is not None and self.cancel.is_set():
-                        break
+                        raise self._cancelled()
             os.fchmod(fd, entry.mode & KEPT_MODE_BITS)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+            complete = True
         finally:
             os.close(fd)
+            if not complete:  # with its mode and time, a cut file would pass for the whole one
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=parent_fd)
         self.report.files += 1
+
+    def _cancelled(self) -> "RestoreCancelled":
+        return RestoreCancelled("restore cancelled; what was written so far is in "
+                                f"{self.report.target}")
 
     def _write_symlink(self, parent_fd: int, name: str, entry: Entry) -> None:
         target = entry.link_target or ""
@@ -151,8 +165,8 @@ class _Restorer:
         self.report.symlinks += 1
 
     def _enter_dir(self, parent_fd: int, name: str, entry: Entry) -> list[tuple]:
-        parts = split_path(entry.path)
-        key = ("" if self.explorer.single or not parts else parts[0], entry.inode)
+        mount = entry.path.split("/")[1]  # paths are escaped: '/' only ever separates
+        key = ("" if self.explorer.single else mount, entry.inode)
         if key in self.seen_dirs:
             self._skip(entry, "directory loop (the same directory appears twice)")
             return []

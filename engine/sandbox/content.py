@@ -25,7 +25,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -266,13 +266,23 @@ def _run(args: list[str], **kwargs: object) -> None:
 
 
 def build_ext4(dest: Path, size: int, seed: int, volume_id: str, budget: int, flavor: str = "app",
-               label: str = "") -> list[str]:
-    """Make `dest` a sparse ext4 image of `size` bytes filled with a generated tree."""
+               label: str = "", extra: Mapping[str, bytes] | None = None) -> list[str]:
+    """Make `dest` a sparse ext4 image of `size` bytes filled with a generated tree.
+
+    `extra` ({relative path: bytes}) adds files the caller knows byte for byte (end-to-end tests
+    compare what comes back out of a backup with them).
+    """
     stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(EPOCH))
     with tempfile.TemporaryDirectory(prefix="tree-", dir=dest.parent) as tmp:
         root = Path(tmp) / "root"
         root.mkdir()
         paths = generate_tree(root, seed, volume_id, budget, flavor)
+        for rel, data in (extra or {}).items():
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            os.utime(target, (EPOCH, EPOCH))
+            paths.append(rel)
         # from the paths: walking the tree again would change the directories' atimes
         entries = {"/".join(p.split("/")[: n + 1]) for p in paths for n in range(p.count("/") + 1)}
         dest.unlink(missing_ok=True)

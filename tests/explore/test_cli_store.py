@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ import pytest
 
 from tests.explore.test_explorer import debugfs_listing
 from tests.explore.test_restore_files import snapshot_tree
-from tests.fixtures.explore import (MARKUP_NAME, Ext4Image, make_ext4, make_gpt_image,
-                                    make_luks, make_tree)
+from tests.fixtures.explore import (BACKSLASH_NAME, MARKUP_NAME, CraftedImage, Ext4Image,
+                                    make_ext4, make_gpt_image, make_luks, make_tree)
 
 PASSPHRASE = "explore test passphrase"
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def cli(stored_env: dict[str, str], store: Path, *args: str,
 
 
 @pytest.fixture(scope="module")
-def stored(ext4_image: Ext4Image, hostile_image: Path,
+def stored(ext4_image: Ext4Image, hostile_image: Path, crafted_image: CraftedImage,
            tmp_path_factory: pytest.TempPathFactory) -> StoredImages:
     base = tmp_path_factory.mktemp("stored")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCW_", "STRONGROOM_"))}
@@ -52,6 +53,7 @@ def stored(ext4_image: Ext4Image, hostile_image: Path,
         "v1": ext4_image.qcow2,
         "v2": make_ext4(v2_tree, base / "v2.img"),
         "hostile": hostile_image,
+        "crafted": crafted_image.raw,
         "luks": make_luks(base / "luks.img", base / "key"),
         "gpt": make_gpt_image(base / "gpt.img", [None, ext4_image.raw]),
         "blank": base / "blank.img",
@@ -163,3 +165,66 @@ def test_missing_path_and_snapshot(stored: StoredImages) -> None:
     done = run(stored, "ls", "ffffffffffff", check=False)
     assert done.returncode != 0 and done.stderr.startswith(b"strongroom: error: ")
     assert done.stderr.count(b"\n") == 1
+
+
+@pytest.fixture
+def inproc(stored: StoredImages, monkeypatch: pytest.MonkeyPatch,
+           capsysbinary: pytest.CaptureFixture[bytes]):
+    """The CLI in this process (many short commands: no interpreter start for each):
+    ``inproc(*args) -> (exit code, stdout bytes, stderr text)``."""
+    from engine.cli import main
+
+    for name in ("STRONGROOM_PASSPHRASE", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, stored.env[name])
+
+    def call(*args: str) -> tuple[int, bytes, str]:
+        try:
+            code = main(["--store", str(stored.store), *args])
+        except SystemExit as exc:  # --help
+            code = int(exc.code or 0)
+        out = capsysbinary.readouterr()
+        return code, out.out, out.err.decode()
+
+    return call
+
+
+def test_crafted_names_list_escaped_and_read_back_as_listed(stored: StoredImages, inproc,
+                                                            crafted_image: CraftedImage) -> None:
+    snap = stored.ids["crafted"]
+    code, out, err = inproc("ls", snap)
+    assert code == 0, err
+    lines = out.decode("ascii").splitlines()  # nothing raw reaches the terminal
+    assert {"b/", "b\\x2fc", "x\\x2fy/", "\\x3c99>", "caf\\xe9",
+            "invoice\\xe2\\x80\\xaetxt.exe", BACKSLASH_NAME.replace("\\", "\\\\")} <= set(lines)
+    assert lines.count("dupe") == 2
+    assert "NUL\\x00" in lines and any(re.fullmatch(r"<[0-9]+>/", x) for x in lines)
+    # what ls prints is what cat takes
+    for line in lines:
+        if not line.endswith("/") and line != "dupe":
+            code, out, err = inproc("cat", snap, "/" + line)
+            assert (code, out) == (0, crafted_image.contents["/" + line]), (line, err)
+    assert inproc("cat", snap, "/b/c")[1] == crafted_image.contents["/b/c"]
+
+
+def test_shared_name_needs_an_inode_on_the_command_line(stored: StoredImages, inproc,
+                                                        crafted_image: CraftedImage) -> None:
+    snap = stored.ids["crafted"]
+    code, _, err = inproc("cat", snap, "/dupe")
+    assert code == 1 and err.count("\n") == 1 and "name one by inode" in err
+    inodes = [line.split()[0] for line in inproc("ls", "-i", snap)[1].decode().splitlines()
+              if line.endswith(" dupe")]
+    assert len(inodes) == 2 and all(f"<{i}>" in err for i in inodes)
+    assert {inproc("cat", snap, f"/<{i}>")[1] for i in inodes} == crafted_image.twins
+    doc = json.loads(inproc("--json", "ls", snap)[1])
+    assert sorted(e["path"] for e in doc if e["name"] == "dupe") == \
+        sorted(f"/<{i}>" for i in inodes)
+
+
+def test_path_syntax_is_in_the_help_and_bad_escapes_are_usage_errors(stored: StoredImages,
+                                                                      inproc) -> None:
+    for command in ("ls", "cat", "restore-files"):
+        code, out, _ = inproc(command, "--help")
+        text = out.decode()
+        assert code == 0 and "\\x2f" in text and "<N>" in text and "inode" in text, command
+    code, _, err = inproc("cat", stored.ids["crafted"], "/a\\q")
+    assert code == 2 and "bad escape" in err and err.count("\n") == 1
