@@ -27,6 +27,7 @@ from textual.widgets.tree import TreeNode
 
 from engine.errors import StrongroomError
 from engine.explore import Entry, Explorer, ExploreError, open_volume, restore
+from engine.explore.names import show_hidden
 
 PREVIEW_BYTES = 64 * 1024
 HEX_WIDTH = 16
@@ -49,8 +50,8 @@ def short_time(ns: int) -> str:
 
 def safe_text(text: str, style: str = "") -> Text:
     """Untrusted text as a literal ``Text``; control characters shown as escapes."""
-    shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch) & 0xFF:02x}" for ch in text)
-    return Text(shown, style=style, no_wrap=True, overflow="ellipsis")
+    # The CLI's rule, so that both show a hidden character with the same escape
+    return Text(show_hidden(text), style=style, no_wrap=True, overflow="ellipsis")
 
 
 def looks_binary(data: bytes) -> bool:
