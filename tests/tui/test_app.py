@@ -79,10 +79,11 @@ async def test_backup_of_marked_volumes_reaches_done() -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.jobs()) == 2 and all(j.state == DONE
                                                                    for j in app.jobs()))
-        await pilot.pause(0.3)  # one pump tick
+        # the jobs panel shows them at its next refresh tick (however late a loaded machine runs it)
+        await wait_for(pilot, lambda: screen_text(pilot).count("✔ done") == 2,
+                       what="both jobs shown done")
         rows = list(app.screen.query(JobRow))
         assert len(rows) == 2
-        assert "✔ done" in screen_text(pilot)
         assert tree.marked == {}
         assert len(backend.snapshots) == 5
 
@@ -93,7 +94,7 @@ async def test_job_detail_lists_phases_and_calls() -> None:
         await open_fr_par_1(pilot)
         await pilot.press("down", "down", "b", "y")
         await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].state == DONE)
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the job row")
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
         calls = app.screen.query_one("#calls", DataTable)
@@ -262,8 +263,7 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.job_id and app.runner.jobs[wizard.job_id].state
                        == DONE)
-        await pilot.pause(0.3)
-        assert "vol-new00000" in screen_text(pilot)
+        await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")
         req = backend.restored[0]
         assert (req.name, req.zone, req.size, req.iops) == ("web-[copy]", "fr-par-1",
                                                            30_000_000_000, 15000)
@@ -304,9 +304,8 @@ async def test_an_api_error_with_markup_shows_literally() -> None:
         await open_fr_par_1(pilot)
         await pilot.press("down", "b", "y")
         await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "✖ failed" in screen_text(pilot), what="the failed row")
         text = screen_text(pilot)
-        assert "✖ failed" in text
         assert "[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]" in text
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")

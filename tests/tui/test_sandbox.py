@@ -85,7 +85,7 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         assert any(c["method"] == "POST" and "/snapshots" in c["path"] for c in job.log)
         await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
                        what="the new backup in the detail pane")
-        assert "✔ done" in screen_text(pilot)
+        await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the done job row")
 
         # the store screen lists it, and `e` explores inside it
         await pilot.press("s")
@@ -137,8 +137,7 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         rjob = app.runner.jobs[wizard.job_id]
         assert rjob.state == DONE, rjob.error
         new_id = rjob.result.volume_id
-        await pilot.pause(0.3)
-        assert new_id in screen_text(pilot)
+        await wait_for(pilot, lambda: new_id in screen_text(pilot), what="the new volume's id")
         # the sandbox holds the same bytes in the new volume
         assert same_data(sandbox.volume_path(new_id), sandbox.volume_path(vol.id))
         await pilot.press("enter")  # jump to it

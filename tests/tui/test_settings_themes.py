@@ -117,12 +117,17 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
 
         started = asyncio.get_running_loop().time()
         job = app.runner.submit("chatty", chatty, kind="backup")
-        await wait_for(pilot, lambda: job.state == DONE, timeout=30)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: job.state == DONE)
+
+        def headline() -> str:
+            rows = panel.query("JobRow")
+            return str(rows.first().query_one(".headline").render()) if rows else ""
+
+        await wait_for(pilot, lambda: "✔ done" in headline(), what="the done headline")
         elapsed = asyncio.get_running_loop().time() - started
         assert refreshes, "the panel was never refreshed"
         assert len(refreshes) <= elapsed * REFRESH_HZ + 2
-        assert "✔ done" in str(panel.query("JobRow").first().query_one(".headline").render())
+        assert "✔ done" in headline()
 
 
 async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
@@ -139,5 +144,5 @@ async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: "web-data" in screen_text(pilot))
         await pilot.press("down", "down")
-        await pilot.pause(0.2)
-        assert "● in use" in screen_text(pilot)  # a glyph and a word, no colour needed
+        # a glyph and a word, no colour needed
+        await wait_for(pilot, lambda: "● in use" in screen_text(pilot), what="the status word")
