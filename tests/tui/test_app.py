@@ -42,6 +42,9 @@ async def test_tree_details_and_markup_shown_literally() -> None:
         tree = await open_fr_par_1(pilot)
         await pilot.press("down")  # db-[main]
         assert tree.cursor_node.data.obj.name == "db-[main]"
+        # the store's snapshots load in a thread at start: a loaded machine may still be on it
+        await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
+                       what="the volume's backups")
         text = screen_text(pilot)
         # names, tags and server names full of markup characters come out as typed
         assert "db-[main]" in text and "[bold]x[/bold]" in text and "db [1]" in text
