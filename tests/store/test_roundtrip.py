@@ -137,8 +137,12 @@ class _GatedSource(io.RawIOBase):
         return n
 
 
-def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None) -> None:
-    image = make_image(tmp_path / "n.img", 80_000_000, seed=9, zero_every=0)
+def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.store import backup
+
+    monkeypatch.setattr(backup, "PACK_TARGET", 4 * 1024 * 1024)  # several packs from 24 MB
+    image = make_image(tmp_path / "n.img", 24_000_000, seed=9, zero_every=0)
     data = image.read_bytes()
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         first: list[int] = []
@@ -149,8 +153,8 @@ def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None) -> No
             moved.set()
 
         # the figure must move while the backup still reads: the source waits for it past
-        # 64 MiB, by when more than a pack's worth has been packed
-        source = _GatedSource(data, 64 * 1024 * 1024, moved)
+        # 16 MiB, by when two packs' worth has been packed
+        source = _GatedSource(data, 16 * 1024 * 1024, moved)
         result = store.backup(source, size_hint=len(data), stored_progress=live)
         assert not source.held_too_long, "nothing was reported stored while the backup ran"
         assert first == sorted(first) and first[-1] == result.stored_bytes > first[0] > 0
