@@ -4,6 +4,7 @@ The same features against the real engine and the sandbox are in test_sandbox.py
 """
 from __future__ import annotations
 
+from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Input
 
 from engine.jobs import DONE, RUNNING
@@ -170,14 +171,21 @@ async def test_palette_offers_the_screen_commands() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
         names = [name for name, _, _ in commands_for(app.screen)]
         assert "Filter" in names and "Back up" not in names
+        store = app.screen
+        assert store.sort_reverse is True
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
         await pilot.press(*"reverse")
-        await pilot.pause(0.3)
+
+        def offered() -> str:  # the highlighted hit (the search runs in tasks: it comes late)
+            hits = app.screen.query_one(CommandList)
+            if hits.highlighted is None:
+                return ""
+            return str(hits.get_option_at_index(hits.highlighted).prompt)
+
+        await wait_for(pilot, lambda: "everse" in offered(), what="the reverse command")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        store = next(s for s in app.screen_stack if isinstance(s, StoreScreen))
-        assert store.sort_reverse is False
+        await wait_for(pilot, lambda: store.sort_reverse is False, what="the order reversed")
 
 
 async def test_store_filter_and_sort() -> None:
