@@ -389,7 +389,8 @@ def ensure_images(size: int = int(1.2 * GiB), seed: int = 1, jobs: int = 2,
     meta_path = out / "meta.json"
     if meta_path.exists() and not force:
         meta = json.loads(meta_path.read_text())
-        meta["v1"], meta["v2"] = Path(meta["v1"]), Path(meta["v2"])
+        # where the cache is now (it may have been copied from another checkout)
+        meta["v1"], meta["v2"] = out / "v1.qcow2", out / "v2.qcow2"
         return Images(**meta)
     if out.exists():
         shutil.rmtree(out)

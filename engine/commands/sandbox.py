@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "exporting...; default: 0.3)")
     p.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                    help="inject a fault from the start: latency_ms=200, rate_429=0.1, "
-                        "rate_503=0.05, fail_export=true, drop_s3=3 (repeatable)")
+                        "rate_503=0.05, fail_export=true, drop_s3=3, fail_after_create=1 "
+                        "(repeatable)")
     p.set_defaults(func=run_sandbox)
 
 

@@ -2,6 +2,8 @@
 
 The API server applies latency and 429/503 answers to every API call (never to the admin
 endpoint); the Block export reads ``fail_export``; the S3 side reads ``drop_s3``.
+``fail_after_create`` is the worst case for a client: the next creating calls (POSTs: snapshot,
+volume, export, import) are carried out, then answered 503 as if the gateway had lost the answer.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ class Faults:
     rate_503: float = 0.0
     fail_export: bool = False
     drop_s3: int = 0          # how many of the next S3 GET bodies are cut mid-way
+    fail_after_create: int = 0  # how many of the next creating POSTs are done, then answer 503
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change; refuse unknown names or bad values (ValueError)."""
@@ -68,3 +71,10 @@ class FaultDice:
         if roll < self.faults.rate_429 + self.faults.rate_503:
             return 503
         return None
+
+    def lose_answer(self) -> bool:
+        """True (and one fewer left) when this done creating call must answer 503."""
+        if self.faults.fail_after_create <= 0:
+            return False
+        self.faults.fail_after_create -= 1
+        return True

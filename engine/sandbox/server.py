@@ -29,7 +29,11 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise replies.too_many_requests()
     if code == 503:
         raise replies.unavailable()
-    return await handler(request)
+    response = await handler(request)
+    # Only POSTs create; a refused one (4xx, raised) was not carried out, so it does not count.
+    if request.method == "POST" and response.status < 300 and world.dice.lose_answer():
+        raise replies.unavailable()
+    return response
 
 
 @web.middleware

@@ -3,6 +3,11 @@
 Every HTTP call goes through one place so that it is retried (429 and 5xx, exponential backoff
 with jitter), timed and recorded with ``reporter.call(method, path, status, ms)`` for the job log.
 The SDK and boto3 block: callers run them with :func:`call` (``asyncio.to_thread``).
+
+A POST creates something (a snapshot, an export, a volume): a 5xx or a dropped connection may
+come after Scaleway did it, so it is not blindly sent again. It raises :class:`UncertainOutcome`,
+and :func:`create_once` looks for what the attempt may have made before trying again. A 429 was
+not processed, and reads, deletes of a known id and updates are idempotent: those are retried.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import boto3
 import requests
+import urllib3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from scaleway import Client, ScalewayException
@@ -30,6 +36,8 @@ from engine.scaleway.config import region_of, s3_endpoint
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Answers after which a POST may or may not have been carried out (429: it was not).
+UNCERTAIN_STATUSES = RETRY_STATUSES - {429}
 
 
 class CallRecorder(Protocol):
@@ -96,12 +104,32 @@ def is_not_found(exc: BaseException) -> bool:
     return status_of(exc) == 404
 
 
+class UncertainOutcome(OperationError):
+    """A creating call (POST) failed after it may have reached Scaleway: whether the thing was
+    made is unknown until someone looks (see :func:`create_once`)."""
+
+    def __init__(self, method: str, path: str, status: int | str) -> None:
+        self.method, self.path, self.status = method, path, status
+        super().__init__(f"Scaleway answered {status} to {method} {path}, which may have been "
+                         f"done anyway: check the project for a duplicate, then retry")
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """The request cannot have reached the API: no connection was ever made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(
+        reason, urllib3.exceptions.NewConnectionError)
+
+
 def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any:
     """Wrap the SDK API object's single HTTP entry point with retries and the call log."""
     original = api._request
 
     def request(method: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         attempt = 0
+        creating = method.upper() == "POST"
         while True:
             start = time.monotonic()
             try:
@@ -110,6 +138,8 @@ def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any
                 ms = (time.monotonic() - start) * 1000
                 if recorder:
                     recorder.call(method.upper(), path, type(exc).__name__, ms)
+                if creating and not _never_sent(exc):
+                    raise UncertainOutcome(method.upper(), path, type(exc).__name__) from None
                 if attempt + 1 >= retry.attempts:
                     raise OperationError(f"cannot reach the Scaleway API ({api.client.api_url}): "
                                          f"{type(exc).__name__}; check the network or "
@@ -120,6 +150,8 @@ def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any
             ms = (time.monotonic() - start) * 1000
             if recorder:
                 recorder.call(method.upper(), path, res.status_code, ms)
+            if creating and res.status_code in UNCERTAIN_STATUSES:
+                raise UncertainOutcome(method.upper(), path, res.status_code)
             if res.status_code in RETRY_STATUSES and attempt + 1 < retry.attempts:
                 time.sleep(retry.delay(attempt, res.headers.get("Retry-After")))
                 attempt += 1
@@ -128,6 +160,30 @@ def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any
 
     api._request = request
     return api
+
+
+def create_once(make: Callable[[], T], find: Callable[[], T | None], retry: RetryPolicy,
+                what: str) -> T:
+    """Run ``make``, a call that creates one thing, so that at most one thing is created.
+
+    When an attempt ends in :class:`UncertainOutcome`, wait a backoff (the API may list what it
+    made a moment late), then ``find`` what that attempt may have made, by the unique name, tags
+    or markers the caller gave it: if it exists, it is adopted; only if not is ``make`` called
+    again. Other errors (4xx answers, failures of ``find``) go through unchanged."""
+    last: UncertainOutcome | None = None
+    for attempt in range(retry.attempts):
+        try:
+            return make()
+        except UncertainOutcome as exc:
+            last = exc
+        # Not a near-zero jitter here: a thing just made may take a moment to be listed.
+        time.sleep(max(retry.delay(attempt), retry.base))
+        found = find()
+        if found is not None:
+            return found
+    assert last is not None
+    raise OperationError(f"{what} failed: Scaleway answered {last.status} to {last.method} "
+                         f"{last.path} {retry.attempts} times and made nothing; retry later")
 
 
 class Apis:

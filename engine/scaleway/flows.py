@@ -3,6 +3,10 @@ a new SBS volume. Both are coroutines driven by an ``engine.jobs.Reporter``; blo
 and store calls run in threads. Cancelled or failed, a flow removes what it created, then lets the
 error through. Temporaries carry markers (tag ``strongroom-temp`` + job id, key prefix
 ``strongroom-tmp/``) so a later run can find and remove what a crashed one left.
+
+Every creating call (snapshot, export, import, volume) goes through ``create_once``: when its
+answer is lost (5xx, cut connection), the same markers find what it made, which is adopted
+rather than made twice.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
-from engine.scaleway.api import Apis, apis_for, describe, is_not_found, scw_message, status_of
+from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_not_found,
+                                 scw_message, status_of)
 from engine.scaleway.config import region_of, s3_endpoint
 from engine.settings import Settings, load_settings
 from engine.scaleway.inventory import TEMP_TAG
@@ -212,11 +217,19 @@ async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: An
         temps.snapshot_id = snap.id
         temps.track()
 
+    name = f"strongroom-{job}-{vol.name}"[:255]
+
+    def create() -> Any:
+        return apis.block.create_snapshot(volume_id=vol.id, public=False, zone=temps.zone,
+                                          name=name, project_id=vol.project_id,
+                                          tags=temp_tags(job))
+
+    def find() -> Any:
+        return _find_temp_snapshot(apis, temps.zone, vol.project_id, job, name, vol.id)
+
     try:
-        snap = await _settled(lambda: apis.block.create_snapshot(
-            volume_id=vol.id, public=False, zone=temps.zone,
-            name=f"strongroom-{job}-{vol.name}"[:255], project_id=vol.project_id,
-            tags=temp_tags(job)), made)
+        snap = await _settled(lambda: create_once(create, find, apis.retry,
+                                                  "creating a snapshot"), made)
     except ScalewayException as exc:
         raise _volume_error(exc, vol.id, temps.zone, "creating a snapshot") from None
     await _wait_snapshot(apis, temps.zone, snap.id, {"available"}, {"creating"}, t.snapshot,
@@ -224,14 +237,59 @@ async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: An
     temps.key = f"{TEMP_PREFIX}{vol.id}/{snap.id}.qcow2"
     temps.track()
     reporter.phase("export", message=f"to s3://{temps.bucket}/{temps.key}")
+
+    def export() -> Any:
+        return apis.block.export_snapshot_to_object_storage(
+            snapshot_id=snap.id, bucket=temps.bucket, key=temps.key or "", zone=temps.zone)
+
     try:
-        await _settled(lambda: apis.block.export_snapshot_to_object_storage(
-            snapshot_id=snap.id, bucket=temps.bucket, key=temps.key, zone=temps.zone))
+        await _settled(lambda: create_once(export, lambda: _find_export(apis, temps, snap.id),
+                                           apis.retry, f"exporting snapshot {snap.id}"))
     except ScalewayException as exc:
         raise describe(exc, f"exporting snapshot {snap.id} to bucket {temps.bucket}") from None
     await _wait_snapshot(apis, temps.zone, snap.id, {"available"}, {"exporting"}, t.export,
                          "the export", t)
     return str(snap.id)
+
+
+def _find_temp_snapshot(apis: Apis, zone: str, project_id: str, job: str, name: str,
+                        volume_id: str | None) -> Any:
+    """The snapshot this job asked for (its job tag and name are unique), if Scaleway made it:
+    ``volume_id`` for a snapshot of that volume, None for an import. Blocking."""
+    job_tag = temp_tags(job)[1]
+    snaps = apis.block.list_snapshots_all(zone=zone, project_id=project_id, volume_id=volume_id,
+                                          tags=[job_tag], include_deleted=False)
+    for snap in snaps:
+        parent = getattr(snap.parent_volume, "id", None)
+        if job_tag in (snap.tags or []) and snap.name == name and parent == volume_id:
+            return snap
+    return None
+
+
+def _find_export(apis: Apis, temps: _Temps, snapshot_id: str) -> Any:
+    """The snapshot, if the export asked for has started (``exporting``) or already written
+    its object; None if it never began. Blocking."""
+    snap = apis.block.get_snapshot(snapshot_id=snapshot_id, zone=temps.zone)
+    if str(snap.status) != "available":
+        return snap
+    try:
+        temps.s3.head_object(Bucket=temps.bucket, Key=temps.key)
+    except ClientError as exc:
+        if is_not_found(exc) or exc.response.get("Error", {}).get("Code") == "404":
+            return None
+        raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
+    return snap
+
+
+def _find_restored_volume(apis: Apis, zone: str, project_id: str, name: str,
+                          snapshot_id: str) -> Any:
+    """The volume this restore asked for: its name was free and its parent is this job's own
+    imported snapshot. Blocking."""
+    for vol in apis.block.list_volumes_all(zone=zone, project_id=project_id, name=name,
+                                           include_deleted=False):
+        if vol.name == name and vol.parent_snapshot_id == snapshot_id:
+            return vol
+    return None
 
 
 async def _object_size(apis: Apis, temps: _Temps) -> int:
@@ -356,10 +414,20 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
             temps.snapshot_id = snap.id
             temps.track()
 
+        snap_name = f"strongroom-{job}-{new_name}"[:255]
+
+        def import_() -> Any:
+            return apis.block.import_snapshot_from_object_storage(
+                bucket=bucket, key=temps.key or "", name=snap_name, zone=zone,
+                project_id=project, tags=temp_tags(job))
+
+        def find_import() -> Any:
+            return _find_temp_snapshot(apis, zone, project, job, snap_name, None)
+
         try:
-            snap = await _settled(lambda: apis.block.import_snapshot_from_object_storage(
-                bucket=bucket, key=temps.key or "", name=f"strongroom-{job}-{new_name}"[:255],
-                zone=zone, project_id=project, tags=temp_tags(job)), imported)
+            snap = await _settled(lambda: create_once(import_, find_import, apis.retry,
+                                                      f"importing s3://{bucket}/{temps.key}"),
+                                  imported)
         except ScalewayException as exc:
             raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
         snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
@@ -369,13 +437,20 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
         def created(vol: Any) -> None:
             temps.volume_id = vol.id
 
-        try:
-            vol = await _settled(lambda: apis.block.create_volume(
+        def create_volume() -> Any:
+            return apis.block.create_volume(
                 zone=zone, name=new_name, perf_iops=iops, project_id=project,
                 tags=[str(x) for x in src.get("tags") or []],
                 from_snapshot=CreateVolumeRequestFromSnapshot(
                     snapshot_id=snap.id,
-                    size=target_size if target_size > snap_size else None)), created)
+                    size=target_size if target_size > snap_size else None))
+
+        def find_volume() -> Any:
+            return _find_restored_volume(apis, zone, project, new_name, snap.id)
+
+        try:
+            vol = await _settled(lambda: create_once(create_volume, find_volume, apis.retry,
+                                                     f"creating volume {new_name}"), created)
         except ScalewayException as exc:
             raise describe(exc, f"creating volume {new_name} in {zone}") from None
         vol = await _wait_volume(apis, zone, vol.id, t)

@@ -28,6 +28,7 @@ from engine.errors import OperationError
 from engine.store.backend import Backend, PageBuffer, is_disk_full
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
 from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
+from engine.store.known import KnownIds
 from engine.store.pack import (BLOB_DATA, BLOB_TREE, PACK_MAGIC, BlobEntry, build_trailer,
                                new_pack_id, pack_name)
 from engine.store.snapshot import (CHUNKS_PER_TREE, TREE_ENTRY, ZERO_ID, Manifest, SnapshotInfo,
@@ -80,8 +81,8 @@ class _Pack:
 class _Uploader:
     """Puts finished packs in the background and writes index deltas as they complete."""
 
-    def __init__(self, backend: Backend, sealer: Sealer, cache: IndexCache):
-        self.backend, self.sealer, self.cache = backend, sealer, cache
+    def __init__(self, backend: Backend, sealer: Sealer, cache: IndexCache, known: KnownIds):
+        self.backend, self.sealer, self.cache, self.known = backend, sealer, cache, known
         self.pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="strongroom-put")
         self.slots = threading.Semaphore(UPLOADS_IN_FLIGHT)
         self.futures: list[Future] = []
@@ -118,6 +119,7 @@ class _Uploader:
         with self.lock:
             self.free.append(pack.buf)
         self.cache.add_pack(pack.id, pack.entries, via="local")
+        self.known.indexed(e.id for e in pack.entries)  # only now: SQLite answers for them
         with self.lock:
             self._count(size)
             self.pending.append((pack.id, pack.entries))
@@ -175,28 +177,6 @@ class _Segment:
     work: Future | None
 
 
-class KnownIds:
-    """"Do we already store this chunk?" answered from memory: the store's ids are loaded into a
-    set when there are not too many (a few hundred bytes each), else asked of SQLite; the ids
-    this backup adds are always in memory."""
-
-    IN_MEMORY_LIMIT = 2_000_000
-
-    def __init__(self, cache: IndexCache):
-        self.cache = cache
-        loaded = cache.data_ids(self.IN_MEMORY_LIMIT)
-        self.all_in_memory = loaded is not None
-        self.ids: set[bytes] = loaded or set()
-
-    def __contains__(self, cid: bytes) -> bool:
-        if cid in self.ids:
-            return True
-        return not self.all_in_memory and self.cache.has(cid, BLOB_DATA)
-
-    def add(self, cid: bytes) -> None:
-        self.ids.add(cid)
-
-
 class BackupJob:
     def __init__(self, backend: Backend, keys: Keys, cache: IndexCache, chunker: ChunkerParams):
         self.backend, self.keys, self.cache, self.chunker = backend, keys, cache, chunker
@@ -205,7 +185,7 @@ class BackupJob:
         self.zeros = bytes(chunker.max)
         self.known = KnownIds(cache)
         self.known_trees: set[bytes] = set()
-        self.uploader = _Uploader(backend, self.sealer, cache)
+        self.uploader = _Uploader(backend, self.sealer, cache, self.known)
         self.pack = self.uploader.new_pack()
         self._local = threading.local()
         self.stop = threading.Event()
@@ -216,24 +196,37 @@ class BackupJob:
         if cctx is None:
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         view, zeros, known, key = memoryview(buf), self.zeros, self.known, self.keys.chunk_id
-        aead, out = self.aead, []
+        out: list[tuple[bytes, int, tuple[int, bytes, bytes] | None]] = []
+        maybe_known: list[tuple[int, memoryview]] = []  # (index in out, bytes) to confirm
         for start, length in spans:
             mv = view[start:start + length]
             if mv[0] == 0 and zeros.startswith(mv):
                 out.append((ZERO_ID, length, None))
                 continue
             cid = blake3.blake3(mv, key=key).digest()
-            if cid in known:
+            if known.maybe(cid):  # confirmed below, in one SQLite query for the buffer
+                maybe_known.append((len(out), mv))
                 out.append((cid, length, None))
                 continue
-            packed = cctx.compress(mv)
-            if len(packed) < length - (length >> 5):
-                payload, flag = packed, FLAG_ZSTD
-            else:
-                payload, flag = mv, FLAG_RAW
-            nonce = os.urandom(NONCE)
-            out.append((cid, length, (flag, nonce, aead.encrypt(nonce, payload, b"\x00" + cid))))
+            out.append((cid, length, self._seal(cctx, cid, mv)))
+        if maybe_known:
+            stored = known.confirm([out[i][0] for i, _ in maybe_known])
+            for i, mv in maybe_known:
+                cid, length, _ = out[i]
+                if cid not in stored:  # a prefix shared with another id: new after all
+                    out[i] = (cid, length, self._seal(cctx, cid, mv))
         return out
+
+    def _seal(self, cctx: zstandard.ZstdCompressor, cid: bytes,
+              mv: memoryview) -> tuple[int, bytes, bytes]:
+        length = len(mv)
+        packed = cctx.compress(mv)
+        if len(packed) < length - (length >> 5):
+            payload, flag = packed, FLAG_ZSTD
+        else:
+            payload, flag = mv, FLAG_RAW
+        nonce = os.urandom(NONCE)
+        return flag, nonce, self.aead.encrypt(nonce, payload, b"\x00" + cid)
 
     # ---- reader --------------------------------------------------------------------------
     def _read(self, source: BinaryIO, workers: ThreadPoolExecutor, ordered: queue.Queue,

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,18 +156,31 @@ class IndexCache:
                     self._add_pack(pack_id, entries, via="toc")
         return problems
 
-    def data_ids(self, limit: int) -> set[bytes] | None:
-        """All data blob ids, or None when there are more than ``limit`` (then ask per id)."""
+    def data_id_prefixes(self, nbytes: int) -> Iterator[bytes]:
+        """The first ``nbytes`` of every data blob id, in ascending order (the primary key's
+        order, so SQLite sorts nothing), concatenated in batches of up to 65536."""
         with self._lock:
-            (count,) = self._db.execute("SELECT count(*) FROM blobs WHERE type=0").fetchone()
-            if count > limit:
-                return None
-            return {row[0] for row in self._db.execute("SELECT id FROM blobs WHERE type=0")}
+            cur = self._db.execute("SELECT substr(id, 1, ?) FROM blobs WHERE type=0 ORDER BY id",
+                                   (nbytes,))
+            while rows := cur.fetchmany(65536):
+                yield b"".join([row[0] for row in rows])
 
     def has(self, blob_id: bytes, blob_type: int) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM blobs WHERE id=? AND type=?",
                                     (blob_id, blob_type)).fetchone() is not None
+
+    def have(self, ids: Sequence[bytes], blob_type: int) -> set[bytes]:
+        """The ones of ``ids`` that the cache holds: one query per 500 ids, at about half the
+        cost per id of ``has`` (bench/known_ids.py)."""
+        found: set[bytes] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                found.update(row[0] for row in self._db.execute(
+                    f"SELECT id FROM blobs WHERE type=? AND id IN ({marks})", (blob_type, *part)))
+        return found
 
     def lookup_many(self, ids: Iterable[bytes], blob_type: int) -> dict[bytes, Location]:
         found: dict[bytes, Location] = {}

@@ -95,3 +95,36 @@ def test_s3_connection_dropped_mid_body(sandbox_faults):
     # the next read is whole again
     assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == payload
     client.delete_object(Bucket=bucket, Key=key)
+
+
+def test_fail_after_create_does_the_work_then_answers_503(sandbox_faults, scw_client):
+    api = v1.BlockV1API(scw_client())
+    name = f"fault-after-create-{uuid.uuid4().hex[:8]}"
+    sandbox_faults.faults(fail_after_create=1)
+    with pytest.raises(ScalewayException) as err:
+        api.create_volume(name=name, perf_iops=5000,
+                          from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
+    assert err.value.status_code == 503
+    assert err.value.response.json()["type"] == "service_unavailable"
+    # ...yet the volume was made, once; reads are not affected by the fault.
+    made = [v for v in api.list_volumes_all(include_deleted=False) if v.name == name]
+    assert len(made) == 1
+    # A refused creation does not use the fault up; the next good one answers normally again.
+    sandbox_faults.faults(fail_after_create=1)
+    with pytest.raises(ScalewayException) as err:
+        api.create_volume(name=name, perf_iops=4321,
+                          from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
+    assert err.value.status_code == 400
+    with pytest.raises(ScalewayException) as err:
+        api.create_snapshot(volume_id=settle(api.get_volume, volume_id=made[0].id).id,
+                            public=False, name=name)
+    assert err.value.status_code == 503
+    snap = next(s for s in api.list_snapshots_all(include_deleted=False) if s.name == name)
+    again = api.create_snapshot(volume_id=made[0].id, public=False, name=name + "-2")
+    assert again.status == "creating"
+    assert requests.get(f"{sandbox_faults.api_url}/_sandbox/faults",
+                        timeout=5).json()["fail_after_create"] == 0
+    for snapshot_id in (snap.id, again.id):
+        settle(api.get_snapshot, snapshot_id=snapshot_id)
+        api.delete_snapshot(snapshot_id=snapshot_id)
+    api.delete_volume(volume_id=made[0].id)

@@ -26,13 +26,16 @@ def test_same_and_similar_data_store_little(tmp_path: Path, store_dir: Path, sto
     assert store_cli("check", "--read-data").code == 0
 
 
-def test_dedup_when_the_index_is_too_big_for_memory(tmp_path: Path, fast_kdf: None,
-                                                   monkeypatch) -> None:
+def test_dedup_when_every_prefix_test_says_maybe(tmp_path: Path, fast_kdf: None,
+                                                 monkeypatch) -> None:
+    """When every chunk is a prefix hit (as if all prefixes collided), each answer is the exact
+    check's (the ids of packs in flight, then SQLite): nothing new may be skipped, and nothing
+    stored twice."""
     from engine.store import Store
-    from engine.store.backup import KnownIds
+    from engine.store.known import KnownIds
     from tests.fixtures.store import PASSPHRASE
 
-    monkeypatch.setattr(KnownIds, "IN_MEMORY_LIMIT", 0)  # every lookup goes to SQLite
+    monkeypatch.setattr(KnownIds, "maybe", lambda self, cid: True)
     image = make_image(tmp_path / "v1.img", 4_000_000, seed=3, zero_every=0)
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         with open(image, "rb") as f:
@@ -43,3 +46,4 @@ def test_dedup_when_the_index_is_too_big_for_memory(tmp_path: Path, fast_kdf: No
         out = tmp_path / "out.img"
         store.restore("latest", out)
         assert out.read_bytes() == image.read_bytes()
+        assert store.check(read_data=True).ok
