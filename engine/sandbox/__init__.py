@@ -198,6 +198,7 @@ class Sandbox:
         self.world.faults.update({"latency_ms": latency_ms, "rate_429": rate_429,
                                   "rate_503": rate_503, "fail_export": fail_export,
                                   "drop_s3": drop_s3, "fail_after_create": fail_after_create})
+        self.world.dice.restart()
         self.world.storage.set_drop(drop_s3)
 
     def volume_path(self, volume_id: str) -> Path:

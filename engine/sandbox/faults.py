@@ -54,7 +54,14 @@ class FaultDice:
 
     def __init__(self, faults: Faults, seed: int = 0) -> None:
         self.faults = faults
+        self._seed = seed
         self._random = random.Random(seed)
+
+    def restart(self) -> None:
+        """Roll the seed's sequence from its start again: called whenever faults are set, so
+        what fires depends on the requests made since, not on how many came before (polls
+        whose number varies with the machine's load)."""
+        self._random.seed(self._seed)
 
     def http_error(self) -> int | None:
         """429 or 503 when one fires for this request, else None."""

@@ -360,7 +360,9 @@ class S3Server:
         access, secret = keys or (self.access_key, self.secret_key)
         return s3_client(self.endpoint, access, secret, region)
 
-    def start(self, timeout: float = 30.0) -> S3Server:
+    def start(self, timeout: float = 90.0) -> S3Server:
+        # moto imports Flask and boto: seconds on a quiet machine, far more on a loaded one;
+        # a ready server is used at once, so only a broken start waits the deadline out
         self.moto_port = free_port()
         env = dict(os.environ, S3_IGNORE_SUBDOMAIN_BUCKETNAME="true")
         # moto logs every request: keep it in the state dir (why it failed), never on our terminal

@@ -86,6 +86,7 @@ async def set_faults(request: web.Request) -> web.Response:
         world.faults.update(changes)
     except ValueError as exc:
         return replies.ok({"message": str(exc), "type": "invalid_arguments"}, status=400)
+    world.dice.restart()
     if "drop_s3" in changes:
         world.storage.set_drop(world.faults.drop_s3)
     return await get_faults(request)

@@ -90,6 +90,9 @@ class _Uploader:
         self.pending: list[tuple[str, list[BlobEntry]]] = []
         self.last_delta = time.monotonic()
         self.stored = 0
+        # Told the new total each time a pack or delta lands, under the lock so that the
+        # figures arrive in order whichever uploader thread calls: it must be quick.
+        self.on_stored: Callable[[int], None] | None = None
         self.free: list[PageBuffer] = []  # pack buffers back from the store, for reuse
 
     def new_pack(self) -> _Pack:
@@ -118,7 +121,7 @@ class _Uploader:
         self.cache.add_pack(pack.id, pack.entries, via="local")
         self.known.indexed(e.id for e in pack.entries)  # only now: SQLite answers for them
         with self.lock:
-            self.stored += size
+            self._count(size)
             self.pending.append((pack.id, pack.entries))
             due = (len(self.pending) >= DELTA_EVERY_PACKS
                    or time.monotonic() - self.last_delta >= DELTA_EVERY_SECONDS)
@@ -135,7 +138,13 @@ class _Uploader:
             sealed = self.sealer.seal_object(encode_delta(pending), delta_ad(delta_id),
                                              compress=False)
             self.backend.put(f"index/{delta_id}", sealed)
-            self.stored += len(sealed)
+            self._count(len(sealed))
+
+    def _count(self, nbytes: int) -> None:
+        """Add stored bytes (the lock held) and tell ``on_stored``."""
+        self.stored += nbytes
+        if self.on_stored is not None:
+            self.on_stored(self.stored)
 
     def finish(self) -> None:
         for fut in self.futures:
@@ -315,6 +324,9 @@ class BackupJob:
                                   args=(source, workers, ordered, pool, cancel))
         trees: list[TreeRef] = []
         tree, tree_start, tree_bytes, tree_count, done = bytearray(), 0, 0, 0, 0
+        # The live figure moves when a pack lands, not when the writer next looks: a slow
+        # upload would otherwise show nothing stored until the backup's end.
+        self.uploader.on_stored = stored_progress
         reader.start()
         try:
             while True:
@@ -339,8 +351,6 @@ class BackupJob:
                 # serial stage; the buffer is free again only once hashed.
                 hasher.update(memoryview(item.buf)[item.fresh:item.end])
                 pool.put(item.buf)
-                if stored_progress is not None:
-                    stored_progress(self.uploader.stored)
                 if progress is not None:
                     progress(done, total)
                 if cancel is not None and cancel.is_set():
@@ -349,6 +359,8 @@ class BackupJob:
                 trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
             self._finish_pack()
             self.uploader.finish()
+            if stored_progress is not None:  # the final figure, even when nothing was new
+                stored_progress(self.uploader.stored)
         except BaseException as exc:
             self.stop.set()
             self.uploader.abort()

@@ -179,7 +179,8 @@ class Store:
         """Back up a readable binary stream as a new snapshot (shared lock: backups may run
         concurrently). ``progress(done, total)`` is called from this thread; ``total`` is 0
         when unknown. ``stored_progress(stored)`` follows the new bytes written so far, so a
-        live dedup ratio can be shown. Raises OperationError (disk full, cancelled, store unwritable)."""
+        live dedup ratio can be shown: it is called (quick, please) from the upload threads as
+        each pack lands, in order, and once more with the final figure. Raises OperationError (disk full, cancelled, store unwritable)."""
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False):

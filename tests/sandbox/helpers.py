@@ -9,8 +9,9 @@ GB = 1_000_000_000
 TRANSIENT = {"creating", "updating", "exporting", "deleting", "snapshotting", "resizing"}
 
 
-def settle(get: Callable[..., Any], timeout: float = 10.0, **ids: str) -> Any:
-    """Poll ``get(**ids)`` quickly until its status is no longer transient."""
+def settle(get: Callable[..., Any], timeout: float = 60.0, **ids: str) -> Any:
+    """Poll ``get(**ids)`` quickly until its status is no longer transient (a generous deadline:
+    the suite shares a loaded machine, and a settled object returns at once)."""
     deadline = time.monotonic() + timeout
     while True:
         obj = get(**ids)

@@ -20,11 +20,11 @@ def _denied(call, **kwargs) -> dict:
 
 def test_missing_or_unknown_token_is_denied(sandbox):
     url = f"{sandbox.api_url}/block/v1/zones/fr-par-1/volumes"
-    missing = requests.get(url, timeout=5)
+    missing = requests.get(url, timeout=30)
     assert missing.status_code == 401
     assert missing.json()["type"] == "denied_authentication"
     unknown = requests.get(url, headers={"X-Auth-Token": "11111111-1111-1111-1111-111111111111"},
-                           timeout=5)
+                           timeout=30)
     assert unknown.status_code == 401
     assert unknown.json() == {"message": "authentication is denied", "method": "api_key",
                               "reason": "invalid_argument", "type": "denied_authentication"}

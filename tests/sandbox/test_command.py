@@ -46,10 +46,10 @@ def test_prints_exports_and_stops_on_sigterm(state_dir):
     try:
         assert list(env) == EXPECTED
         assert env["SCW_API_URL"].startswith("http://127.0.0.1:")
-        faults = requests.get(f"{env['SCW_API_URL']}/_sandbox/faults", timeout=5).json()
+        faults = requests.get(f"{env['SCW_API_URL']}/_sandbox/faults", timeout=30).json()
         assert faults["latency_ms"] == 1
         answer = requests.get(f"{env['SCW_API_URL']}/account/v3/projects",
-                              headers={"X-Auth-Token": env["SCW_SECRET_KEY"]}, timeout=5)
+                              headers={"X-Auth-Token": env["SCW_SECRET_KEY"]}, timeout=30)
         assert answer.status_code == 200 and answer.json()["total_count"] == 3
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -17,12 +17,12 @@ from tests.sandbox.helpers import GB, settle
 
 def test_admin_endpoint_reads_and_changes_faults(sandbox_faults):
     url = f"{sandbox_faults.api_url}/_sandbox/faults"
-    assert requests.get(url, timeout=5).json()["latency_ms"] == 0
-    answer = requests.post(url, json={"latency_ms": 150}, timeout=5)
+    assert requests.get(url, timeout=30).json()["latency_ms"] == 0
+    answer = requests.post(url, json={"latency_ms": 150}, timeout=30)
     assert answer.status_code == 200 and answer.json()["latency_ms"] == 150
-    bad = requests.post(url, json={"latency": 1}, timeout=5)
+    bad = requests.post(url, json={"latency": 1}, timeout=30)
     assert bad.status_code == 400 and "unknown fault" in bad.json()["message"]
-    bad = requests.post(url, json={"rate_429": 2}, timeout=5)
+    bad = requests.post(url, json={"rate_429": 2}, timeout=30)
     assert bad.status_code == 400
 
 
@@ -52,7 +52,7 @@ def test_error_rates(sandbox_faults, scw_client, fault, code, kind):
 def _status(sandbox) -> int:
     access, secret = sandbox.keys["full"]
     return requests.get(f"{sandbox.api_url}/block/v1/zones/fr-par-1/volume-types",
-                        headers={"X-Auth-Token": secret}, timeout=5).status_code
+                        headers={"X-Auth-Token": secret}, timeout=30).status_code
 
 
 def test_failed_export_leaves_no_object(sandbox_faults, scw_client):
@@ -123,7 +123,7 @@ def test_fail_after_create_does_the_work_then_answers_503(sandbox_faults, scw_cl
     again = api.create_snapshot(volume_id=made[0].id, public=False, name=name + "-2")
     assert again.status == "creating"
     assert requests.get(f"{sandbox_faults.api_url}/_sandbox/faults",
-                        timeout=5).json()["fail_after_create"] == 0
+                        timeout=30).json()["fail_after_create"] == 0
     for snapshot_id in (snap.id, again.id):
         settle(api.get_snapshot, snapshot_id=snapshot_id)
         api.delete_snapshot(snapshot_id=snapshot_id)

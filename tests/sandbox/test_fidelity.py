@@ -155,7 +155,7 @@ class Replay:
     def _until(self, status: str, method: str, path: str, params, answer):
         """Poll until the sandbox shows the recorded status (a transient one may be missed
         when the sandbox is faster than the real API: then the final one is accepted)."""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60  # generous: a loaded machine; it returns on a match
         while answer.status_code == 200:
             ours = answer.json().get("status")
             if ours == status or (status in TRANSIENT and ours not in TRANSIENT):

@@ -11,8 +11,9 @@ from scaleway_core.utils import WaitForOptions
 
 from tests.sandbox.helpers import GB, settle
 
-# The SDK's own waiter polls at most once a second: used once, to show it works.
-SDK_WAIT = WaitForOptions(timeout=10, min_delay=1, max_delay=1)
+# The SDK's own waiter polls at most once a second: used once, to show it works (it returns
+# as soon as the volume is ready; the deadline allows for a loaded machine).
+SDK_WAIT = WaitForOptions(timeout=60, min_delay=1, max_delay=1)
 
 
 def _projects(client) -> dict[str, str]:

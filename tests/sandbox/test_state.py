@@ -96,7 +96,11 @@ def test_transitions_take_the_configured_time(sandbox, scw_client):
         started = time.monotonic()
         created = api.create_volume(name="slow", perf_iops=5000,
                                     from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
-        assert api.get_volume(volume_id=created.id).status == "creating"
+        assert created.status == "creating"
+        # A read may come late on a loaded machine: it may say "available" only once the
+        # configured time has passed, never before.
+        status = api.get_volume(volume_id=created.id).status
+        assert status == "creating" or time.monotonic() - started >= 0.8, status
         settle(api.get_volume, volume_id=created.id)
         assert time.monotonic() - started >= 0.8
     finally:

@@ -140,8 +140,9 @@ def test_moto_does_not_outlive_its_parent(how: str, tmp_path: Path):
         moto_pid = int(parent.stdout.readline())
         if how == "kill":
             parent.send_signal(signal.SIGKILL)  # no atexit: the launcher's watch thread must act
-        parent.wait(20)
-        assert _gone(moto_pid, 5)
+        parent.wait(60)
+        # the launcher's watch thread looks twice a second; a loaded machine may run it late
+        assert _gone(moto_pid, 60)
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -132,6 +132,7 @@ async def test_restore_bigger_faster_elsewhere_and_never_smaller(sandbox: Any, a
 async def test_backup_survives_429_503_and_a_dropped_s3_connection(
         sandbox: Any, apis: Apis, store: Any, clean_faults: Any, concurrency: int) -> None:
     vol = await _volume(apis, "dev-scratch", sandbox)
+    # the dice restarts from its seed whenever faults are set: the same calls fail every run
     sandbox.faults(rate_429=0.25, rate_503=0.15)
     runner = JobRunner()
     # Cut the next S3 bodies once the transfer starts, so the cuts hit the object's GETs.

@@ -1,8 +1,10 @@
 """Back up and restore, byte for byte, through the real CLI and the library API."""
 from __future__ import annotations
 
+import io
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -114,18 +116,54 @@ def test_progress_and_cancel(tmp_path: Path, fast_kdf: None) -> None:
         assert store.check().ok
 
 
-def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None) -> None:
-    image = make_image(tmp_path / "n.img", 80_000_000, seed=9, zero_every=0)
+class _GatedSource(io.RawIOBase):
+    """The image's bytes, holding back those past ``gate`` until ``opened`` is set (or a
+    generous deadline passes: then ``held_too_long``)."""
+
+    def __init__(self, data: bytes, gate: int, opened: threading.Event):
+        self.data, self.gate, self.opened, self.pos = data, gate, opened, 0
+        self.held_too_long = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # noqa: ANN001
+        if self.pos == self.gate and not self.opened.wait(120):
+            self.held_too_long = True
+        end = self.gate if self.pos < self.gate else len(self.data)
+        n = min(len(buf), end - self.pos)
+        buf[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.store import backup
+
+    monkeypatch.setattr(backup, "PACK_TARGET", 4 * 1024 * 1024)  # several packs from 24 MB
+    image = make_image(tmp_path / "n.img", 24_000_000, seed=9, zero_every=0)
+    data = image.read_bytes()
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
         first: list[int] = []
-        with open(image, "rb") as f:
-            result = store.backup(f, stored_progress=first.append)
-        assert first == sorted(first) and 0 < first[-1] <= result.stored_bytes
+        moved = threading.Event()
+
+        def live(nbytes: int) -> None:
+            first.append(nbytes)
+            moved.set()
+
+        # the figure must move while the backup still reads: the source waits for it past
+        # 16 MiB, by when two packs' worth has been packed
+        source = _GatedSource(data, 16 * 1024 * 1024, moved)
+        result = store.backup(source, size_hint=len(data), stored_progress=live)
+        assert not source.held_too_long, "nothing was reported stored while the backup ran"
+        assert first == sorted(first) and first[-1] == result.stored_bytes > first[0] > 0
         again: list[int] = []
         with open(image, "rb") as f:
             second = store.backup(f, stored_progress=again.append)
         # unchanged data: the live figure stays near zero, as the final one does
-        assert again[-1] <= second.stored_bytes < result.stored_bytes // 20
+        assert again and again == sorted(again)
+        assert again[-1] == second.stored_bytes < result.stored_bytes // 20
 
 
 def test_backup_of_missing_file_is_a_usage_error(tmp_path: Path, store_dir: Path,

@@ -26,13 +26,16 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        # moto imports Flask and boto: slow on a loaded machine, so a generous deadline (it
+        # returns as soon as the server listens), and a clear failure if it never does
+        deadline, up = time.monotonic() + 90, False
+        while not up and time.monotonic() < deadline and proc.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
+                up = True
             except OSError:
                 time.sleep(0.1)
+        assert up, f"moto server on port {port} never listened (exit code {proc.poll()})"
         import boto3
 
         boto3.client("s3", endpoint_url=url, region_name="fr-par").create_bucket(

@@ -10,8 +10,10 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Tree
 
 
-async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 10.0,
+async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0,
                    what: str = "condition") -> None:
+    """Wait until ``predicate()`` holds. The deadline is generous because the suite shares a
+    loaded machine; a condition that holds returns at once, so only a failure waits it out."""
     start = time.monotonic()
     deadline = start + timeout
     while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ The same features against the real engine and the sandbox are in test_sandbox.py
 """
 from __future__ import annotations
 
+from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Input
 
 from engine.jobs import DONE, RUNNING
@@ -42,6 +43,9 @@ async def test_tree_details_and_markup_shown_literally() -> None:
         tree = await open_fr_par_1(pilot)
         await pilot.press("down")  # db-[main]
         assert tree.cursor_node.data.obj.name == "db-[main]"
+        # the store's snapshots load in a thread at start: a loaded machine may still be on it
+        await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
+                       what="the volume's backups")
         text = screen_text(pilot)
         # names, tags and server names full of markup characters come out as typed
         assert "db-[main]" in text and "[bold]x[/bold]" in text and "db [1]" in text
@@ -79,10 +83,11 @@ async def test_backup_of_marked_volumes_reaches_done() -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.jobs()) == 2 and all(j.state == DONE
                                                                    for j in app.jobs()))
-        await pilot.pause(0.3)  # one pump tick
+        # the jobs panel shows them at its next refresh tick (however late a loaded machine runs it)
+        await wait_for(pilot, lambda: screen_text(pilot).count("✔ done") == 2,
+                       what="both jobs shown done")
         rows = list(app.screen.query(JobRow))
         assert len(rows) == 2
-        assert "✔ done" in screen_text(pilot)
         assert tree.marked == {}
         assert len(backend.snapshots) == 5
 
@@ -93,7 +98,7 @@ async def test_job_detail_lists_phases_and_calls() -> None:
         await open_fr_par_1(pilot)
         await pilot.press("down", "down", "b", "y")
         await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].state == DONE)
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the job row")
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
         calls = app.screen.query_one("#calls", DataTable)
@@ -166,14 +171,21 @@ async def test_palette_offers_the_screen_commands() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
         names = [name for name, _, _ in commands_for(app.screen)]
         assert "Filter" in names and "Back up" not in names
+        store = app.screen
+        assert store.sort_reverse is True
         await pilot.press("ctrl+p")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
         await pilot.press(*"reverse")
-        await pilot.pause(0.3)
+
+        def offered() -> str:  # the highlighted hit (the search runs in tasks: it comes late)
+            hits = app.screen.query_one(CommandList)
+            if hits.highlighted is None:
+                return ""
+            return str(hits.get_option_at_index(hits.highlighted).prompt)
+
+        await wait_for(pilot, lambda: "everse" in offered(), what="the reverse command")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        store = next(s for s in app.screen_stack if isinstance(s, StoreScreen))
-        assert store.sort_reverse is False
+        await wait_for(pilot, lambda: store.sort_reverse is False, what="the order reversed")
 
 
 async def test_store_filter_and_sort() -> None:
@@ -262,8 +274,7 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.job_id and app.runner.jobs[wizard.job_id].state
                        == DONE)
-        await pilot.pause(0.3)
-        assert "vol-new00000" in screen_text(pilot)
+        await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")
         req = backend.restored[0]
         assert (req.name, req.zone, req.size, req.iops) == ("web-[copy]", "fr-par-1",
                                                            30_000_000_000, 15000)
@@ -304,9 +315,8 @@ async def test_an_api_error_with_markup_shows_literally() -> None:
         await open_fr_par_1(pilot)
         await pilot.press("down", "b", "y")
         await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "✖ failed" in screen_text(pilot), what="the failed row")
         text = screen_text(pilot)
-        assert "✖ failed" in text
         assert "[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]" in text
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")

@@ -40,13 +40,13 @@ async def open_first_volume(pilot) -> InventoryTree:  # noqa: ANN001
     """org → first project → first zone → first volume, with the keyboard only."""
     tree = pilot.app.screen.query_one(InventoryTree)
     await wait_for(pilot, lambda: tree.root.children and tree.root.children[0].data.kind
-                   == "project", what="projects", timeout=20)
+                   == "project", what="projects")
     await pilot.press("down", "enter")
     await wait_for(pilot, lambda: any(c.data.kind == "zone" for c in tree.root.children[0]
-                                      .children), what="zones", timeout=20)
+                                      .children), what="zones")
     await pilot.press("down", "enter")
     await wait_for(pilot, lambda: any(c.data.kind == "volume" for c in tree.root.children[0]
-                                      .children[0].children), what="volumes", timeout=20)
+                                      .children[0].children), what="volumes")
     await pilot.press("down")
     assert tree.cursor_node.data.kind == "volume"
     return tree
@@ -61,9 +61,11 @@ async def test_tree_lists_the_sandbox_organization(engine_app, sandbox) -> None:
         projects = [x for x in labels if x.startswith("▣ ")]
         assert len(projects) >= 2
         vol = tree.cursor_node.data.obj
+        # the store opens in a thread at start (a key derivation: slow on a loaded machine)
+        await wait_for(pilot, lambda: "backups in the store: 0" in screen_text(pilot),
+                       what="the volume's backups")
         text = screen_text(pilot)
         assert vol.id[:20] in text.replace("\n", "") or vol.id[:8] in text
-        assert "backups in the store: 0" in text
         # up and down again: the cursor walks the loaded levels
         await pilot.press("up", "up", "up")
         assert tree.cursor_node.data.kind == "org"
@@ -77,7 +79,7 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         await pilot.press("b")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished, timeout=60,
+        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished, timeout=120,
                        what="backup")
         job = app.jobs()[0]
         assert job.state == DONE, job.error
@@ -85,7 +87,7 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         assert any(c["method"] == "POST" and "/snapshots" in c["path"] for c in job.log)
         await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
                        what="the new backup in the detail pane")
-        assert "✔ done" in screen_text(pilot)
+        await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the done job row")
 
         # the store screen lists it, and `e` explores inside it
         await pilot.press("s")
@@ -133,17 +135,16 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         wizard.query_one("#confirm-input", Input).value = new_name
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.job_id and app.runner.jobs[wizard.job_id].finished,
-                       timeout=60, what="restore")
+                       timeout=120, what="restore")
         rjob = app.runner.jobs[wizard.job_id]
         assert rjob.state == DONE, rjob.error
         new_id = rjob.result.volume_id
-        await pilot.pause(0.3)
-        assert new_id in screen_text(pilot)
+        await wait_for(pilot, lambda: new_id in screen_text(pilot), what="the new volume's id")
         # the sandbox holds the same bytes in the new volume
         assert same_data(sandbox.volume_path(new_id), sandbox.volume_path(vol.id))
         await pilot.press("enter")  # jump to it
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         await wait_for(pilot, lambda: tree.cursor_node.data.kind == "volume"
-                       and tree.cursor_node.data.obj.id == new_id, timeout=20,
+                       and tree.cursor_node.data.obj.id == new_id,
                        what="cursor on the new volume")
         assert new_name in screen_text(pilot)

@@ -27,11 +27,12 @@ async def test_settings_saved_and_reloaded() -> None:
         screen.query_one("#store", Input).value = "s3://backups/strongroom"
         screen.query_one("#bucket-nl-ams", Input).value = "my-[ams]-bucket"
         screen.query_one("#theme", Select).value = "strongroom-light"
-        await pilot.pause(0.05)
-        assert app.theme == "strongroom-light"  # previewed at once
+        # previewed before saving (once the app has handled the change: a loaded machine
+        # may take more than a fixed pause)
+        await wait_for(pilot, lambda: app.theme == "strongroom-light", what="the preview")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert app.backend.bucket_for("nl-ams-2") == "my-[ams]-bucket"
+        await wait_for(pilot, lambda: app.backend.bucket_for("nl-ams-2") == "my-[ams]-bucket",
+                       what="the saved bucket in use")
     text = settings_mod.config_path().read_text()
     assert 'store_url = "s3://backups/strongroom"' in text
     loaded = settings_mod.load()
@@ -85,11 +86,13 @@ async def test_user_theme_added_and_broken_one_falls_back(tmp_path: Path) -> Non
     app = StrongroomApp(FakeBackend(), AppSettings(theme="broken"), theme_dirs=[tmp_path])
     messages: list[str] = []
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: any("'broken' not found" in n.message
+                                          for n in app._notifications), what="the fallback")
         messages = [n.message for n in app._notifications]
         assert app.theme == default_theme_name()  # fell back, and said so
         app.theme = "mine"
-        await pilot.pause(0.05)
+        await wait_for(pilot, lambda: app.theme_variables.get("sr-ok") == "#00ff00",
+                       what="the user theme applied")
         # an app variable the theme leaves out still has a value
         assert app.theme_variables["sr-warn"] == VARIABLE_DEFAULTS["sr-warn"]
         assert app.theme_variables["sr-ok"] == "#00ff00"
@@ -117,12 +120,17 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
 
         started = asyncio.get_running_loop().time()
         job = app.runner.submit("chatty", chatty, kind="backup")
-        await wait_for(pilot, lambda: job.state == DONE, timeout=30)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: job.state == DONE)
+
+        def headline() -> str:
+            rows = panel.query("JobRow")
+            return str(rows.first().query_one(".headline").render()) if rows else ""
+
+        await wait_for(pilot, lambda: "✔ done" in headline(), what="the done headline")
         elapsed = asyncio.get_running_loop().time() - started
         assert refreshes, "the panel was never refreshed"
         assert len(refreshes) <= elapsed * REFRESH_HZ + 2
-        assert "✔ done" in str(panel.query("JobRow").first().query_one(".headline").render())
+        assert "✔ done" in headline()
 
 
 async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
@@ -139,5 +147,5 @@ async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: "web-data" in screen_text(pilot))
         await pilot.press("down", "down")
-        await pilot.pause(0.2)
-        assert "● in use" in screen_text(pilot)  # a glyph and a word, no colour needed
+        # a glyph and a word, no colour needed
+        await wait_for(pilot, lambda: "● in use" in screen_text(pilot), what="the status word")

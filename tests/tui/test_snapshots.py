@@ -58,7 +58,11 @@ async def seed_jobs(pilot) -> None:  # noqa: ANN001
         app.runner.jobs[job.id] = job
         app._announced.add(job.id)
         app._job_event(job, None)
-    await pilot.pause(0.25)
+    # the panel takes them at its next refresh tick: wait for the rows, however late that is
+    await wait_for(pilot, lambda: len(app.screen.query("JobRow")) == 2
+                   and all(str(label.render()) for label in app.screen.query(".headline")),
+                   what="both job rows")
+    await pilot.pause(0.1)
 
 
 async def open_tree(pilot) -> None:  # noqa: ANN001
@@ -70,6 +74,17 @@ async def open_tree(pilot) -> None:  # noqa: ANN001
     await wait_for(pilot, lambda: any("web-data" in x for x in tree_labels(tree)))
     await pilot.press("down", "down")
     await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+
+
+async def store_loaded(pilot) -> None:  # noqa: ANN001
+    """The store screen is up with its three snapshots listed."""
+    from textual.widgets import DataTable
+
+    await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "StoreScreen")
+    await pilot.app.workers.wait_for_complete()
+    await wait_for(pilot, lambda: pilot.app.screen.query_one(DataTable).row_count == 3,
+                   what="the snapshots")
     await pilot.pause(0.2)
 
 
@@ -87,8 +102,7 @@ def test_store_screen(snap_compare, size) -> None:  # noqa: ANN001
     async def before(pilot) -> None:  # noqa: ANN001
         await pilot.pause(0.1)
         await pilot.press("s")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await store_loaded(pilot)
         await pilot.press("down")
 
     assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
@@ -99,8 +113,7 @@ def test_restore_wizard_review(snap_compare, size) -> None:  # noqa: ANN001
     async def before(pilot) -> None:  # noqa: ANN001
         await pilot.pause(0.1)
         await pilot.press("s")
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await store_loaded(pilot)
         await pilot.press("down", "r")
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "RestoreWizard")
         wizard = pilot.app.screen
@@ -142,7 +155,8 @@ def test_settings_screen(snap_compare, size, monkeypatch) -> None:  # noqa: ANN0
     async def before(pilot) -> None:  # noqa: ANN001
         await pilot.pause(0.1)
         await pilot.press("colon", *"set", "enter")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "SettingsScreen")
+        await pilot.pause(0.2)
         steady(pilot.app)
         await pilot.pause(0.1)
 
@@ -153,6 +167,7 @@ def test_help_over_main_screen(snap_compare) -> None:  # noqa: ANN001
     async def before(pilot) -> None:  # noqa: ANN001
         await pilot.pause(0.1)
         await pilot.press("question_mark")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
         await pilot.pause(0.2)
 
     assert snap_compare(app_with_jobs(), terminal_size=(80, 24), run_before=before)
