@@ -13,34 +13,15 @@ import urllib3
 from engine.errors import OperationError
 from engine.jobs import DONE
 from engine.scaleway.api import Apis, RetryPolicy, UncertainOutcome, _install, create_once
-from engine.scaleway.config import scw_client
 from engine.scaleway.flows import backup_volume, restore_snapshot
 from engine.settings import Settings
 from tests.scaleway.helpers import FAST, leftovers, same_content
-from tests.scaleway.test_flows import PASS, _run, _volume
+# the flow tests' fixtures (a fresh store, the sandbox's APIs, faults reset around a test)
+from tests.scaleway.test_flows import _run, _volume, apis, clean_faults, store  # noqa: F401
 
 FAST_RETRY = RetryPolicy(attempts=5, base=0.01, cap=0.05)
 
 
-@pytest.fixture
-def store(tmp_path: Any) -> Any:
-    from engine.store import Store
-
-    s = Store.init(str(tmp_path / "store"), PASS)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def apis(scw_env: Any) -> Apis:
-    return Apis(scw_client(), retry=RetryPolicy(attempts=8, base=0.01, cap=0.1))
-
-
-@pytest.fixture
-def clean_faults(sandbox: Any) -> Any:
-    sandbox.faults()
-    yield sandbox
-    sandbox.faults()
 
 
 def _posts(log: list[dict[str, Any]], suffix: str) -> list[Any]:
