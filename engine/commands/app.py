@@ -5,6 +5,7 @@ import argparse
 import importlib
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +35,36 @@ def run_tui(args: argparse.Namespace, ctx: Context) -> int:
     return int(_app_module().run(ctx) or 0)
 
 
+DEMO_PREFIX = "strongroom-demo-"
+OWNER = "owner.pid"
+
+
+def sweep_dead_demos(tmp_root: Path | None = None) -> list[Path]:
+    """Remove the folders of demos whose process is gone (killed, or the machine lost power
+    mid-demo: its throwaway store and sandbox would otherwise stay in the temp folder)."""
+    removed = []
+    for folder in Path(tmp_root or tempfile.gettempdir()).glob(DEMO_PREFIX + "*"):
+        try:
+            pid = int((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being set up: leave it
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     """A local Scaleway and a store that live only as long as the app: nothing is kept.
 
@@ -43,7 +74,9 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     from engine.store import Store
 
     app = _app_module()
-    with tempfile.TemporaryDirectory(prefix="strongroom-demo-") as tmp:
+    sweep_dead_demos()
+    with tempfile.TemporaryDirectory(prefix=DEMO_PREFIX) as tmp:
+        (Path(tmp) / OWNER).write_text(f"{os.getpid()}\n")
         print("strongroom demo: starting the local Scaleway…", file=sys.stderr, flush=True)
         with Sandbox(Path(tmp) / "sandbox", profile="demo", seed=args.seed) as sandbox:
             saved = {k: os.environ.get(k) for k in sandbox.env}
