@@ -1,7 +1,10 @@
 """The jobs panel's dedup figure while a backup runs."""
 from __future__ import annotations
 
-from engine.jobs import RUNNING, Job
+import time
+
+from engine.jobs import DONE, RUNNING, Job
+from engine.scaleway.flows import BackupOutcome
 from tui.widgets.jobs import job_summary
 
 
@@ -21,3 +24,14 @@ def test_no_pack_written_yet_is_not_infinite_dedup() -> None:
     for stored in (None, 0):
         text = job_summary(_running_backup(stored)).plain
         assert "dedup –" in text and "∞" not in text
+
+
+def test_finished_backup_shows_the_final_stored_figure() -> None:
+    # the last live figure came before the packs written at the end of the backup
+    job = _running_backup(0)
+    job.state, job.ended, job.bytes_done = DONE, time.time(), 100 << 20
+    job.result = BackupOutcome(volume_id="v", volume_name="v", zone="fr-par-1", snapshot="s",
+                               bytes=100 << 20, stored_bytes=25 << 20, seconds=1.0,
+                               scw_snapshot_id="x")
+    text = job_summary(job).plain
+    assert "new 25.0 MiB" in text and "dedup 4.0×" in text

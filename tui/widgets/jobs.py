@@ -19,14 +19,15 @@ MAX_ROWS = 30
 
 
 def job_stored_bytes(job: Job) -> int | None:
-    """New bytes the store kept, from progress extras or the final result."""
-    for key in ("stored_bytes", "stored"):
-        if key in job.extra:
-            return int(job.extra[key])
+    """New bytes the store kept: the final result's figure once there is one (the last live
+    figure can predate the packs written at the end), else the latest progress extras."""
     result = job.result
     for obj in (result, getattr(result, "result", None), getattr(result, "backup", None)):
         if obj is not None and hasattr(obj, "stored_bytes"):
             return int(obj.stored_bytes)
+    for key in ("stored_bytes", "stored"):
+        if key in job.extra:
+            return int(job.extra[key])
     return None
 
 
