@@ -4,8 +4,8 @@ Threads: one reader (reads into a small pool of reused buffers, chunks them with
 carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
 work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
 builds packs and chunk lists and feeds the whole-image digest, and two uploaders that put
-finished packs. Bounded queues and the
-fixed buffer pool keep memory flat whatever the image size.
+finished packs. Bounded queues and the fixed buffer pool keep memory flat whatever the image
+size.
 """
 from __future__ import annotations
 
