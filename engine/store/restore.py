@@ -209,24 +209,20 @@ def _segments(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[int, lis
 def _restore(reader: BlobReader, manifest: Manifest,
              emit: Callable[[_Segment, memoryview], None],
              progress: Callable[[int, int], None] | None,
-             cancel: threading.Event | None, page_aligned: bool = False,
-             background_emit: bool = False) -> None:
-    """Assemble the image segment by segment (the next ones are fetched in parallel while the
-    current one is hashed and handed to ``emit`` in order), then check the whole digest.
-    With ``background_emit`` the segments are emitted by one writer thread (still in order),
-    so that a blocking write overlaps with hashing the next segment. Segment buffers are
-    reused anonymous mmaps (page-aligned: fresh memory is slow on these VMs)."""
+             cancel: threading.Event | None, page_aligned: bool = False) -> None:
+    """Assemble the image segment by segment (the next ones are fetched in parallel while one
+    writer thread hashes the current one and hands it to ``emit``, in order), then check the
+    whole digest. The main thread only plans and waits: hashing there made it the restore's
+    bottleneck. Segment buffers are reused anonymous mmaps (page-aligned: fresh memory is slow
+    on these VMs)."""
     size, done = manifest.info.bytes, 0
     hasher = blake3.blake3()
     free: list[mmap.mmap] = []
     inflight: deque[_Segment] = deque()
-    writer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write") \
-        if background_emit else None
+    writer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write")
     writing: list[tuple[Future, _Segment]] = []  # at most one write in flight
 
     def hash_and_emit(seg: _Segment, view: memoryview) -> None:
-        # In the writer thread when there is one: the main thread plans and waits for the
-        # fetches, and hashing there made it the restore's bottleneck.
         hasher.update(view)
         emit(seg, view)
 
@@ -242,12 +238,8 @@ def _restore(reader: BlobReader, manifest: Manifest,
             fut.result()
         with memoryview(seg.buf) as mem:
             view = mem[seg.lead:seg.lead + seg.size]
-        if writer is None:
-            hash_and_emit(seg, view)
-            free.append(seg.buf)
-        else:
-            settle()
-            writing.append((writer.submit(hash_and_emit, seg, view), seg))
+        settle()
+        writing.append((writer.submit(hash_and_emit, seg, view), seg))
         del view
         done += seg.size
         if progress is not None:
@@ -281,8 +273,7 @@ def _restore(reader: BlobReader, manifest: Manifest,
                         fut.cancel()
                 raise
     finally:
-        if writer is not None:
-            writer.shutdown(wait=True)  # no write may outlive the caller's file descriptors
+        writer.shutdown(wait=True)  # no write may outlive the caller's file descriptors
     if "blake3:" + hasher.hexdigest() != manifest.info.digest:
         raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
                              "match its digest")
@@ -376,8 +367,7 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
     writer = _PageWriter(fd, tmp)
     try:
         os.ftruncate(fd, size)  # all-zero chunks stay holes
-        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True,
-                 background_emit=True)
+        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True)
         writer.finish(size)
         # No fsync: forcing the image to disk would double the restore time; callers that
         # need durability sync the result.
@@ -401,8 +391,7 @@ def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
                       cancel: threading.Event | None) -> None:
     """Sequential writes (a pipe, stdout, a multipart upload); verified all the same, but what
     was written before a failure cannot be taken back: the caller must report the failure."""
-    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel,
-             background_emit=True)
+    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel)
     flush = getattr(out, "flush", None)
     if flush is not None:
         flush()
