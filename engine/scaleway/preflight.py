@@ -44,6 +44,11 @@ class CheckResult:
     def ok(self) -> bool:
         return self.status == OK
 
+    @property
+    def blocking(self) -> bool:
+        """Only a known problem stops an operation; one that could not be verified warns."""
+        return self.status == MISSING
+
 
 @dataclass
 class PreflightReport:
@@ -55,6 +60,10 @@ class PreflightReport:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.blocking]
 
     @property
     def missing(self) -> list[str]:

@@ -1,0 +1,129 @@
+"""The kinds of job, each with its parameters as a dataclass that round-trips through JSON.
+
+A driver builds a kind's parameters, turns them into a :class:`engine.jobs.JobSpec` with
+:func:`spec`, and hands that to a runner (in this process or the daemon's); ``Session.execute``
+turns the spec back into the parameters with :func:`params_of` and runs the typed call.
+Paths are absolute by the time they are in a spec: the job may run in another process, in
+another working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from engine.errors import UsageError
+from engine.jobs import JSON, JobSpec
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class BackupParams:
+    """Back up one SBS volume (the backup flow)."""
+
+    volume_id: str
+    zone: str
+    volume_name: str = ""
+    bucket: str | None = None
+    keep: bool | None = None  # keep the SBS snapshot and the staging object
+
+    def title(self) -> str:
+        return f"backup {self.volume_name or self.volume_id}"
+
+
+@dataclass(frozen=True)
+class RestoreParams:
+    """Restore a store snapshot into a new SBS volume (the restore flow). ``size`` in bytes."""
+
+    snapshot: str
+    zone: str
+    project_id: str | None = None
+    name: str | None = None
+    size: int | None = None
+    iops: int | None = None
+    bucket: str | None = None
+
+    def title(self) -> str:
+        return f"restore → {self.name}" if self.name else f"restore {self.snapshot}"
+
+
+@dataclass(frozen=True)
+class BackupImageParams:
+    """Back up a local image file."""
+
+    path: str
+    name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def title(self) -> str:
+        return f"backup-image {self.name or self.path}"
+
+
+@dataclass(frozen=True)
+class RestoreImageParams:
+    """Write a snapshot's image to a local file."""
+
+    snapshot: str
+    out: str
+
+    def title(self) -> str:
+        return f"restore-image {self.snapshot} → {self.out}"
+
+
+@dataclass(frozen=True)
+class CheckParams:
+    read_data: bool = False
+
+    def title(self) -> str:
+        return "check --read-data" if self.read_data else "check"
+
+
+@dataclass(frozen=True)
+class RestoreFilesParams:
+    """Copy a file or a tree out of a backed-up volume into a local folder."""
+
+    snapshot: str
+    path: str
+    to: str
+
+    def title(self) -> str:
+        return f"restore-files {self.snapshot} {self.path}"
+
+
+KINDS: dict[str, type] = {
+    "backup": BackupParams,
+    "restore": RestoreParams,
+    "backup-image": BackupImageParams,
+    "restore-image": RestoreImageParams,
+    "check": CheckParams,
+    "restore-files": RestoreFilesParams,
+}
+
+
+def kind_of(params: object) -> str:
+    for kind, cls in KINDS.items():
+        if type(params) is cls:
+            return kind
+    raise TypeError(f"not the parameters of a job kind: {type(params).__name__}")
+
+
+def spec(params: Any, title: str = "") -> JobSpec:
+    """The JobSpec of one kind's parameters."""
+    doc: dict[str, JSON] = dataclasses.asdict(params)
+    return JobSpec(kind_of(params), doc, title or params.title())
+
+
+def params_of(job: JobSpec) -> Any:
+    """The typed parameters of a spec; a bad spec (unknown kind or field) is a UsageError."""
+    cls = KINDS.get(job.kind)
+    if cls is None:
+        raise UsageError(f"unknown job kind {job.kind!r}: one of {', '.join(KINDS)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(job.params) - names
+    if unknown:
+        raise UsageError(f"job {job.kind}: unknown parameter(s) {', '.join(sorted(unknown))}")
+    try:
+        return cls(**job.params)
+    except TypeError as exc:
+        raise UsageError(f"job {job.kind}: {exc}") from None

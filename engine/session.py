@@ -1,0 +1,316 @@
+"""The one API every driver uses: the CLI, the TUI and the daemon are thin drivers of a Session.
+
+A Session is built from Strongroom's settings, a Scaleway profile and a store URL. It opens
+the Scaleway client and the store lazily (the inventory works without a passphrase; the store
+without Scaleway credentials) and gives typed calls that return the engine's own dataclasses.
+Quick calls (inventory, preflight, snapshots) block and are run by drivers from a thread;
+long work is a job: :meth:`Session.execute` runs a :class:`engine.jobs.JobSpec` with a
+reporter, so the same job runs in this process or in the daemon.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
+
+import platformdirs
+
+from engine.errors import UsageError
+from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, RestoreFilesParams,
+                             RestoreImageParams, RestoreParams, params_of)
+from engine.jobs import JobSpec, Reporter
+from engine.settings import APP_NAME, Settings, load_settings
+
+if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported when first used
+    from scaleway import Client
+
+    from engine.explore import Explorer, RestoreReport
+    from engine.scaleway.flows import BackupOutcome, RestoreOutcome
+    from engine.scaleway.inventory import ProjectInfo, VolumeInfo
+    from engine.scaleway.preflight import PreflightReport
+    from engine.store import Store
+    from engine.store.snapshot import BackupResult, CheckReport, RestoreResult, SnapshotInfo
+
+T = TypeVar("T")
+Passphrase = Callable[[], str]
+
+
+def default_store_url() -> str:
+    return str(Path(platformdirs.user_data_dir(APP_NAME)) / "store")
+
+
+@dataclass
+class StoreStatus:
+    """Whether the store opens, and its snapshots when it does."""
+
+    url: str
+    ok: bool
+    message: str = ""
+    snapshots: list[SnapshotInfo] = field(default_factory=list)
+
+
+class Session:
+    """``passphrase`` is asked for (called) only when the store is first opened."""
+
+    def __init__(self, settings: Settings | None = None, *, store_url: str | None = None,
+                 profile: str | None = None, passphrase: Passphrase | None = None,
+                 label: str = "") -> None:
+        self.settings = settings or load_settings()
+        self.store_url = (store_url or os.environ.get("STRONGROOM_STORE")
+                          or self.settings.store_url or default_store_url())
+        self.profile = profile or None
+        self.label = label or profile or os.environ.get("SCW_PROFILE") or "default"
+        self.organization = os.environ.get("SCW_DEFAULT_ORGANIZATION_ID", "")
+        self._passphrase = passphrase
+        self._store: Store | None = None
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    # -- Scaleway ------------------------------------------------------------------------------
+    def client(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                from engine.scaleway.config import scw_client
+                self._client = scw_client(self.profile)
+            return self._client
+
+    def list_projects(self) -> list[ProjectInfo]:
+        from engine.scaleway.inventory import list_projects
+        projects = asyncio.run(list_projects(self.client()))
+        if not self.organization and projects:
+            self.organization = projects[0].organization_id
+        return projects
+
+    def list_zones(self, project_id: str) -> list[str]:
+        """Zones where the project has volumes, in the zone table's order."""
+        from engine.scaleway.config import ZONES
+        volumes = self.inventory(projects=[project_id], with_backups=False)
+        return sorted({v.zone for v in volumes},
+                      key=lambda z: ZONES.index(z) if z in ZONES else len(ZONES))
+
+    def list_volumes(self, project_id: str, zone: str) -> list[VolumeInfo]:
+        from engine.scaleway.inventory import list_volumes
+        return asyncio.run(list_volumes(self.client(), project_id, zone,
+                                        self._snapshots_quietly()))
+
+    def inventory(self, projects: list[str] | None = None, zones: list[str] | None = None,
+                  with_backups: bool = True) -> list[VolumeInfo]:
+        """Every volume the key can see; with each one's last backup when the store opens."""
+        from engine.scaleway.config import ZONES
+        from engine.scaleway.inventory import list_inventory
+        store = self._store_quietly() if with_backups else None
+        return asyncio.run(list_inventory(self.client(), store, projects=projects,
+                                          zones=zones or ZONES))
+
+    def find_volume(self, ref: str, inventory: list[VolumeInfo] | None = None) -> VolumeInfo:
+        """A backupable volume by id or unique name."""
+        volumes = inventory if inventory is not None else self.inventory(with_backups=False)
+        matches = [v for v in volumes if v.id == ref] or [v for v in volumes if v.name == ref]
+        if not matches:
+            raise UsageError(f"no volume {ref!r}: give an id or a name from "
+                             "`strongroom inventory`")
+        if len(matches) > 1:
+            where = ", ".join(f"{v.id} in {v.zone}" for v in matches)
+            raise UsageError(f"several volumes are named {ref!r} ({where}): give the id instead")
+        volume = matches[0]
+        if not volume.backupable:
+            raise UsageError(f"volume {volume.name} cannot be backed up: {volume.reason}")
+        return volume
+
+    def bucket_for(self, zone: str) -> str:
+        from engine.scaleway.config import region_of
+        return self.settings.bucket_for(region_of(zone))
+
+    def set_buckets(self, buckets: dict[str, str]) -> None:
+        self.settings.buckets = dict(buckets)
+
+    def preflight(self, project_id: str | None = None, zone: str | None = None,
+                  bucket: str | None = None) -> PreflightReport:
+        from engine.scaleway.preflight import preflight
+        return asyncio.run(preflight(self.client(), project_id=project_id, zone=zone,
+                                     bucket=bucket or (self.bucket_for(zone) if zone else None)))
+
+    # -- the store -----------------------------------------------------------------------------
+    @property
+    def can_open_store(self) -> bool:
+        return self._store is not None or self._passphrase is not None
+
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                from engine.store import Store
+                if self._passphrase is None:
+                    raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE or "
+                                     "STRONGROOM_PASSPHRASE_FILE and start again")
+                self._store = Store.open(self.store_url, self._passphrase())
+            return self._store
+
+    def init_store(self, passphrase: str, chunk_avg: int | None = None) -> Store:
+        from engine.store import Store
+        with self._lock:
+            self._store = Store.init(self.store_url, passphrase, chunk_avg=chunk_avg)
+            return self._store
+
+    def snapshots(self) -> list[SnapshotInfo]:
+        return self.store().snapshots()
+
+    def resolve(self, ref: str) -> SnapshotInfo:
+        return self.store().resolve(ref)
+
+    def store_status(self) -> StoreStatus:
+        try:
+            return StoreStatus(self.store_url, True, "", self.snapshots())
+        except Exception as exc:  # shown as one line by the drivers
+            return StoreStatus(self.store_url, False, " ".join(str(exc).split())
+                               or type(exc).__name__)
+
+    @contextlib.contextmanager
+    def explorer(self, ref: str) -> Iterator[Explorer]:
+        """The files inside a snapshot's image (keep the session open while exploring)."""
+        from engine.explore import ExploreError, open_volume
+        store = self.store()
+        info = store.resolve(ref)
+        image = store.open_image(info.id)
+        try:
+            try:
+                explorer = open_volume(image)
+            except ExploreError as exc:
+                raise type(exc)(f"snapshot {info.id[:12]}: {exc}") from None
+            yield explorer
+        finally:
+            image.close()
+
+    def _store_quietly(self) -> Store | None:
+        if not self.can_open_store:
+            return None
+        try:
+            return self.store()
+        except Exception:  # the inventory is still worth showing without backup columns
+            return None
+
+    def _snapshots_quietly(self) -> list[SnapshotInfo]:
+        status = self.store_status() if self.can_open_store else None
+        return status.snapshots if status is not None and status.ok else []
+
+    # -- jobs ----------------------------------------------------------------------------------
+    async def execute(self, spec: JobSpec, reporter: Reporter) -> object:
+        """Run one job from its spec (what a runner calls)."""
+        params = params_of(spec)
+        runs: dict[type, Callable[[Reporter, object], object]] = {
+            BackupParams: self.backup, RestoreParams: self.restore,
+            BackupImageParams: self.backup_image, RestoreImageParams: self.restore_image,
+            CheckParams: self.check, RestoreFilesParams: self.restore_files,
+        }
+        return await runs[type(params)](reporter, params)  # type: ignore[misc]
+
+    async def backup(self, reporter: Reporter, p: BackupParams) -> BackupOutcome:
+        from engine.scaleway.flows import backup_volume
+        store = await asyncio.to_thread(self.store)
+        client = await asyncio.to_thread(self.client)
+        return await backup_volume(reporter, store=store, client=client, volume_id=p.volume_id,
+                                   zone=p.zone, bucket=p.bucket or self.bucket_for(p.zone),
+                                   keep=p.keep, settings=self.settings,
+                                   job_id=reporter.job_id[:12])
+
+    async def restore(self, reporter: Reporter, p: RestoreParams) -> RestoreOutcome:
+        from engine.scaleway.flows import restore_snapshot
+        store = await asyncio.to_thread(self.store)
+        client = await asyncio.to_thread(self.client)
+        return await restore_snapshot(reporter, store=store, client=client, ref=p.snapshot,
+                                      zone=p.zone, project_id=p.project_id, name=p.name,
+                                      size=p.size, iops=p.iops,
+                                      bucket=p.bucket or self.bucket_for(p.zone),
+                                      settings=self.settings, job_id=reporter.job_id[:12])
+
+    async def backup_image(self, reporter: Reporter, p: BackupImageParams,
+                           source: BinaryIO | None = None) -> BackupResult:
+        """``source``: a stream only this process has (stdin) instead of ``p.path``."""
+        store = await asyncio.to_thread(self.store)
+        reporter.phase("backup")
+        with contextlib.ExitStack() as stack:
+            info: dict[str, str] = {"kind": "stdin"}
+            if source is None:
+                source = stack.enter_context(_open_image(p.path))
+                info = {"kind": "file", "path": str(Path(p.path).resolve())}
+            stream = source
+
+            def run(cancel: threading.Event) -> BackupResult:
+                return store.backup(stream, name=p.name, tags=dict(p.tags), source_info=info,
+                                    progress=lambda done, total: reporter.progress(done, total),
+                                    cancel=cancel)
+
+            return await in_thread(run)
+
+    async def restore_image(self, reporter: Reporter, p: RestoreImageParams,
+                            out: BinaryIO | None = None) -> RestoreResult:
+        """``out``: a stream only this process has (stdout) instead of the file ``p.out``."""
+        store = await asyncio.to_thread(self.store)
+        reporter.phase("restore")
+        target: BinaryIO | str = out if out is not None else p.out
+        return await in_thread(lambda cancel: store.restore(
+            p.snapshot, target, cancel=cancel,
+            progress=lambda done, total: reporter.progress(done, total)))
+
+    async def check(self, reporter: Reporter, p: CheckParams) -> CheckReport:
+        store = await asyncio.to_thread(self.store)
+        reporter.phase("check")
+        return await in_thread(lambda cancel: store.check(
+            read_data=p.read_data, progress=lambda done, total: reporter.progress(done, total)))
+
+    async def restore_files(self, reporter: Reporter, p: RestoreFilesParams) -> RestoreReport:
+        from engine.explore import restore
+        await asyncio.to_thread(self.store)
+        reporter.phase("restore-files", message=p.path)
+
+        def run(cancel: threading.Event) -> RestoreReport:
+            with self.explorer(p.snapshot) as explorer:
+                return restore(explorer, p.path, p.to, cancel=cancel,
+                               progress=lambda done, total: reporter.progress(done, total))
+
+        return await in_thread(run)
+
+    def close(self) -> None:
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            with contextlib.suppress(Exception):
+                store.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def in_thread(fn: Callable[[threading.Event], T]) -> T:
+    """Run blocking work in a thread; when the job is cancelled, tell the work to stop (the
+    event it is given) and wait until it has, so nothing is left half-written behind us."""
+    cancel = threading.Event()
+    task = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
+@contextlib.contextmanager
+def _open_image(path: str) -> Iterator[BinaryIO]:
+    try:
+        stream = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder: give an image file (or - for stdin)") from None
+    except PermissionError:
+        raise UsageError(f"cannot read {path}: permission denied") from None
+    with stream:
+        yield stream
