@@ -118,12 +118,18 @@ async def test_progress_keeps_only_the_newest_event_in_the_journal() -> None:
 
 
 async def test_finished_jobs_are_trimmed_from_memory() -> None:
+    gate = asyncio.Event()
+
     async def quick(reporter: Reporter) -> int:
+        await gate.wait()
         return 1
 
     runner = JobRunner(keep_finished=3)
     ids = [runner.submit(SPEC, quick) for _ in range(8)]
-    views = await asyncio.gather(*(runner.wait(job_id) for job_id in ids))
+    waits = [asyncio.ensure_future(runner.wait(job_id)) for job_id in ids]
+    await asyncio.sleep(0)
+    gate.set()
+    views = await asyncio.gather(*waits)
     assert all(v.state == DONE for v in views)
     kept = {v.id for v in runner.views()}
     assert len(kept) == 3 and kept <= set(ids)
