@@ -14,6 +14,8 @@ from engine.errors import UsageError
 
 ZONES: tuple[str, ...] = ("fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "nl-ams-2", "nl-ams-3",
                           "pl-waw-1", "pl-waw-2", "pl-waw-3")
+# The one zone table: every driver and module takes zones and regions from here.
+REGIONS: tuple[str, ...] = tuple(dict.fromkeys(z.rsplit("-", 1)[0] for z in ZONES))
 DEFAULT_REGION, DEFAULT_ZONE = "fr-par", "fr-par-1"
 HOW_TO_SET = ("set SCW_ACCESS_KEY and SCW_SECRET_KEY, or run `scw init` to write "
               "~/.config/scw/config.yaml (pick a profile with --profile or SCW_PROFILE)")
