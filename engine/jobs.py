@@ -20,6 +20,7 @@ import enum
 import json
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -95,14 +96,15 @@ class JobError:
     message: str
     type: str = ""
     exit_code: int = EXIT_PROBLEM
+    traceback: str = ""  # only for an unexpected error (a bug): what --debug shows
 
     @classmethod
     def of(cls, exc: BaseException) -> "JobError":
-        code = exc.exit_code if isinstance(exc, StrongroomError) else EXIT_PROBLEM
         text = " ".join(str(exc).split()) or type(exc).__name__
-        if not isinstance(exc, StrongroomError):
-            text = f"{type(exc).__name__}: {text}"
-        return cls(text, type(exc).__name__, code)
+        if isinstance(exc, StrongroomError):
+            return cls(text, type(exc).__name__, exc.exit_code)
+        trace = "".join(traceback.format_exception(exc))
+        return cls(f"{type(exc).__name__}: {text}", type(exc).__name__, EXIT_PROBLEM, trace)
 
 
 @dataclass
