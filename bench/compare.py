@@ -93,7 +93,7 @@ class Strongroom(Tool):
         self.snapshot_ids: dict[str, str] = {}
 
     def cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "engine.cli", "--store", str(self.repo), *args]
+        return [sys.executable, "-m", "cli", "--store", str(self.repo), *args]
 
     def run(self, label: str, cmd: list[str], cwd: Path | None = None) -> Run:
         return super().run(label, cmd, cwd or self.root)

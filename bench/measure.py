@@ -13,11 +13,11 @@ MiB = 1 << 20
 
 
 def repo_root() -> Path:
-    """The Strongroom checkout holding this bench/ folder (where `python -m engine.cli` works)."""
+    """The Strongroom checkout holding this bench/ folder (where `python -m cli` works)."""
     for d in (BENCH_DIR, *BENCH_DIR.parents):
-        if (d / "engine" / "cli.py").exists() and (d / "pyproject.toml").exists():
+        if (d / "cli" / "main.py").exists() and (d / "pyproject.toml").exists():
             return d
-    raise SystemExit("bench: cannot find the Strongroom checkout (engine/cli.py) above bench/")
+    raise SystemExit("bench: cannot find the Strongroom checkout (cli/main.py) above bench/")
 
 
 @dataclass

@@ -100,7 +100,7 @@ def main() -> int:
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_DATA_HOME=str(home / ".local/share"),
                XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE)
     store = run_dir / "store"
-    cli = [sys.executable, "-m", "engine.cli", "--store", str(store)]
+    cli = [sys.executable, "-m", "cli", "--store", str(store)]
     subprocess.run([*cli, "init"], env=env, cwd=root, check=True, capture_output=True)
     steps = (("backup", ["backup-image", str(images.v1)]),
              ("restore", ["restore-image", "latest", str(run_dir / "restored.img")]))

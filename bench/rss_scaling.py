@@ -76,7 +76,7 @@ def main() -> int:
         logs = run_dir / "logs"
 
         def cli(*a: str) -> list[str]:
-            return [sys.executable, "-m", "engine.cli", "--store", str(store), *a]
+            return [sys.executable, "-m", "cli", "--store", str(store), *a]
 
         run_measured(cli("init"), env=env, cwd=root, log_dir=logs, label=f"init-{gib:g}").check()
         warm(image)

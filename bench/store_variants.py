@@ -2,7 +2,7 @@
 """What would a small change to the store buy? Backup/restore of v1 with in-process variants.
 
 Runs the real CLI in a fresh process per step, through a tiny wrapper that applies a variant
-before `engine.cli.main()`: the cyclic GC off, another zstd level (patches
+before `cli.main.main()`: the cyclic GC off, another zstd level (patches
 `engine.store.backup.ZSTD_LEVEL`). Prints wall time, CPU seconds (user+sys, load-independent),
 peak RSS and stored bytes per variant, so a proposed fix can be judged by numbers before anyone
 edits engine/store. The read-back digest of restore is timed on its own (preadv + BLAKE3 over the
@@ -34,7 +34,7 @@ if variant.get("gc_off"):
 if "zstd_level" in variant:
     import engine.store.backup as b
     b.ZSTD_LEVEL = variant["zstd_level"]
-from engine.cli import main
+from cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

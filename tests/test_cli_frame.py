@@ -6,7 +6,7 @@ import sys
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args],
+    return subprocess.run([sys.executable, "-m", "cli", *args],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.commands.app import DEMO_PREFIX, OWNER, sweep_dead_demos
+from cli.commands.app import DEMO_PREFIX, OWNER, sweep_dead_demos
 
 
 def _dead_pid() -> int:

@@ -10,7 +10,7 @@ from engine.settings import Settings, load_settings, save_settings
 
 
 def _init(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args, "init"], env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *args, "init"], env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -30,7 +30,7 @@ class StoredImages:
 
 def cli(stored_env: dict[str, str], store: Path, *args: str,
         check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "--store", str(store), *args],
+    done = subprocess.run([sys.executable, "-m", "cli", "--store", str(store), *args],
                           capture_output=True, env=stored_env, cwd=ROOT, timeout=120)
     if check and done.returncode != 0:
         raise AssertionError(f"{args} failed ({done.returncode}): {done.stderr.decode()}")
@@ -172,7 +172,7 @@ def inproc(stored: StoredImages, monkeypatch: pytest.MonkeyPatch,
            capsysbinary: pytest.CaptureFixture[bytes]):
     """The CLI in this process (many short commands: no interpreter start for each):
     ``inproc(*args) -> (exit code, stdout bytes, stderr text)``."""
-    from engine.cli import main
+    from cli.main import main
 
     for name in ("STRONGROOM_PASSPHRASE", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.setenv(name, stored.env[name])

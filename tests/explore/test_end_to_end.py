@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from cli.main import main
 from engine.sandbox.content import build_ext4, generate_tree
 from engine.scaleway.api import Apis
 from engine.scaleway.config import scw_client

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "sandbox", "--state", str(state),
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "sandbox", "--state", str(state),
                              "--profile", "small", "--fault", "latency_ms=1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={k: v for k, v in os.environ.items()
@@ -77,7 +77,7 @@ def test_stops_on_sigint(state_dir):
 
 
 def test_bad_fault_is_a_usage_error(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "sandbox", "--state",
+    done = subprocess.run([sys.executable, "-m", "cli", "sandbox", "--state",
                            str(tmp_path), "--fault", "latency"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2
@@ -86,7 +86,7 @@ def test_bad_fault_is_a_usage_error(tmp_path):
 
 
 def test_json_prints_one_document(state_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--json", "sandbox", "--state",
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "--json", "sandbox", "--state",
                              str(state_dir), "--profile", "small"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from cli.main import main
 from engine.scaleway.api import Apis
 from engine.scaleway.config import scw_client
 from tests.scaleway.helpers import leftovers

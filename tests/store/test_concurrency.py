@@ -15,7 +15,7 @@ from tests.fixtures.store import PASSPHRASE, REPO_ROOT, make_image
 def test_two_backups_at_once(tmp_path: Path, store_dir: Path, store_cli) -> None:
     images = [make_image(tmp_path / f"{i}.img", 4_000_000, seed=20 + i) for i in range(2)]
     env = dict(os.environ, STRONGROOM_PASSPHRASE=PASSPHRASE)
-    procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "--store", str(store_dir),
+    procs = [subprocess.Popen([sys.executable, "-m", "cli", "--store", str(store_dir),
                                "--json", "backup-image", str(img)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT) for img in images]
     results = [p.communicate(timeout=120) for p in procs]

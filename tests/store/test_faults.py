@@ -84,7 +84,7 @@ def test_killed_backup_leaves_a_sound_store(tmp_path: Path, store_dir: Path,
     assert store_cli("backup-image", str(first)).code == 0
     data = os.urandom(80 * 1024 * 1024)  # random: three packs' worth
     env = dict(os.environ, STRONGROOM_PASSPHRASE=PASSPHRASE)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--store", str(store_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "--store", str(store_dir),
                              "backup-image", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             cwd=REPO_ROOT)

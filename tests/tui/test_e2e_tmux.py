@@ -73,7 +73,7 @@ def terminal():  # noqa: ANN201
 def test_demo_backup_and_restore_in_tmux(terminal) -> None:  # noqa: ANN001
     # the demo exits when the app does; "; sleep" keeps the pane to read a crash if any (longer
     # than any wait, so a failing wait still shows the screen; the fixture ends the server)
-    term = terminal(f"cd {ROOT} && {sys.executable} -m engine.cli demo; "
+    term = terminal(f"cd {ROOT} && {sys.executable} -m cli demo; "
                     "echo EXITED-$?; sleep 600")
     term.wait(r"Inventory", timeout=120)
     term.wait(r"▣ data-platform")

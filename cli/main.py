@@ -1,6 +1,6 @@
 """The command line: parses, calls the engine, prints. Nothing clever lives here.
 
-Each area registers its own sub-commands from ``engine/commands/<area>.py`` (a ``register``
+Each area registers its own sub-commands from ``cli/commands/<area>.py`` (a ``register``
 function that adds sub-parsers whose ``func`` takes ``(args, ctx)``), so the areas stay apart.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from engine.commands import context as ctxmod
+from cli import context as ctxmod
 from engine.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StrongroomError, UsageError
 
 AREAS = ("store", "sandbox", "scaleway", "explore", "app")
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     for area in AREAS:
-        module = importlib.import_module(f"engine.commands.{area}")
+        module = importlib.import_module(f"cli.commands.{area}")
         module.register(sub)
     return parser
 
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
-            from engine.commands.app import run_tui
+            from cli.commands.app import run_tui
 
             args.func = run_tui
         ctx = ctxmod.Context.from_args(args)

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.commands.context import Context, read_passphrase
-from engine.commands.progress import ProgressBar, human_bytes
+from cli.context import Context, read_passphrase
+from cli.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM, UsageError
 
 
@@ -197,6 +197,6 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _json(doc: object) -> None:
-    from engine.cli import print_json
+    from cli.main import print_json
 
     print_json(doc)

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from engine.commands.context import Context
+from cli.context import Context
 from engine.errors import OperationError
 
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _app_module() -> ModuleType:
-    # The engine never imports the UI at module level: the TUI is loaded only when asked for.
+    # The TUI (and Textual) is loaded only when asked for: other commands never pay for it.
     try:
         return importlib.import_module("tui.app")
     except ImportError as exc:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from engine.commands.context import Context
-from engine.commands.progress import ProgressBar, human_bytes
+from cli.context import Context
+from cli.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM
 
 if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
@@ -128,7 +128,7 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
     with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
         entries = explorer.listdir(args.path)
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json([_json_entry(e) for e in entries])
         return None
@@ -158,7 +158,7 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
         finally:
             bar.close()
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         doc = asdict(report)
         doc["skipped"] = [show_hidden(s) for s in report.skipped]
@@ -183,7 +183,7 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
             _explorer(store, args.snapshot_b) as b:
         result = diff(a, b, args.path)
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         doc = result.to_json()
         for key in ("added", "removed"):

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from engine.commands.context import Context
-from engine.commands.progress import ProgressBar, human_bytes
+from cli.context import Context
+from cli.progress import ProgressBar, human_bytes
 from engine.errors import OperationError, UsageError
 from engine.scaleway.config import ZONES, scw_client
 from engine.settings import load_settings
@@ -63,7 +63,7 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
         if store is not None:
             store.close()
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json([v.to_dict() for v in volumes])
         return 0
@@ -84,7 +84,7 @@ def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
     report = asyncio.run(preflight(client, project_id=args.project, zone=args.zone,
                                    bucket=args.bucket))
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json(report.to_dict())
     else:
@@ -123,7 +123,7 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
                 "snapshot": j.result.snapshot, "bytes": j.result.bytes,
                 "stored_bytes": j.result.stored_bytes} for j in jobs if j.state == "done"]
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json(results)
     else:
@@ -155,7 +155,7 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     _raise_failures([job])
     out = job.result
     if ctx.json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json({"volume_id": out.volume_id, "snapshot_id": out.snapshot_id,
                     "name": out.name, "zone": out.zone, "size": out.size, "type": out.type})

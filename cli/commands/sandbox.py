@@ -12,7 +12,7 @@ from typing import Any
 
 import platformdirs
 
-from engine.commands.context import APP_NAME, Context
+from cli.context import APP_NAME, Context
 from engine.errors import OperationError, UsageError
 
 
@@ -98,7 +98,7 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
 
 def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
     if as_json:
-        from engine.cli import print_json
+        from cli.main import print_json
 
         print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
                     "admin": f"{sandbox.api_url}/_sandbox/faults"})
