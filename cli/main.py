@@ -6,16 +6,16 @@ function that adds sub-parsers whose ``func`` takes ``(args, ctx)``), so the are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from cli import context as ctxmod
+from cli.commands import app, explore, sandbox, scaleway, store
+from cli.output import one_line, print_error
 from engine.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StrongroomError, UsageError
 
-AREAS = ("store", "sandbox", "scaleway", "explore", "app")
+AREAS = (store, sandbox, scaleway, explore, app)  # the order of `strongroom --help`
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,11 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    import importlib
-
     for area in AREAS:
-        module = importlib.import_module(f"cli.commands.{area}")
-        module.register(sub)
+        area.register(sub)
     return parser
 
 
@@ -47,9 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
-            from cli.commands.app import run_tui
-
-            args.func = run_tui
+            args.func = app.run_tui
         ctx = ctxmod.Context.from_args(args)
         result = args.func(args, ctx)
         return EXIT_OK if result is None else int(result)
@@ -59,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StrongroomError as exc:
         if debug:
             raise
-        print(f"strongroom: error: {_one_line(str(exc))}", file=sys.stderr)
+        print_error(str(exc))
         return exc.exit_code
     except BrokenPipeError:
         # `strongroom restore-image … - | head` is fine; silence the second error at exit.
@@ -68,18 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # anything unexpected: still one line unless --debug
         if debug:
             raise
-        print(f"strongroom: error: {type(exc).__name__}: {_one_line(str(exc))} "
-              f"(run with --debug for details)", file=sys.stderr)
+        print_error(f"{type(exc).__name__}: {one_line(str(exc))} (run with --debug for details)")
         return 1
-
-
-def print_json(doc: Any) -> None:
-    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "unknown error"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from cli.context import Context
+from cli.output import print_error, print_json
 from cli.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM
 
@@ -128,8 +129,6 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
     with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
         entries = explorer.listdir(args.path)
     if ctx.json:
-        from cli.main import print_json
-
         print_json([_json_entry(e) for e in entries])
         return None
     for entry in entries:
@@ -158,8 +157,6 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
         finally:
             bar.close()
     if ctx.json:
-        from cli.main import print_json
-
         doc = asdict(report)
         doc["skipped"] = [show_hidden(s) for s in report.skipped]
         print_json(doc)
@@ -169,8 +166,8 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
         print(f"restored {report.files} files, {report.dirs} directories, {report.symlinks} "
               f"symlinks ({human_bytes(report.bytes)}) to {show_hidden(report.target)}")
     if report.skipped:
-        print(f"strongroom: error: {len(report.skipped)} entries were not restored "
-              "(listed above); everything else was", file=sys.stderr)
+        print_error(f"{len(report.skipped)} entries were not restored (listed above); "
+                    "everything else was")
         return EXIT_PROBLEM
     return None
 
@@ -183,8 +180,6 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
             _explorer(store, args.snapshot_b) as b:
         result = diff(a, b, args.path)
     if ctx.json:
-        from cli.main import print_json
-
         doc = result.to_json()
         for key in ("added", "removed"):
             doc[key] = [_json_entry(e) for e in (result.added if key == "added" else result.removed)]

@@ -13,6 +13,7 @@ from typing import Any
 import platformdirs
 
 from cli.context import APP_NAME, Context
+from cli.output import print_json
 from engine.errors import OperationError, UsageError
 
 
@@ -98,8 +99,6 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
 
 def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
     if as_json:
-        from cli.main import print_json
-
         print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
                     "admin": f"{sandbox.api_url}/_sandbox/faults"})
     else:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.context import Context
+from cli.output import print_json, print_warning
 from cli.progress import ProgressBar, human_bytes
 from engine.errors import OperationError, UsageError
 from engine.scaleway.config import ZONES, scw_client
@@ -63,8 +64,6 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
         if store is not None:
             store.close()
     if ctx.json:
-        from cli.main import print_json
-
         print_json([v.to_dict() for v in volumes])
         return 0
     rows = [("NAME", "ID", "ZONE", "PROJECT", "SIZE", "TYPE", "STATUS", "SERVER", "LAST BACKUP",
@@ -84,8 +83,6 @@ def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
     report = asyncio.run(preflight(client, project_id=args.project, zone=args.zone,
                                    bucket=args.bucket))
     if ctx.json:
-        from cli.main import print_json
-
         print_json(report.to_dict())
     else:
         print(f"project {report.project_id or '-'}, zone {report.zone}, bucket {report.bucket}")
@@ -123,8 +120,6 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
                 "snapshot": j.result.snapshot, "bytes": j.result.bytes,
                 "stored_bytes": j.result.stored_bytes} for j in jobs if j.state == "done"]
     if ctx.json:
-        from cli.main import print_json
-
         print_json(results)
     else:
         for r in results:
@@ -155,14 +150,12 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     _raise_failures([job])
     out = job.result
     if ctx.json:
-        from cli.main import print_json
-
         print_json({"volume_id": out.volume_id, "snapshot_id": out.snapshot_id,
                     "name": out.name, "zone": out.zone, "size": out.size, "type": out.type})
     else:
         print(out.volume_id)
     for warning in out.warnings:
-        print(f"strongroom: warning: {warning}", file=sys.stderr)
+        print_warning(warning)
     return 0
 
 

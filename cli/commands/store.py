@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from cli.context import Context, read_passphrase
+from cli.output import print_error, print_json
 from cli.progress import ProgressBar, human_bytes
 from engine.errors import EXIT_PROBLEM, UsageError
 
@@ -56,7 +57,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     passphrase = ctx.passphrase("New passphrase: ", confirm=True)
     with Store.init(ctx.store_url, passphrase, chunk_avg=args.chunk_size) as store:
         if ctx.json:
-            _json({"store": store.url, "id": store.id})
+            print_json({"store": store.url, "id": store.id})
         else:
             print(f"created store {store.id} at {store.url}")
             print("keep the passphrase safe: without it the data cannot be read")
@@ -71,7 +72,7 @@ def cmd_passwd(args: argparse.Namespace, ctx: Context) -> int:
     with _open(ctx) as store:
         store.change_passphrase(_new_passphrase())
         if ctx.json:
-            _json({"store": store.url, "changed": True})
+            print_json({"store": store.url, "changed": True})
         else:
             print("passphrase changed")
     return 0
@@ -114,8 +115,8 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
         if close:
             source.close()
     if ctx.json:
-        _json({"snapshot": result.snapshot.id, "bytes": result.bytes,
-               "stored_bytes": result.stored_bytes, "seconds": result.seconds})
+        print_json({"snapshot": result.snapshot.id, "bytes": result.bytes,
+                    "stored_bytes": result.stored_bytes, "seconds": result.seconds})
     else:
         print(result.snapshot.id)
         rate = result.bytes / result.seconds if result.seconds else 0
@@ -139,7 +140,7 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     doc = {"snapshot": result.snapshot.id, "bytes": result.bytes, "seconds": result.seconds,
            "target": "-" if args.out == "-" else str(Path(args.out))}
     if ctx.json and args.out != "-":
-        _json(doc)
+        print_json(doc)
     else:
         rate = result.bytes / result.seconds if result.seconds else 0
         print(f"restored snapshot {result.snapshot.id[:12]} ({human_bytes(result.bytes)}) to "
@@ -152,7 +153,7 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
     with _open(ctx) as store:
         infos = store.snapshots()
     if ctx.json:
-        _json([i.to_dict() for i in infos])
+        print_json([i.to_dict() for i in infos])
         return 0
     if not infos:
         print("no snapshots yet")
@@ -174,9 +175,9 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         finally:
             bar.close()
     if ctx.json:
-        _json({"ok": report.ok, "problems": report.problems,
-               "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
-               "packs": report.packs, "blobs": report.blobs, "read_data": report.read_data})
+        print_json({"ok": report.ok, "problems": report.problems,
+                    "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
+                    "packs": report.packs, "blobs": report.blobs, "read_data": report.read_data})
     else:
         what = "structure and data" if report.read_data else "structure"
         for problem in report.problems:
@@ -188,15 +189,10 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                   f"packs, {report.blobs} blobs)")
     if not report.ok:
         if not ctx.json:
-            print(f"strongroom: error: the store has {len(report.problems)} problems"
-                  + ("; damaged snapshots: "
-                     + ", ".join(s[:12] for s in report.damaged_snapshots)
-                     if report.damaged_snapshots else ""), file=sys.stderr)
+            print_error(f"the store has {len(report.problems)} problems"
+                        + ("; damaged snapshots: "
+                           + ", ".join(s[:12] for s in report.damaged_snapshots)
+                           if report.damaged_snapshots else ""))
         return EXIT_PROBLEM
     return 0
 
-
-def _json(doc: object) -> None:
-    from cli.main import print_json
-
-    print_json(doc)
