@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomli_w
 
 from engine.errors import UsageError
 
@@ -63,14 +64,13 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Write atomically: a temp file in the same directory, then rename over the old one."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{name} = {_toml_value(getattr(settings, name))}"
-             for name in ("store_url", "environment", "data_class", "keep_temporaries", "theme")]
-    lines += ["", "[buckets]"]
-    lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in sorted(settings.buckets.items())]
+    doc: dict[str, Any] = {name: _plain(getattr(settings, name)) for name in
+                           ("store_url", "environment", "data_class", "keep_temporaries", "theme")}
+    doc["buckets"] = {str(k): str(v) for k, v in sorted(settings.buckets.items())}
     fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        with os.fdopen(fd, "wb") as f:
+            tomli_w.dump(doc, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -80,19 +80,6 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     return path
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return _toml_string(str(value))
-
-
-def _toml_string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+def _plain(value: Any) -> bool | str:
+    """What the file holds: booleans as booleans, anything else (a Path, say) as its text."""
+    return value if isinstance(value, bool) else str(value)

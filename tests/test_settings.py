@@ -33,3 +33,16 @@ def test_flag_and_variable_beat_the_settings(tmp_path: Path) -> None:
     assert _init(env, "--store", str(tmp_path / "from-flag")).returncode == 0
     assert (tmp_path / "from-env").is_dir() and (tmp_path / "from-flag").is_dir()
     assert not (tmp_path / "from-settings").exists()
+
+
+def test_any_text_round_trips_through_the_settings_file(tmp_path: Path) -> None:
+    """Quotes, backslashes, newlines, control characters and non-ASCII survive a save and a load,
+    in values and in bucket keys (the file is written by tomli-w, read by tomllib)."""
+    nasty = 'a "quoted" C:\\path\\ with\nnew\r\nlines,\ttabs, \x00\x1b\x7f, été, 東京, 🙂 \'\''
+    s = Settings(store_url=nasty, buckets={nasty: nasty, "fr-par": "plain"},
+                 environment="\\", data_class='"', keep_temporaries=True, theme="\n")
+    path = save_settings(s, tmp_path / "settings.toml")
+    assert load_settings(path) == s
+    assert not list(tmp_path.glob(".settings-*"))  # the temp file was renamed, not left
+    save_settings(Settings(), path)  # written over atomically, and read back
+    assert load_settings(path) == Settings()
