@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from cli.context import Context
 from cli.output import print_error, print_json
-from cli.progress import ProgressBar, human_bytes
+from cli.progress import ProgressBar
 from engine.errors import EXIT_PROBLEM
+from engine.units import human_bytes
 
 if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
     from engine.explore import Entry, Explorer

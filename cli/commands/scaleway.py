@@ -10,10 +10,11 @@ from typing import Any
 
 from cli.context import Context
 from cli.output import print_json, print_warning
-from cli.progress import ProgressBar, human_bytes
+from cli.progress import ProgressBar
 from engine.errors import OperationError, UsageError
 from engine.scaleway.config import ZONES, scw_client
 from engine.settings import load_settings
+from engine.units import human_bytes
 
 GB = 1000 ** 3
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from cli.context import Context, read_passphrase
 from cli.output import print_error, print_json
-from cli.progress import ProgressBar, human_bytes
+from cli.progress import ProgressBar
 from engine.errors import EXIT_PROBLEM, UsageError
+from engine.units import human_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
