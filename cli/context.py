@@ -8,16 +8,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from engine.errors import UsageError
-from engine.settings import load_settings
-
-APP_NAME = "strongroom"
-
-
-def default_store_url() -> str:
-    return str(Path(platformdirs.user_data_dir(APP_NAME)) / "store")
+from engine.session import Passphrase, Session, store_url_from
+from engine.settings import Settings, load_settings
 
 
 @dataclass
@@ -26,18 +19,29 @@ class Context:
     profile: str | None
     json: bool
     debug: bool
+    settings: Settings
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
-        store = (args.store or os.environ.get("STRONGROOM_STORE")
-                 or load_settings().store_url or default_store_url())
+        settings = load_settings()
         profile = args.profile or os.environ.get("SCW_PROFILE")
-        return cls(store_url=store, profile=profile, json=bool(args.json),
-                   debug=bool(args.debug))
+        return cls(store_url=store_url_from(args.store, settings), profile=profile,
+                   json=bool(args.json), debug=bool(args.debug), settings=settings)
 
     def passphrase(self, prompt: str = "Passphrase: ", confirm: bool = False) -> str:
         """STRONGROOM_PASSPHRASE, else STRONGROOM_PASSPHRASE_FILE, else a prompt on a TTY."""
         return read_passphrase("STRONGROOM_PASSPHRASE", prompt, confirm)
+
+    def session(self, ask: bool = True) -> Session:
+        """The engine for this command. ``ask``: the store may prompt for its passphrase;
+        otherwise it opens only when the environment gives one (the inventory's backup
+        columns are not worth a prompt)."""
+        source: Passphrase | None = self.passphrase
+        if not ask and not (os.environ.get("STRONGROOM_PASSPHRASE")
+                            or os.environ.get("STRONGROOM_PASSPHRASE_FILE")):
+            source = None
+        return Session(self.settings, store_url=self.store_url, profile=self.profile,
+                       passphrase=source)
 
 
 def read_passphrase(var: str, prompt: str, confirm: bool) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from cli import context as ctxmod
 from cli.commands import app, explore, sandbox, scaleway, store
 from cli.output import one_line, print_error
-from engine.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, StrongroomError, UsageError
+from engine.errors import EXIT_INTERRUPTED, EXIT_OK, StrongroomError, UsageError
 
 AREAS = (store, sandbox, scaleway, explore, app)  # the order of `strongroom --help`
 
@@ -53,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except StrongroomError as exc:
         if debug:
+            sys.stderr.write(getattr(exc, "job_traceback", ""))  # a job's bug, from its thread
             raise
         print_error(str(exc))
         return exc.exit_code

@@ -44,6 +44,12 @@ def default_store_url() -> str:
     return str(Path(platformdirs.user_data_dir(APP_NAME)) / "store")
 
 
+def store_url_from(given: str | None, settings: Settings) -> str:
+    """--store, else $STRONGROOM_STORE, else the settings' store, else the local default."""
+    return (given or os.environ.get("STRONGROOM_STORE") or settings.store_url
+            or default_store_url())
+
+
 @dataclass
 class StoreStatus:
     """Whether the store opens, and its snapshots when it does."""
@@ -61,8 +67,7 @@ class Session:
                  profile: str | None = None, passphrase: Passphrase | None = None,
                  label: str = "") -> None:
         self.settings = settings or load_settings()
-        self.store_url = (store_url or os.environ.get("STRONGROOM_STORE")
-                          or self.settings.store_url or default_store_url())
+        self.store_url = store_url_from(store_url, self.settings)
         self.profile = profile or None
         self.label = label or profile or os.environ.get("SCW_PROFILE") or "default"
         self.organization = os.environ.get("SCW_DEFAULT_ORGANIZATION_ID", "")

@@ -6,12 +6,15 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.context import Context
+from cli.jobrun import run_job
 from cli.output import print_error, print_json
-from cli.progress import ProgressBar
+from engine import jobkinds
 from engine.errors import EXIT_PROBLEM
+from engine.jobkinds import RestoreFilesParams
 from engine.units import human_bytes
 
 if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
@@ -63,27 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- opening ---------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _store(ctx: Context) -> Iterator[object]:
-    from engine.store import Store  # the store is heavy; only commands that need it import it
-
-    with Store.open(ctx.store_url, ctx.passphrase()) as store:
-        yield store
-
-
-@contextlib.contextmanager
-def _explorer(store: object, ref: str) -> Iterator["Explorer"]:
-    from engine.explore import ExploreError, open_volume
-
-    info = store.resolve(ref)  # type: ignore[attr-defined]
-    image = store.open_image(info.id)  # type: ignore[attr-defined]
-    try:
-        try:
-            explorer = open_volume(image)
-        except ExploreError as exc:
-            raise type(exc)(f"snapshot {info.id[:12]}: {exc}") from None
-        yield explorer
-    finally:
-        image.close()
+def _explorer(ctx: Context, *refs: str) -> Iterator[list["Explorer"]]:
+    """One explorer per snapshot named, all open together."""
+    with ctx.session() as session, contextlib.ExitStack() as stack:
+        yield [stack.enter_context(session.explorer(ref)) for ref in refs]
 
 
 # -- printing untrusted names ----------------------------------------------------------------
@@ -127,7 +113,7 @@ def long_line(entry: "Entry", inode: bool = False) -> str:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
-    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
+    with _explorer(ctx, args.snapshot) as (explorer,):
         entries = explorer.listdir(args.path)
     if ctx.json:
         print_json([_json_entry(e) for e in entries])
@@ -139,7 +125,7 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
 
 def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
     out = sys.stdout.buffer
-    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
+    with _explorer(ctx, args.snapshot) as (explorer,):
         with explorer.open(args.path) as src:
             while block := src.read(COPY_BLOCK):
                 out.write(block)
@@ -148,15 +134,13 @@ def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
 
 
 def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
-    from engine.explore import restore
+    from engine.explore import RestoreReport
     from engine.explore.names import show_hidden
 
-    bar = ProgressBar("restoring")
-    with _store(ctx) as store, _explorer(store, args.snapshot) as explorer:
-        try:
-            report = restore(explorer, args.path, args.to, progress=bar.update)
-        finally:
-            bar.close()
+    params = RestoreFilesParams(args.snapshot, args.path, str(Path(args.to).resolve()))
+    with ctx.session() as session:
+        session.store()
+        report = RestoreReport(**run_job(session, jobkinds.spec(params)))
     if ctx.json:
         doc = asdict(report)
         doc["skipped"] = [show_hidden(s) for s in report.skipped]
@@ -177,8 +161,7 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int | None:
     from engine.explore import diff
     from engine.explore.names import show_hidden
 
-    with _store(ctx) as store, _explorer(store, args.snapshot_a) as a, \
-            _explorer(store, args.snapshot_b) as b:
+    with _explorer(ctx, args.snapshot_a, args.snapshot_b) as (a, b):
         result = diff(a, b, args.path)
     if ctx.json:
         doc = result.to_json()

@@ -12,7 +12,8 @@ from typing import Any
 
 import platformdirs
 
-from cli.context import APP_NAME, Context
+from cli.context import Context
+from engine.settings import APP_NAME
 from cli.output import print_json
 from engine.errors import OperationError, UsageError
 

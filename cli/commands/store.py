@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 from cli.context import Context, read_passphrase
+from cli.jobrun import run_job
 from cli.output import print_error, print_json
-from cli.progress import ProgressBar
+from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
+from engine.jobkinds import BackupImageParams, CheckParams, RestoreImageParams
 from engine.units import human_bytes
 
 
@@ -46,17 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
 
-def _open(ctx: Context):
-    from engine.store import Store
-
-    return Store.open(ctx.store_url, ctx.passphrase())
-
-
 def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.store import Store
-
     passphrase = ctx.passphrase("New passphrase: ", confirm=True)
-    with Store.init(ctx.store_url, passphrase, chunk_avg=args.chunk_size) as store:
+    with ctx.session(ask=False) as session:
+        store = session.init_store(passphrase, chunk_avg=args.chunk_size)
         if ctx.json:
             print_json({"store": store.url, "id": store.id})
         else:
@@ -70,7 +65,8 @@ def _new_passphrase() -> str:
 
 
 def cmd_passwd(args: argparse.Namespace, ctx: Context) -> int:
-    with _open(ctx) as store:
+    with ctx.session() as session:
+        store = session.store()
         store.change_passphrase(_new_passphrase())
         if ctx.json:
             print_json({"store": store.url, "changed": True})
@@ -91,68 +87,54 @@ def _tags(values: list[str]) -> dict[str, str]:
 
 def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     tags = _tags(args.tag)
-    if args.file == "-":
-        source, info, close = sys.stdin.buffer, {"kind": "stdin"}, False
-    else:
-        path = Path(args.file)
-        try:
-            source = open(path, "rb", buffering=0)
-        except FileNotFoundError:
-            raise UsageError(f"no such file: {path}") from None
-        except IsADirectoryError:
-            raise UsageError(f"{path} is a folder: give an image file (or - for stdin)") from None
-        except PermissionError:
-            raise UsageError(f"cannot read {path}: permission denied") from None
-        info, close = {"kind": "file", "path": str(path.resolve())}, True
-    try:
-        with _open(ctx) as store:
-            bar = ProgressBar("backup")
-            try:
-                result = store.backup(source, name=args.name, tags=tags, source_info=info,
-                                      progress=bar.update)
-            finally:
-                bar.close()
-    finally:
-        if close:
-            source.close()
+    stdin = args.file == "-"
+    path = "-" if stdin else str(Path(args.file).resolve())
+    params = BackupImageParams(path, args.name, tags)
+    with ctx.session() as session:
+        session.store()  # the passphrase is asked before anything is read
+        work = ((lambda reporter: session.backup_image(reporter, params, sys.stdin.buffer))
+                if stdin else None)
+        result = run_job(session, jobkinds.spec(params), work)
+    snapshot = result["snapshot"]["id"]
     if ctx.json:
-        print_json({"snapshot": result.snapshot.id, "bytes": result.bytes,
-                    "stored_bytes": result.stored_bytes, "seconds": result.seconds})
+        print_json({"snapshot": snapshot, "bytes": result["bytes"],
+                    "stored_bytes": result["stored_bytes"], "seconds": result["seconds"]})
     else:
-        print(result.snapshot.id)
-        rate = result.bytes / result.seconds if result.seconds else 0
-        print(f"backed up {human_bytes(result.bytes)} in {result.seconds:.1f} s "
-              f"({human_bytes(rate)}/s), stored {human_bytes(result.stored_bytes)} new",
+        print(snapshot)
+        rate = result["bytes"] / result["seconds"] if result["seconds"] else 0
+        print(f"backed up {human_bytes(result['bytes'])} in {result['seconds']:.1f} s "
+              f"({human_bytes(rate)}/s), stored {human_bytes(result['stored_bytes'])} new",
               file=sys.stderr)
     return 0
 
 
 def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
-    with _open(ctx) as store:
-        bar = ProgressBar("restore")
-        try:
-            out = sys.stdout.buffer if args.out == "-" else args.out
-            if args.out == "-" and sys.stdout.isatty():
-                raise UsageError("refusing to write an image to a terminal: redirect stdout or "
-                                 "give a file name")
-            result = store.restore(args.snapshot, out, progress=bar.update)
-        finally:
-            bar.close()
-    doc = {"snapshot": result.snapshot.id, "bytes": result.bytes, "seconds": result.seconds,
-           "target": "-" if args.out == "-" else str(Path(args.out))}
-    if ctx.json and args.out != "-":
+    to_stdout = args.out == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise UsageError("refusing to write an image to a terminal: redirect stdout or "
+                         "give a file name")
+    params = RestoreImageParams(args.snapshot, "-" if to_stdout else str(Path(args.out).resolve()))
+    with ctx.session() as session:
+        session.store()
+        work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
+                if to_stdout else None)
+        result = run_job(session, jobkinds.spec(params), work)
+    snapshot, seconds = result["snapshot"]["id"], result["seconds"]
+    doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
+           "target": "-" if to_stdout else str(Path(args.out))}
+    if ctx.json and not to_stdout:
         print_json(doc)
     else:
-        rate = result.bytes / result.seconds if result.seconds else 0
-        print(f"restored snapshot {result.snapshot.id[:12]} ({human_bytes(result.bytes)}) to "
-              f"{doc['target']} in {result.seconds:.1f} s ({human_bytes(rate)}/s), verified",
+        rate = result["bytes"] / seconds if seconds else 0
+        print(f"restored snapshot {snapshot[:12]} ({human_bytes(result['bytes'])}) to "
+              f"{doc['target']} in {seconds:.1f} s ({human_bytes(rate)}/s), verified",
               file=sys.stderr)
     return 0
 
 
 def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
-    with _open(ctx) as store:
-        infos = store.snapshots()
+    with ctx.session() as session:
+        infos = session.snapshots()
     if ctx.json:
         print_json([i.to_dict() for i in infos])
         return 0
@@ -169,12 +151,11 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
-    with _open(ctx) as store:
-        bar = ProgressBar("check")
-        try:
-            report = store.check(read_data=args.read_data, progress=bar.update)
-        finally:
-            bar.close()
+    from engine.store.snapshot import CheckReport
+
+    with ctx.session() as session:
+        session.store()
+        report = CheckReport(**run_job(session, jobkinds.spec(CheckParams(args.read_data))))
     if ctx.json:
         print_json({"ok": report.ok, "problems": report.problems,
                     "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
