@@ -1,8 +1,15 @@
-"""Retention rules (engine/store/retention.py) against restic's own golden files, which pin
-down the rules that came after Debian's restic 0.14 (the "oldest" rule)."""
+"""Retention rules (engine/store/retention.py) against restic: its own golden files for the
+rules that came after Debian's restic 0.14 (the "oldest" rule), and the real restic binary on
+histories made with `restic backup --time` for everything else."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -294,3 +301,235 @@ def test_group_by_volume_then_name_for_images() -> None:
 def test_group_by_something_else_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--group-by takes volume, name or none, not 'host'"):
         group_snapshots([], "host")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# Against the restic binary
+
+RESTIC = shutil.which("restic")
+needs_restic = pytest.mark.skipif(
+    RESTIC is None, reason="restic is not installed (apt-get install restic): these tests "
+                           "compare our retention with `restic forget` on real repositories")
+PASSWORD = "retention-test"
+
+# Histories (UTC, no DST), one restic repository each. Times within a history are distinct:
+# restic lists snapshots in no set order, so of two with one time either could be kept.
+DENSE = [  # hours and days around a year end; Mon 30 Dec 2019 starts ISO week 2020-W01
+    "2019-12-27 08:00:00", "2019-12-27 20:15:00", "2019-12-28 23:59:59",
+    "2019-12-29 00:00:00", "2019-12-29 12:00:00", "2019-12-29 23:59:59",
+    "2019-12-30 00:00:00", "2019-12-30 00:30:00", "2019-12-30 09:10:00",
+    "2019-12-31 23:00:00", "2019-12-31 23:30:00", "2019-12-31 23:59:59",
+    "2020-01-01 00:00:00", "2020-01-01 00:00:01", "2020-01-01 06:00:00",
+    "2020-01-02 10:00:00", "2020-01-02 10:20:00", "2020-01-02 10:40:00", "2020-01-02 11:00:00",
+    "2020-01-05 23:59:59", "2020-01-06 00:00:00", "2020-01-06 13:00:00",
+    "2020-01-06 13:45:00", "2020-01-06 14:00:00"]
+WEEKS = [  # ISO week-year boundaries: 2020 has a W53; 3 Jan 2021 is in it, 30 Dec 2024 is 2025-W01
+    "2020-11-30 10:00:00", "2020-12-14 10:00:00", "2020-12-21 10:00:00", "2020-12-27 23:00:00",
+    "2020-12-28 01:00:00", "2020-12-31 10:00:00", "2021-01-01 10:00:00", "2021-01-03 23:59:59",
+    "2021-01-04 00:00:00", "2021-01-10 10:00:00", "2021-03-15 10:00:00", "2021-12-31 10:00:00",
+    "2022-01-02 10:00:00", "2022-01-03 10:00:00", "2023-01-01 10:00:00", "2023-01-02 10:00:00",
+    "2024-12-29 10:00:00", "2024-12-30 10:00:00", "2024-12-31 10:00:00", "2025-01-01 10:00:00",
+    "2025-01-05 10:00:00", "2025-01-06 10:00:00"]
+YEARS = [  # months and years; the newest is 31 March 2020 for Go's month arithmetic
+    "2015-06-15 10:00:00", "2016-02-29 12:00:00", "2016-03-01 12:00:00", "2016-12-31 23:59:59",
+    "2017-01-01 00:00:00", "2017-01-31 10:00:00", "2017-02-28 10:00:00", "2017-03-01 10:00:00",
+    "2018-07-04 10:00:00", "2018-12-31 23:59:59", "2019-01-01 00:00:00", "2019-03-31 12:00:00",
+    "2019-03-31 12:00:01", "2019-06-30 10:00:00", "2019-07-31 10:00:00", "2019-11-30 10:00:00",
+    "2020-01-31 10:00:00", "2020-02-29 12:00:00", "2020-03-01 12:00:00", "2020-03-02 12:00:00",
+    "2020-03-02 12:00:01", "2020-03-29 00:00:00", "2020-03-29 00:00:01", "2020-03-30 12:00:00",
+    "2020-03-31 12:00:00"]
+HISTORIES = {"dense": DENSE, "weeks": WEEKS, "years": YEARS}
+# Tags on some snapshots, for --keep-tag: (history, time) -> restic tags
+TAGS = {("dense", "2019-12-28 23:59:59"): ["pinned"],
+        ("weeks", "2021-03-15 10:00:00"): ["env=prod", "tier=gold"],
+        ("weeks", "2022-01-03 10:00:00"): ["env=prod"],
+        ("years", "2016-02-29 12:00:00"): ["pinned", "env=prod"]}
+
+# Policies, as restic flags. Most use every count up on every history; where one does not,
+# the comparison below accounts for the oldest rule exactly (see compare_with_restic_0_14).
+POLICIES = [
+    ["--keep-last", "5"],
+    ["--keep-hourly", "6"],
+    ["--keep-daily", "4"],
+    ["--keep-weekly", "3"],
+    ["--keep-monthly", "3"],
+    ["--keep-yearly", "2"],
+    ["--keep-last", "2", "--keep-daily", "3", "--keep-weekly", "2", "--keep-monthly", "2"],
+    ["--keep-hourly", "3", "--keep-daily", "2", "--keep-yearly", "2"],
+    ["--keep-hourly", "unlimited"],
+    ["--keep-monthly", "unlimited", "--keep-daily", "2"],
+    ["--keep-within", "1m"],
+    ["--keep-within", "1m1d"],
+    ["--keep-within", "2d12h"],
+    ["--keep-within", "1y"],
+    ["--keep-within", "3d", "--keep-weekly", "2"],
+    ["--keep-within-hourly", "1d"],
+    ["--keep-within-daily", "3d"],
+    ["--keep-within-weekly", "1m"],
+    ["--keep-within-monthly", "1y"],
+    ["--keep-within-yearly", "3y"],
+    ["--keep-tag", "pinned"],
+    ["--keep-tag", "env=prod,tier=gold", "--keep-tag", "pinned", "--keep-last", "1"],
+]
+FLAG_FIELDS = {"--keep-last": "last", "--keep-hourly": "hourly", "--keep-daily": "daily",
+               "--keep-weekly": "weekly", "--keep-monthly": "monthly",
+               "--keep-yearly": "yearly", "--keep-within": "within",
+               "--keep-within-hourly": "within_hourly", "--keep-within-daily": "within_daily",
+               "--keep-within-weekly": "within_weekly",
+               "--keep-within-monthly": "within_monthly",
+               "--keep-within-yearly": "within_yearly"}
+
+
+def policy_from_flags(flags: list[str]) -> KeepPolicy:
+    fields: dict[str, Any] = {}
+    tags: list[str] = []
+    for flag, value in zip(flags[::2], flags[1::2]):
+        if flag == "--keep-tag":
+            tags.append(value)
+        elif flag.startswith("--keep-within"):
+            fields[FLAG_FIELDS[flag]] = parse_duration(value)
+        else:
+            fields[FLAG_FIELDS[flag]] = parse_count(value)
+    return KeepPolicy(**fields, tags=tuple(tags))
+
+
+def restic(env: dict[str, str], *args: str) -> str:
+    run = subprocess.run([RESTIC, "--no-cache", *args], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, f"restic {' '.join(args)}: {run.stderr.strip()}"
+    return run.stdout
+
+
+def restic_mac(key: bytes, nonce: bytes, data: bytes) -> bytes:
+    """restic's Poly1305-AES: r = key[16:], s = AES-128(k = key[:16], nonce)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+    aes = Cipher(algorithms.AES(key[:16]), modes.ECB()).encryptor()
+    return Poly1305.generate_tag(key[16:] + aes.update(nonce) + aes.finalize(), data)
+
+
+def restic_crypt(keys: bytes, nonce: bytes, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    ctr = Cipher(algorithms.AES(keys[:32]), modes.CTR(nonce)).decryptor()
+    return ctr.update(data) + ctr.finalize()
+
+
+def cheapen_restic_key(repo: Path) -> None:
+    """Re-wrap the repository's master key with a cheap scrypt (N=1024). restic 0.14 calibrates
+    scrypt to ~0.5 s, paid by every restic command; this test runs ~90 of them. The format is
+    restic's key file: scrypt(password) → 32 bytes AES-256-CTR key, 16+16 bytes Poly1305-AES
+    key; data = nonce | ciphertext | MAC."""
+    [path] = (repo / "keys").iterdir()
+    doc = json.loads(path.read_bytes())
+
+    def derive(salt: bytes, n: int, r: int, p: int) -> bytes:
+        return hashlib.scrypt(PASSWORD.encode(), salt=salt, n=n, r=r, p=p, maxmem=1 << 30,
+                              dklen=64)
+
+    old = derive(base64.b64decode(doc["salt"]), doc["N"], doc["r"], doc["p"])
+    blob = base64.b64decode(doc["data"])
+    nonce, body, tag = blob[:16], blob[16:-16], blob[-16:]
+    assert restic_mac(old[32:], nonce, body) == tag, "wrong password for the restic key"
+    master = restic_crypt(old, nonce, body)
+    salt, nonce = os.urandom(64), os.urandom(16)
+    new = derive(salt, 1024, 8, 1)
+    body = restic_crypt(new, nonce, master)
+    doc.update(N=1024, r=8, p=1, salt=base64.b64encode(salt).decode(),
+               data=base64.b64encode(nonce + body + restic_mac(new[32:], nonce, body)).decode())
+    raw = json.dumps(doc).encode()
+    (repo / "keys" / hashlib.sha256(raw).hexdigest()).write_bytes(raw)
+    path.unlink()
+
+
+@pytest.fixture(scope="module")
+def restic_repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """One restic repository per history (history -> restic environment), made by `restic
+    backup --time` of a tiny file. Repositories are built side by side, backups one at a time
+    in each: concurrent backups in one repository trip restic 0.14 into minutes of retries
+    (it retries loading a lock file that another backup has just removed)."""
+    root = tmp_path_factory.mktemp("restic")
+    (root / "file").write_text("tiny\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), "TZ": "UTC",
+           "RESTIC_PASSWORD": PASSWORD}
+    restic({**env, "RESTIC_REPOSITORY": str(root / "template")}, "init")
+    cheapen_restic_key(root / "template")
+    envs = {}
+    for name in HISTORIES:  # copies share the template's key: one init (~2 s) for all
+        shutil.copytree(root / "template", root / name)
+        envs[name] = {**env, "RESTIC_REPOSITORY": str(root / name)}
+
+    def backups(name: str) -> None:
+        for time in HISTORIES[name]:
+            tags = [arg for tag in TAGS.get((name, time), []) for arg in ("--tag", tag)]
+            restic(envs[name], "backup", "--quiet", "--host", "h", "--time", time, *tags,
+                   str(root / "file"))
+
+    with ThreadPoolExecutor(len(HISTORIES)) as pool:
+        list(pool.map(backups, HISTORIES))
+    return envs
+
+
+def restic_forget(env: dict[str, str], flags: list[str]) -> dict:
+    """`restic forget --dry-run --json` on a repository holding one group."""
+    [group] = json.loads(restic(env, "--no-lock", "forget", "--dry-run", "--json", *flags))
+    return {key: group[key] or [] for key in ("keep", "remove", "reasons")}
+
+
+def restic_tags(tags: list[str] | None) -> dict[str, str]:
+    return dict((t.split("=", 1) + [""])[:2] for t in tags or [])
+
+
+def restic_version() -> tuple[int, int]:
+    out = subprocess.run([RESTIC, "version"], capture_output=True, text=True, check=True).stdout
+    major, minor = out.split()[1].split(".")[:2]
+    return int(major), int(minor)
+
+
+def restic_flags(flags: list[str], version: tuple[int, int]) -> list[str]:
+    # -1 means unlimited in restic 0.15; 0.16 spells it "unlimited" and refuses -1.
+    return ["-1" if f == "unlimited" and version < (0, 16) else f for f in flags]
+
+
+def compare_with_restic(ours: list[Decision], group: dict, version: tuple[int, int]) -> bool:
+    """Same kept snapshots, in the same order, for the same reasons as restic. restic < 0.16
+    predates the oldest rule: where ours fired it, such a restic must agree with our result
+    without the "oldest …" reasons (the rule only ever adds them, on the last snapshot of the
+    walk). Returns whether the oldest rule fired."""
+    fired = any(r.oldest for d in ours for r in d.reasons)
+    expected = {}
+    for d in ours:
+        matches = [r.restic for r in d.reasons if version >= (0, 16) or not r.oldest]
+        if matches:
+            expected[d.id] = matches
+    # restic 0.14's reasons name no id: they are in the order of "keep"
+    theirs = {s["id"]: r["matches"] for s, r in zip(group["keep"], group["reasons"], strict=True)}
+    assert theirs == expected
+    assert [s["id"] for s in group["keep"]] == [d.id for d in ours if d.id in expected]
+    assert {s["id"] for s in group["remove"] or []} == {d.id for d in ours} - set(expected)
+    return fired
+
+
+@needs_restic
+@pytest.mark.parametrize("flags", POLICIES, ids=" ".join)
+def test_same_as_restic_forget(restic_repos: dict[str, dict[str, str]], flags: list[str]) -> None:
+    version = restic_version()
+    if "unlimited" in flags and version < (0, 15):
+        pytest.skip("restic < 0.15 has no unlimited count: it takes -1 as 'rule off' "
+                    "(the golden file policy_keep_snapshots_39 covers unlimited)")
+    policy = policy_from_flags(flags)
+    fired = []
+    for name, times in HISTORIES.items():
+        group = restic_forget(restic_repos[name], restic_flags(flags, version))
+        snaps = [SnapshotRef(s["id"], s["time"], restic_tags(s.get("tags")))
+                 for s in group["keep"] + group["remove"]]
+        assert sorted(s.time for s in snaps) == [t.replace(" ", "T") + "Z" for t in times]
+        if compare_with_restic(apply_policy(snaps, policy), group, version):
+            fired.append(name)
+    # Where no oldest rule fires, the comparison is exact with any restic: keep it the rule.
+    assert len(fired) <= 1, f"the oldest rule fired on {fired}: use counts that get used up"
+
+
+def test_the_restic_table_covers_every_rule() -> None:
+    used = {FLAG_FIELDS.get(flag, flag) for flags in POLICIES for flag in flags[::2]}
+    assert used == set(FLAG_FIELDS.values()) | {"--keep-tag"}
+
