@@ -71,7 +71,7 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     The store's passphrase is generated here and only ever held in memory.
     """
     from engine.sandbox import Sandbox
-    from engine.store import Store
+    from engine.session import Session
 
     app = _app_module()
     sweep_dead_demos()
@@ -84,7 +84,8 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 passphrase = secrets.token_urlsafe(32)
                 url = str(Path(tmp) / "store")
-                Store.init(url, passphrase).close()
+                with Session(store_url=url) as session:
+                    session.init_store(passphrase)
                 return int(app.run_demo(store_url=url, passphrase=passphrase) or 0)
             finally:
                 for key, value in saved.items():
