@@ -5,7 +5,7 @@ import argparse
 import getpass
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import UsageError
@@ -20,6 +20,7 @@ class Context:
     json: bool
     debug: bool
     settings: Settings
+    known_passphrase: str | None = field(default=None, repr=False)  # asked once a command
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
@@ -29,8 +30,13 @@ class Context:
                    json=bool(args.json), debug=bool(args.debug), settings=settings)
 
     def passphrase(self, prompt: str = "Passphrase: ", confirm: bool = False) -> str:
-        """STRONGROOM_PASSPHRASE, else STRONGROOM_PASSPHRASE_FILE, else a prompt on a TTY."""
-        return read_passphrase("STRONGROOM_PASSPHRASE", prompt, confirm)
+        """STRONGROOM_PASSPHRASE, else STRONGROOM_PASSPHRASE_FILE, else a prompt on a TTY
+        (asked once: the daemon's job gets the same answer as the local store)."""
+        if confirm:
+            return read_passphrase("STRONGROOM_PASSPHRASE", prompt, confirm)
+        if self.known_passphrase is None:
+            self.known_passphrase = read_passphrase("STRONGROOM_PASSPHRASE", prompt, False)
+        return self.known_passphrase
 
     def session(self, ask: bool = True) -> Session:
         """The engine for this command. ``ask``: the store may prompt for its passphrase;

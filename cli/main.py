@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from cli import context as ctxmod
-from cli.commands import app, explore, sandbox, scaleway, store
+from cli.commands import app, explore, jobs, sandbox, scaleway, store
 from cli.output import one_line, print_error
 from engine.errors import EXIT_INTERRUPTED, EXIT_OK, StrongroomError, UsageError
 
-AREAS = (store, sandbox, scaleway, explore, app)  # the order of `strongroom --help`
+AREAS = (store, sandbox, scaleway, explore, jobs, app)  # the order of `strongroom --help`
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for area in AREAS:
         area.register(sub)
+    _json_anywhere(sub)
     return parser
+
+
+def _json_anywhere(sub: argparse._SubParsersAction) -> None:
+    """`strongroom jobs --json` as well as `strongroom --json jobs`: every command takes it."""
+    for command in sub.choices.values():
+        command.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                             help="print one JSON document on stdout")
+        for action in command._subparsers._group_actions if command._subparsers else []:
+            if isinstance(action, argparse._SubParsersAction):
+                _json_anywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -166,6 +166,14 @@ class JobView:
             return None
         return (self.bytes_total - self.bytes_done) / self.rate
 
+    def summary(self) -> dict[str, JSON]:
+        """The job on one line of `strongroom jobs --json`."""
+        return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state,
+                "phase": self.phase, "bytes_done": self.bytes_done,
+                "bytes_total": self.bytes_total, "rate": round(self.rate, 1),
+                "started": self.created, "ended": self.ended, "result": self.result,
+                "error": dataclasses.asdict(self.error) if self.error else None}
+
     @classmethod
     def from_events(cls, events: Iterable[JobEvent]) -> "JobView":
         view: JobView | None = None

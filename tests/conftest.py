@@ -2,7 +2,13 @@
 named for what they provide."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -21,4 +27,41 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     for var in list(os.environ):
         if var.startswith(("SCW_", "STRONGROOM_")):
             monkeypatch.delenv(var, raising=False)
+    # A daemon a test starts lives in this test's own runtime folder (short: a socket path
+    # holds 107 bytes), and is stopped when the test ends; idle ones go by themselves.
+    runtime = tempfile.mkdtemp(prefix="sr-run-", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.setenv("STRONGROOM_DAEMON_IDLE", "120")
     yield
+    stop_daemon(Path(runtime))
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def stop_daemon(runtime: Path) -> None:
+    """Stop the daemon of a runtime folder, if one runs (SIGKILL if it will not stop)."""
+    lock = runtime / "strongroom" / "daemon.lock"
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and running(pid):
+            time.sleep(0.05)
+        if running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a daemon this test process started is its child: reap it)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

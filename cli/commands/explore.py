@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli.context import Context
-from cli.jobrun import run_job
+from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", required=True, metavar="DIR",
                    help="local folder; the result lands at DIR/<basename of PATH> ('/' at DIR/root); "
                         "nothing is written outside it")
+    add_job_options(p)
     p.set_defaults(func=cmd_restore_files)
 
     p = sub.add_parser("diff", help="files added, removed and changed between two backups",
@@ -139,8 +140,10 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
 
     params = RestoreFilesParams(args.snapshot, args.path, str(Path(args.to).resolve()))
     with ctx.session() as session:
-        session.store()
-        report = RestoreReport(**run_job(session, jobkinds.spec(params)))
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(params))
+    if result is None:
+        return 0
+    report = RestoreReport(**result)
     if ctx.json:
         doc = asdict(report)
         doc["skipped"] = [show_hidden(s) for s in report.skipped]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from cli.context import Context
-from cli.jobrun import raise_failures, run_jobs
+from cli.jobrun import Launcher, add_job_options, raise_failures
 from cli.output import print_json, print_warning
 from engine import jobkinds
 from engine.errors import UsageError
@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket", help="staging bucket in the volume's region")
     p.add_argument("--keep", action="store_true",
                    help="keep the SBS snapshot and the staging object")
-    p.add_argument("--jobs", type=int, default=2, help="volumes backed up at once (default 2)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="volumes backed up at once with --no-daemon (default 2; the daemon "
+                        "runs two at a time)")
+    add_job_options(p)
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="restore a store snapshot into a new SBS volume")
@@ -45,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, help="size in GB (at least the original's)")
     p.add_argument("--iops", type=int, choices=(5000, 15000), help="5000 or 15000")
     p.add_argument("--bucket", help="staging bucket in the zone's region")
+    add_job_options(p)
     p.set_defaults(func=cmd_restore)
 
 
@@ -83,13 +87,15 @@ def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    launcher = Launcher(ctx, args)
     with ctx.session() as session:
         inventory = session.inventory(with_backups=False)
         targets = [session.find_volume(ref, inventory) for ref in args.volumes]
-        session.store()  # ask for the passphrase (and open the store) before any job starts
         specs = [(jobkinds.spec(BackupParams(v.id, v.zone, v.name, args.bucket,
                                              args.keep or None)), None) for v in targets]
-        views = run_jobs(session, specs, concurrency=args.jobs)
+        views = launcher.run(session, specs, concurrency=args.jobs)
+    if views is None:
+        return 0
     results = [{key: view.result[key] for key in ("volume_id", "volume_name", "snapshot",
                                                   "bytes", "stored_bytes")}
                for view in views if view.state == DONE and view.result]
@@ -109,8 +115,11 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     params = RestoreParams(args.snapshot, args.zone, args.project, args.name,
                            args.size * GB if args.size else None, args.iops, args.bucket)
     with ctx.session() as session:
-        session.store()
-        (view,) = run_jobs(session, [(jobkinds.spec(params, f"restore {args.snapshot}"), None)])
+        views = Launcher(ctx, args).run(
+            session, [(jobkinds.spec(params, f"restore {args.snapshot}"), None)])
+    if views is None:
+        return 0
+    (view,) = views
     raise_failures([view])
     out = view.result or {}
     if ctx.json:

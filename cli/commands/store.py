@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from cli.context import Context, read_passphrase
-from cli.jobrun import run_job
+from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
@@ -32,11 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="a name for the snapshot")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="a tag (repeatable)")
+    add_job_options(p)
     p.set_defaults(func=cmd_backup_image)
 
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
     p.add_argument("snapshot", metavar="SNAPSHOT")
     p.add_argument("out", metavar="OUT|-")
+    add_job_options(p)
     p.set_defaults(func=cmd_restore_image)
 
     p = sub.add_parser("snapshots", help="list store snapshots")
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="verify the store")
     p.add_argument("--read-data", action="store_true",
                    help="also re-read and verify every blob")
+    add_job_options(p)
     p.set_defaults(func=cmd_check)
 
 
@@ -91,10 +94,11 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     path = "-" if stdin else str(Path(args.file).resolve())
     params = BackupImageParams(path, args.name, tags)
     with ctx.session() as session:
-        session.store()  # the passphrase is asked before anything is read
         work = ((lambda reporter: session.backup_image(reporter, params, sys.stdin.buffer))
                 if stdin else None)
-        result = run_job(session, jobkinds.spec(params), work)
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(params), work)
+    if result is None:
+        return 0
     snapshot = result["snapshot"]["id"]
     if ctx.json:
         print_json({"snapshot": snapshot, "bytes": result["bytes"],
@@ -115,10 +119,11 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
                          "give a file name")
     params = RestoreImageParams(args.snapshot, "-" if to_stdout else str(Path(args.out).resolve()))
     with ctx.session() as session:
-        session.store()
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
-        result = run_job(session, jobkinds.spec(params), work)
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(params), work)
+    if result is None:
+        return 0
     snapshot, seconds = result["snapshot"]["id"], result["seconds"]
     doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
            "target": "-" if to_stdout else str(Path(args.out))}
@@ -154,8 +159,10 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     from engine.store.snapshot import CheckReport
 
     with ctx.session() as session:
-        session.store()
-        report = CheckReport(**run_job(session, jobkinds.spec(CheckParams(args.read_data))))
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(CheckParams(args.read_data)))
+    if result is None:
+        return 0
+    report = CheckReport(**result)
     if ctx.json:
         print_json({"ok": report.ok, "problems": report.problems,
                     "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
