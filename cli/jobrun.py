@@ -13,7 +13,7 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from cli.context import Context
@@ -137,6 +137,7 @@ def follow(ids: Sequence[str], printer: EventPrinter) -> list[JobView]:
     from engine.daemon.client import connect
 
     views: dict[str, JobView] = {job_id: JobView(job_id) for job_id in ids}
+    ended = {job_id: threading.Event() for job_id in ids}
     failures: list[BaseException] = []
 
     def watch(job_id: str) -> None:
@@ -147,17 +148,19 @@ def follow(ids: Sequence[str], printer: EventPrinter) -> list[JobView]:
                     printer(event)
         except BaseException as exc:  # shown by the main thread
             failures.append(exc)
+        finally:
+            ended[job_id].set()
 
     threads = [threading.Thread(target=watch, args=(i,), daemon=True) for i in ids]
     for thread in threads:
         thread.start()
     try:
-        _join(threads)
+        _wait_all(ended.values())
     except KeyboardInterrupt:
         with connect(start=False) as client:
             for job_id in ids:
                 client.cancel(job_id)
-        _join(threads)
+        _wait_all(ended.values())
         raise
     finally:
         printer.close()
@@ -166,10 +169,12 @@ def follow(ids: Sequence[str], printer: EventPrinter) -> list[JobView]:
     return [views[i] for i in ids]
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)  # short waits: Ctrl-C reaches the main thread
+def _wait_all(events: Iterable[threading.Event]) -> None:
+    """Short waits, so that Ctrl-C reaches the main thread (an interrupted Thread.join can
+    leave is_alive() False for a thread that still runs, so threads are not joined)."""
+    for event in events:
+        while not event.wait(0.2):
+            pass
 
 
 async def _run_here(session: Session, jobs: Sequence[tuple[JobSpec, Work | None]],

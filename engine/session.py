@@ -237,19 +237,19 @@ class Session:
         """``source``: a stream only this process has (stdin) instead of ``p.path``."""
         store = await asyncio.to_thread(self.store)
         reporter.phase("backup")
-        with contextlib.ExitStack() as stack:
-            info: dict[str, str] = {"kind": "stdin"}
-            if source is None:
-                source = stack.enter_context(_open_image(p.path))
-                info = {"kind": "file", "path": str(Path(p.path).resolve())}
-            stream = source
 
-            def run(cancel: threading.Event) -> BackupResult:
+        def run(cancel: threading.Event) -> BackupResult:
+            # opened in the worker: a FIFO's open blocks until its writer comes
+            with contextlib.ExitStack() as stack:
+                stream, info = source, {"kind": "stdin"}
+                if stream is None:
+                    stream = stack.enter_context(_open_image(p.path))
+                    info = {"kind": "file", "path": str(Path(p.path).resolve())}
                 return store.backup(stream, name=p.name, tags=dict(p.tags), source_info=info,
                                     progress=lambda done, total: reporter.progress(done, total),
                                     cancel=cancel)
 
-            return await in_thread(run)
+        return await in_thread(run)
 
     async def restore_image(self, reporter: Reporter, p: RestoreImageParams,
                             out: BinaryIO | None = None) -> RestoreResult:
