@@ -27,6 +27,7 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
+from engine.retry import PollPolicy, RetryPolicy, poll
 from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_not_found,
                                  scw_message, status_of)
 from engine.scaleway.config import region_of, s3_endpoint
@@ -40,6 +41,8 @@ T = TypeVar("T")
 TEMP_PREFIX = "strongroom-tmp/"
 IOPS_TYPES = {5000: "sbs_5k", 15000: "sbs_15k"}
 GB = 1000 ** 3  # Scaleway sizes volumes in decimal gigabytes
+# An exported object may be listed a moment after the export says it is done.
+HEAD_RETRY = RetryPolicy(attempts=5, base=0.2, cap=2.0, floor=0.1)
 
 
 @dataclass
@@ -55,6 +58,10 @@ class Timeouts:
     poll_max: float = 10.0
     lease: float = 900.0
     heartbeat: float = 60.0
+
+    @property
+    def poll(self) -> PollPolicy:
+        return PollPolicy(first=self.poll_min, most=self.poll_max)
 
     @property
     def lease_terms(self) -> LeaseTerms:
@@ -317,18 +324,22 @@ def _find_restored_volume(apis: Apis, zone: str, project_id: str, name: str,
 
 async def _object_size(apis: Apis, temps: _Temps) -> int:
     """The exported object; its absence after the export means the export failed."""
-    for attempt in range(4):
-        try:
-            head = await asyncio.to_thread(temps.s3.head_object, Bucket=temps.bucket,
-                                           Key=temps.key)
-            return int(head["ContentLength"])
-        except ClientError as exc:
-            if not is_not_found(exc) and exc.response.get("Error", {}).get("Code") != "404":
-                raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
-        await asyncio.sleep(0.1 * 2 ** attempt)
+    async def head() -> Any:  # a coroutine function: tenacity awaits only those
+        return await asyncio.to_thread(temps.s3.head_object, Bucket=temps.bucket, Key=temps.key)
+
+    try:
+        return int((await HEAD_RETRY.call_async(head, _s3_missing))["ContentLength"])
+    except ClientError as exc:
+        if not _s3_missing(exc):
+            raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
     raise OperationError(f"the export of snapshot {temps.snapshot_id} failed: no object "
                          f"s3://{temps.bucket}/{temps.key} appeared; check that the bucket is "
                          f"in {region_of(temps.zone)} and in the volume's project, then retry")
+
+
+def _s3_missing(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and (
+        is_not_found(exc) or exc.response.get("Error", {}).get("Code") == "404")
 
 
 async def _find_resumable(apis: Apis, temps: _Temps, vol: Any, t: Timeouts) -> bool:
@@ -599,27 +610,27 @@ async def _wait_volume(apis: Apis, zone: str, volume_id: str, t: Timeouts) -> An
 
 async def _wait(fetch: Callable[[], Any], done: set[str], pending: set[str], timeout: float,
                 what: str, t: Timeouts) -> Any:
-    start = time.monotonic()
-    delay = t.poll_min
-    while True:
+    async def get() -> Any:
         try:
-            obj = await asyncio.to_thread(fetch)
+            return await asyncio.to_thread(fetch)
         except ScalewayException as exc:
             if is_not_found(exc):
                 raise OperationError(f"{what} disappeared while we waited for it "
                                      f"({scw_message(exc)}); was it deleted? retry") from None
             raise describe(exc, f"checking {what}") from None
+
+    def finished(obj: Any) -> bool:
         status = str(obj.status)
-        if status in done:
-            return obj
-        if status not in pending:
+        if status not in done and status not in pending:
             raise OperationError(f"{what} went to status {status!r}: Scaleway could not "
                                  f"complete it; nothing was kept, retry or contact support")
-        if time.monotonic() - start > timeout:
-            raise OperationError(f"gave up on {what} after {timeout:.0f} s (still {status}); "
-                                 f"retry later, a later backup reuses a finished export")
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, t.poll_max)
+        return status in done
+
+    def gave_up(obj: Any) -> OperationError:
+        return OperationError(f"gave up on {what} after {timeout:.0f} s (still {obj.status}); "
+                              f"retry later, a later backup reuses a finished export")
+
+    return await poll(get, finished, timeout=timeout, policy=t.poll, on_timeout=gave_up)
 
 
 async def _blocking(fn: Callable[[], T], cancel: threading.Event) -> T:
@@ -671,22 +682,20 @@ async def _remove_temps(apis: Apis, temps: _Temps, t: Timeouts) -> list[str]:
 
 
 async def _delete_snapshot(apis: Apis, zone: str, snapshot_id: str, t: Timeouts) -> list[str]:
-    # A snapshot being created or exported cannot be deleted yet: let it settle first.
-    for attempt in range(5):
+    # A snapshot being created or exported cannot be deleted yet: let it settle first, and try
+    # again while the API still calls it busy (409/412).
+    async def attempt() -> None:
         with contextlib.suppress(OperationError):
             await _wait_snapshot(apis, zone, snapshot_id, {"available", "error"},
                                  {"creating", "exporting"}, min(t.export, 3600), "the snapshot", t)
-        try:
-            await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id,
-                                    zone=zone)
-            return []
-        except ScalewayException as exc:
-            if is_not_found(exc):
-                return []
-            if status_of(exc) not in (409, 412) or attempt == 4:
-                return [f"could not delete snapshot {snapshot_id} in {zone}: "
-                        f"{scw_message(exc)}"]
-            await asyncio.sleep(t.poll_min)
+        await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id, zone=zone)
+
+    busy = RetryPolicy(attempts=5, base=t.poll_min, cap=t.poll_max, floor=t.poll_min)
+    try:
+        await busy.call_async(attempt, lambda exc: status_of(exc) in (409, 412))
+    except ScalewayException as exc:
+        if not is_not_found(exc):
+            return [f"could not delete snapshot {snapshot_id} in {zone}: {scw_message(exc)}"]
     return []
 
 
