@@ -858,16 +858,19 @@ async def _sweep_snapshot(apis: Apis, zone: str, snapshot_id: str, holders: Hold
 
 async def _sweep_leases(s3: Any, bucket: str, found: _Found, removed: list[str],
                         me: str) -> list[str]:
-    """Expired lease objects whose temporaries are all gone (while some remain, the expired
-    lease is what marks them as a dead run's)."""
+    """Expired lease objects that no longer mark anything: while a temporary they name is still
+    there and no live lease holds it, the expired lease is what says it is a dead run's."""
     gone = {r.rsplit(" ", 1)[-1] for r in removed}
-    remaining = ({f"s3://{bucket}/{o['Key']}" for o in found.objects}
-                 | {f"s3://{bucket}/{u['Key']}" for u in found.uploads}
-                 | {s.id for s in found.snapshots}) - gone
+    unheld = ({f"s3://{bucket}/{o['Key']}" for o in found.objects
+               if found.holders.for_key(o["Key"]).holder is None}
+              | {f"s3://{bucket}/{u['Key']}" for u in found.uploads
+                 if found.holders.for_key(u["Key"]).holder is None}
+              | {s.id for s in found.snapshots
+                 if found.holders.for_snapshot(s.id, s.tags or []).holder is None}) - gone
     out = []
     for rec in found.holders.expired():
         named = {f"s3://{bucket}/{k}" for k in rec.keys} | set(rec.snapshots)
-        if rec.owner == me or named & remaining:
+        if rec.owner == me or named & unheld:
             continue
         with contextlib.suppress(ClientError, BotoCoreError):
             await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=lease_key(rec.owner))
