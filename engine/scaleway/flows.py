@@ -724,7 +724,7 @@ async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: flo
     apis = apis_for(client)
     t = timeouts or Timeouts()
     s3 = apis.s3(region_of(zone))
-    found = await _Found.list(apis, s3, zone, bucket)
+    found = await _Found.read(apis, s3, zone, bucket)
     swept = _Sweepable(found.holders, min_age, volume_id)
     snaps = [s.id for s in found.snapshots if swept.snapshot(s)]
     keys = [o["Key"] for o in found.objects if swept.object(o, found.snapshot_of(o["Key"]))]
@@ -770,7 +770,7 @@ class _Found:
     bucket_exists: bool = True
 
     @classmethod
-    async def list(cls, apis: Apis, s3: Any, zone: str, bucket: str) -> "_Found":
+    async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str) -> "_Found":
         try:
             snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
                                             include_deleted=False, tags=[TEMP_TAG])
