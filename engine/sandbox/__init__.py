@@ -10,7 +10,8 @@ against it unchanged.
   "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
   Storage: every Block call answers 403 permissions_denied).
 - Faults: ``sb.faults(latency_ms=…, rate_429=…, rate_503=…, fail_export=…, drop_s3=…,
-  fail_after_create=…)`` (the next N creating POSTs are done, then answered 503), or
+  fail_after_create=…, fail_updates=…)`` (the next N creating POSTs are done, then answered
+  503; every PATCH answered 503), or
   ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names sent change).
 - State: ``state_dir/state.json`` plus sparse ``volumes/<id>.raw`` and ``snapshots/<id>.raw``
   files and the saved staging objects; a sandbox started on the same folder finds them again.
@@ -193,11 +194,13 @@ class Sandbox:
                 "STRONGROOM_S3_ENDPOINT": self.world.storage.endpoint}
 
     def faults(self, latency_ms: int = 0, rate_429: float = 0.0, rate_503: float = 0.0,
-               fail_export: bool = False, drop_s3: int = 0, fail_after_create: int = 0) -> None:
+               fail_export: bool = False, drop_s3: int = 0, fail_after_create: int = 0,
+               fail_updates: bool = False) -> None:
         """Set every fault at once (call with no argument to clear them)."""
         self.world.faults.update({"latency_ms": latency_ms, "rate_429": rate_429,
                                   "rate_503": rate_503, "fail_export": fail_export,
-                                  "drop_s3": drop_s3, "fail_after_create": fail_after_create})
+                                  "drop_s3": drop_s3, "fail_after_create": fail_after_create,
+                                  "fail_updates": fail_updates})
         self.world.dice.restart()
         self.world.storage.set_drop(drop_s3)
 

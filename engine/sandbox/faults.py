@@ -4,6 +4,8 @@ The API server applies latency and 429/503 answers to every API call (never to t
 endpoint); the Block export reads ``fail_export``; the S3 side reads ``drop_s3``.
 ``fail_after_create`` is the worst case for a client: the next creating calls (POSTs: snapshot,
 volume, export, import) are carried out, then answered 503 as if the gateway had lost the answer.
+``fail_updates`` answers every update (PATCH: a volume's or snapshot's name, tags, size) 503 and
+changes nothing, as a gateway whose update path is down: a run's lease heartbeat cannot renew.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Faults:
     fail_export: bool = False
     drop_s3: int = 0          # how many of the next S3 GET bodies are cut mid-way
     fail_after_create: int = 0  # how many of the next creating POSTs are done, then answer 503
+    fail_updates: bool = False  # every PATCH answers 503, changing nothing
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change; refuse unknown names or bad values (ValueError)."""
@@ -39,9 +42,9 @@ def _coerce(name: str, value: Any) -> Any:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
         return rate
-    if name == "fail_export":
+    if name in ("fail_export", "fail_updates"):
         if not isinstance(value, bool):
-            raise ValueError("fail_export must be true or false")
+            raise ValueError(f"{name} must be true or false")
         return value
     number = int(value)
     if number < 0:

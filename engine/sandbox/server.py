@@ -24,6 +24,8 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     if world.faults.latency_ms:
         await asyncio.sleep(world.faults.latency_ms / 1000)
+    if request.method == "PATCH" and world.faults.fail_updates:
+        raise replies.unavailable()
     code = world.dice.http_error()
     if code == 429:
         raise replies.too_many_requests()

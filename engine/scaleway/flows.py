@@ -2,7 +2,9 @@
 a new SBS volume. Both are coroutines driven by an ``engine.jobs.Reporter``; blocking SDK, boto3
 and store calls run in threads. Cancelled or failed, a flow removes what it created, then lets the
 error through. Temporaries carry markers (tag ``strongroom-temp`` + job id, key prefix
-``strongroom-tmp/``) so a later run can find and remove what a crashed one left.
+``strongroom-tmp/``) so a later run can find and remove what a crashed one left, and a lease
+(``engine.scaleway.leases``) so that no other run, in any process or machine, adopts or removes
+them while their owner is alive.
 
 Every creating call (snapshot, export, import, volume) goes through ``create_once``: when its
 answer is lost (5xx, cut connection), the same markers find what it made, which is adopted
@@ -25,26 +27,28 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
+from engine.retry import PollPolicy, RetryPolicy, poll
 from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_not_found,
                                  scw_message, status_of)
 from engine.scaleway.config import region_of, s3_endpoint
-from engine.settings import Settings, load_settings
 from engine.scaleway.inventory import TEMP_TAG
+from engine.scaleway.leases import (LEASE_PREFIX, Claim, Holders, Lease, LeaseTerms,
+                                    lease_key, read_holders)
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
+from engine.settings import Settings, load_settings
 
 T = TypeVar("T")
 TEMP_PREFIX = "strongroom-tmp/"
 IOPS_TYPES = {5000: "sbs_5k", 15000: "sbs_15k"}
 GB = 1000 ** 3  # Scaleway sizes volumes in decimal gigabytes
-
-# Temporaries of flows running in this process: never "leftovers", whatever their age.
-_ACTIVE_SNAPSHOTS: set[str] = set()
-_ACTIVE_KEYS: set[str] = set()
+# An exported object may be listed a moment after the export says it is done.
+HEAD_RETRY = RetryPolicy(attempts=5, base=0.2, cap=2.0, floor=0.1)
 
 
 @dataclass
 class Timeouts:
-    """How long to wait for Scaleway's transitions (imports of big images take many minutes)."""
+    """How long to wait for Scaleway's transitions (imports of big images take many minutes),
+    how fast to poll them, and how long a run's lease on its temporaries lives unrenewed."""
 
     snapshot: float = 3600.0
     export: float = 6 * 3600.0
@@ -52,6 +56,16 @@ class Timeouts:
     volume: float = 3600.0
     poll_min: float = 0.5
     poll_max: float = 10.0
+    lease: float = 900.0
+    heartbeat: float = 60.0
+
+    @property
+    def poll(self) -> PollPolicy:
+        return PollPolicy(first=self.poll_min, most=self.poll_max)
+
+    @property
+    def lease_terms(self) -> LeaseTerms:
+        return LeaseTerms(ttl=self.lease, every=self.heartbeat)
 
 
 @dataclass
@@ -97,24 +111,15 @@ class _NullReporter:
 
 @dataclass
 class _Temps:
-    """What this run created and must remove."""
+    """What this run created or adopted and must remove; its lease says so to other runs."""
 
     zone: str
     bucket: str
     s3: Any
+    lease: Lease
     snapshot_id: str | None = None
     key: str | None = None
     volume_id: str | None = None  # a restore's half-made volume
-
-    def track(self) -> None:
-        if self.snapshot_id:
-            _ACTIVE_SNAPSHOTS.add(self.snapshot_id)
-        if self.key:
-            _ACTIVE_KEYS.add(self.key)
-
-    def untrack(self) -> None:
-        _ACTIVE_SNAPSHOTS.discard(self.snapshot_id or "")
-        _ACTIVE_KEYS.discard(self.key or "")
 
 
 def temp_tags(job: str) -> list[str]:
@@ -134,7 +139,9 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
 
     ``concurrency``: ranged GETs in flight during the transfer. By default 8 on Scaleway's own
     endpoints, and 1 (one streamed GET) elsewhere: simple S3 servers such as moto read the whole
-    object for every ranged GET, which makes many ranges of a big object very slow."""
+    object for every ranged GET, which makes many ranges of a big object very slow.
+    ``job_id``: the run's owner id in its lease, so unique across processes and machines (a
+    uuid); a new uuid by default."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -144,85 +151,108 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     keep = settings.keep_temporaries if keep is None else keep
     if concurrency is None:
         concurrency = 8 if s3_endpoint(region).endswith(".scw.cloud") else 1
-    job = job_id or uuid.uuid4().hex[:12]
-    temps = _Temps(zone, bucket, apis.s3(region))
+    owner = job_id or uuid.uuid4().hex
+    job = owner if job_id else owner[:12]
+    s3 = apis.s3(region)
+    temps = _Temps(zone, bucket, s3, Lease(apis, zone, bucket, s3, owner=owner, job=job,
+                                           terms=t.lease_terms))
     cancel = threading.Event()
     started = time.monotonic()
+
+    async def run() -> BackupOutcome:
+        try:
+            vol = await _get_volume(apis, zone, volume_id)
+            resumed = await _find_resumable(apis, temps, vol, t)
+            with contextlib.suppress(OperationError):  # tidying up after others is best effort
+                await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
+                                        volume_id=vol.id, timeouts=t, lease=temps.lease)
+            if resumed:
+                scw_snapshot_id = (temps.key or "").rsplit("/", 1)[-1].removesuffix(".qcow2")
+                reporter.phase("export", message=f"reusing s3://{bucket}/{temps.key}")
+            else:
+                scw_snapshot_id = await _snapshot_and_export(reporter, apis, temps, vol, job, t)
+            size = await _object_size(apis, temps)
+            reporter.phase("transfer", total=size, message=f"s3://{bucket}/{temps.key}")
+            on_eof = lambda: reporter.phase("commit", total=size)  # noqa: E731
+            # concurrency 1: one streamed GET (for S3 servers whose ranged GETs are costly)
+            reader: Any = (StreamReader(s3, bucket, temps.key or "", size, cancel=cancel,
+                                        on_eof=on_eof) if concurrency <= 1 else
+                           RangedReader(s3, bucket, temps.key or "", size,
+                                        part_size=part_size, concurrency=concurrency,
+                                        cancel=cancel, on_eof=on_eof))
+            info = _source_info(vol, scw_snapshot_id, settings, bucket)
+            tags = _store_tags(vol, settings)
+
+            last_stored = 0  # new bytes the store wrote so far: the jobs panel's live dedup ratio
+
+            def stored(nbytes: int) -> None:
+                nonlocal last_stored
+                last_stored = nbytes
+
+            def run_backup() -> Any:
+                with reader:
+                    return store.backup(reader, name=vol.name, tags=tags, source_info=info,
+                                        size_hint=size, cancel=cancel,
+                                        progress=lambda done, total: reporter.progress(
+                                            done, size, stored_bytes=last_stored),
+                                        stored_progress=stored)
+
+            result = await _blocking(run_backup, cancel)
+            reporter.phase("cleanup")
+            outcome = BackupOutcome(
+                volume_id=vol.id, volume_name=vol.name, zone=zone, snapshot=result.snapshot.id,
+                bytes=result.bytes, stored_bytes=result.stored_bytes,
+                seconds=round(time.monotonic() - started, 3), scw_snapshot_id=scw_snapshot_id,
+                resumed=resumed)
+            if keep:
+                outcome.kept = [f"s3://{bucket}/{temps.key}"] + (
+                    [f"snapshot {temps.snapshot_id}"] if temps.snapshot_id else [])
+                await temps.lease.disown(temps.snapshot_id, temps.key)
+            else:
+                outcome.warnings = await _remove_temps(apis, temps, t)
+            return outcome
+        except BaseException:
+            cancel.set()
+            await asyncio.shield(_after_failure(apis, temps, t, keep))
+            raise
+
+    reporter.phase("snapshot", message=f"snapshot of {volume_id}")
+    await check_bucket(apis, bucket, region)
+    await temps.lease.start()
     try:
-        reporter.phase("snapshot", message=f"snapshot of {volume_id}")
-        await check_bucket(apis, bucket, region)
-        vol = await _get_volume(apis, zone, volume_id)
-        resumed = await _find_resumable(apis, temps, vol, t)
-        with contextlib.suppress(OperationError):  # tidying up after others is best effort
-            await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
-                                    volume_id=vol.id, keep_keys={temps.key or ""},
-                                    keep_snapshots={temps.snapshot_id or ""}, timeouts=t)
-        if resumed:
-            scw_snapshot_id = temps.key.rsplit("/", 1)[-1].removesuffix(".qcow2")  # type: ignore[union-attr]
-            reporter.phase("export", message=f"reusing s3://{bucket}/{temps.key}")
-        else:
-            scw_snapshot_id = await _snapshot_and_export(reporter, apis, temps, vol, job, t)
-        size = await _object_size(apis, temps)
-        reporter.phase("transfer", total=size, message=f"s3://{bucket}/{temps.key}")
-        on_eof = lambda: reporter.phase("commit", total=size)  # noqa: E731
-        # concurrency 1: one streamed GET (for S3 servers whose ranged GETs are costly)
-        reader: Any = (StreamReader(temps.s3, bucket, temps.key or "", size, cancel=cancel,
-                                    on_eof=on_eof) if concurrency <= 1 else
-                       RangedReader(temps.s3, bucket, temps.key or "", size,
-                                    part_size=part_size, concurrency=concurrency,
-                                    cancel=cancel, on_eof=on_eof))
-        info = _source_info(vol, scw_snapshot_id, settings, bucket)
-        tags = _store_tags(vol, settings)
+        return await temps.lease.guard(run(), on_lost=cancel.set)
+    finally:
+        await asyncio.shield(temps.lease.release())
 
-        last_stored = 0  # new bytes the store wrote so far: the jobs panel's live dedup ratio
 
-        def stored(nbytes: int) -> None:
-            nonlocal last_stored
-            last_stored = nbytes
-
-        def run_backup() -> Any:
-            with reader:
-                return store.backup(reader, name=vol.name, tags=tags, source_info=info,
-                                    size_hint=size, cancel=cancel,
-                                    progress=lambda done, total: reporter.progress(
-                                        done, size, stored_bytes=last_stored),
-                                    stored_progress=stored)
-
-        result = await _blocking(run_backup, cancel)
-        reporter.phase("cleanup")
-        outcome = BackupOutcome(
-            volume_id=vol.id, volume_name=vol.name, zone=zone, snapshot=result.snapshot.id,
-            bytes=result.bytes, stored_bytes=result.stored_bytes,
-            seconds=round(time.monotonic() - started, 3), scw_snapshot_id=scw_snapshot_id,
-            resumed=resumed)
+async def _after_failure(apis: Apis, temps: _Temps, t: Timeouts, keep: bool) -> None:
+    """A failed or cancelled run removes what it made, or (``keep``) lets it go. After a lost
+    lease only a half-made volume (no other run ever adopts one): another run may have taken
+    the snapshot and the object over by now."""
+    if temps.lease.lost is not None:
+        with contextlib.suppress(Exception):
+            if temps.volume_id:
+                await _delete_volume(apis, temps.zone, temps.volume_id, t)
+        return
+    with contextlib.suppress(Exception):
         if keep:
-            outcome.kept = [f"s3://{bucket}/{temps.key}"] + (
-                [f"snapshot {temps.snapshot_id}"] if temps.snapshot_id else [])
-            temps.untrack()
+            await temps.lease.disown(temps.snapshot_id, temps.key)
         else:
-            outcome.warnings = await _remove_temps(apis, temps, t)
-        return outcome
-    except BaseException:
-        cancel.set()
-        if not keep:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(_remove_temps(apis, temps, t))
-        temps.untrack()
-        raise
+            await _remove_temps(apis, temps, t)
 
 
 async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: Any, job: str,
                                t: Timeouts) -> str:
     def made(snap: Any) -> None:
         temps.snapshot_id = snap.id
-        temps.track()
+        temps.lease.add_snapshot(snap.id, temp_tags(job))
 
     name = f"strongroom-{job}-{vol.name}"[:255]
 
-    def create() -> Any:
+    def create() -> Any:  # the lease is in the tags: the snapshot is never unowned
         return apis.block.create_snapshot(volume_id=vol.id, public=False, zone=temps.zone,
                                           name=name, project_id=vol.project_id,
-                                          tags=temp_tags(job))
+                                          tags=temp_tags(job) + temps.lease.tags())
 
     def find() -> Any:
         return _find_temp_snapshot(apis, temps.zone, vol.project_id, job, name, vol.id)
@@ -235,7 +265,7 @@ async def _snapshot_and_export(reporter: Any, apis: Apis, temps: _Temps, vol: An
     await _wait_snapshot(apis, temps.zone, snap.id, {"available"}, {"creating"}, t.snapshot,
                          "the snapshot", t)
     temps.key = f"{TEMP_PREFIX}{vol.id}/{snap.id}.qcow2"
-    temps.track()
+    await temps.lease.hold_key(temps.key)  # before the export makes the object
     reporter.phase("export", message=f"to s3://{temps.bucket}/{temps.key}")
 
     def export() -> Any:
@@ -294,26 +324,33 @@ def _find_restored_volume(apis: Apis, zone: str, project_id: str, name: str,
 
 async def _object_size(apis: Apis, temps: _Temps) -> int:
     """The exported object; its absence after the export means the export failed."""
-    for attempt in range(4):
-        try:
-            head = await asyncio.to_thread(temps.s3.head_object, Bucket=temps.bucket,
-                                           Key=temps.key)
-            return int(head["ContentLength"])
-        except ClientError as exc:
-            if not is_not_found(exc) and exc.response.get("Error", {}).get("Code") != "404":
-                raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
-        await asyncio.sleep(0.1 * 2 ** attempt)
+    async def head() -> Any:  # a coroutine function: tenacity awaits only those
+        return await asyncio.to_thread(temps.s3.head_object, Bucket=temps.bucket, Key=temps.key)
+
+    try:
+        return int((await HEAD_RETRY.call_async(head, _s3_missing))["ContentLength"])
+    except ClientError as exc:
+        if not _s3_missing(exc):
+            raise describe(exc, f"reading s3://{temps.bucket}/{temps.key}") from None
     raise OperationError(f"the export of snapshot {temps.snapshot_id} failed: no object "
                          f"s3://{temps.bucket}/{temps.key} appeared; check that the bucket is "
                          f"in {region_of(temps.zone)} and in the volume's project, then retry")
 
 
+def _s3_missing(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and (
+        is_not_found(exc) or exc.response.get("Error", {}).get("Code") == "404")
+
+
 async def _find_resumable(apis: Apis, temps: _Temps, vol: Any, t: Timeouts) -> bool:
-    """A crashed run's export of this volume, still in the bucket, is reused."""
+    """An export of this volume that no live run holds (a crashed run's, or one made before
+    leases), still in the bucket, is claimed and reused."""
     prefix = f"{TEMP_PREFIX}{vol.id}/"
     try:
         listing = await asyncio.to_thread(temps.s3.list_objects_v2, Bucket=temps.bucket,
                                           Prefix=prefix)
+        # after the listing: an object listed was leased before it was made
+        holders = await asyncio.to_thread(read_holders, temps.s3, temps.bucket)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
             raise OperationError(f"the staging bucket {temps.bucket} does not exist: create it "
@@ -322,7 +359,7 @@ async def _find_resumable(apis: Apis, temps: _Temps, vol: Any, t: Timeouts) -> b
     objects = sorted(listing.get("Contents", []), key=lambda o: o["LastModified"], reverse=True)
     for obj in objects:
         key = obj["Key"]
-        if key in _ACTIVE_KEYS or not obj.get("Size"):
+        if holders.for_key(key).holder is not None or not obj.get("Size"):
             continue
         snap_id = key[len(prefix):].removesuffix(".qcow2")
         try:
@@ -332,14 +369,17 @@ async def _find_resumable(apis: Apis, temps: _Temps, vol: Any, t: Timeouts) -> b
             if not is_not_found(exc):
                 raise describe(exc, f"reading snapshot {snap_id}") from None
             snap = None
-        if snap is not None and str(snap.status) == "exporting":
-            await _wait_snapshot(apis, temps.zone, snap_id, {"available"}, {"exporting"},
-                                 t.export, "the earlier export", t)
-        elif snap is not None and str(snap.status) != "available":
+        if snap is not None and (holders.for_snapshot(snap.id, snap.tags or []).holder
+                                 or str(snap.status) not in ("available", "exporting")):
             continue
+        hold = {snap_id: list(snap.tags or [])} if snap is not None else {}
+        if await temps.lease.claim([key], hold=hold, whole=True):
+            continue  # another run claimed it at the same moment
         temps.key = key
         temps.snapshot_id = snap_id if snap is not None else None
-        temps.track()
+        if snap is not None and str(snap.status) == "exporting":  # a crashed run's, unfinished
+            await _wait_snapshot(apis, temps.zone, snap_id, {"available"}, {"exporting"},
+                                 t.export, "the earlier export", t)
         return True
     return False
 
@@ -398,74 +438,85 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     iops = int(iops or src.get("perf_iops") or 5000)
     if iops not in IOPS_TYPES:
         raise UsageError(f"IOPS must be one of {', '.join(map(str, IOPS_TYPES))}, not {iops}")
-    job = job_id or uuid.uuid4().hex[:12]
-    temps = _Temps(zone, bucket, apis.s3(region))
+    owner = job_id or uuid.uuid4().hex
+    job = owner if job_id else owner[:12]
+    s3 = apis.s3(region)
+    temps = _Temps(zone, bucket, s3, Lease(apis, zone, bucket, s3, owner=owner, job=job,
+                                           terms=t.lease_terms))
     cancel = threading.Event()
+    base = name or src.get("volume_name") or info.name or f"restored-{info.id[:8]}"
+
+    async def run() -> RestoreOutcome:
+        try:
+            new_name = await _unique_name(apis, zone, project, base)
+            temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
+            await temps.lease.hold_key(temps.key)  # before the upload starts
+            reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
+            await _upload(reporter, store, info, temps, cancel, concurrency, job)
+            reporter.phase("import", message=f"from s3://{bucket}/{temps.key}")
+
+            def imported(snap: Any) -> None:
+                temps.snapshot_id = snap.id
+                temps.lease.add_snapshot(snap.id, temp_tags(job))
+
+            snap_name = f"strongroom-{job}-{new_name}"[:255]
+
+            def import_() -> Any:
+                return apis.block.import_snapshot_from_object_storage(
+                    bucket=bucket, key=temps.key or "", name=snap_name, zone=zone,
+                    project_id=project, tags=temp_tags(job) + temps.lease.tags())
+
+            def find_import() -> Any:
+                return _find_temp_snapshot(apis, zone, project, job, snap_name, None)
+
+            try:
+                snap = await _settled(lambda: create_once(import_, find_import, apis.retry,
+                                                          f"importing s3://{bucket}/{temps.key}"),
+                                      imported)
+            except ScalewayException as exc:
+                raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
+            snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
+                                        t.import_, "the import", t)
+            reporter.phase("volume", message=new_name)
+            snap_size = int(snap.size or 0)
+
+            def created(vol: Any) -> None:
+                temps.volume_id = vol.id
+
+            def create_volume() -> Any:
+                return apis.block.create_volume(
+                    zone=zone, name=new_name, perf_iops=iops, project_id=project,
+                    tags=[str(x) for x in src.get("tags") or []],
+                    from_snapshot=CreateVolumeRequestFromSnapshot(
+                        snapshot_id=snap.id,
+                        size=target_size if target_size > snap_size else None))
+
+            def find_volume() -> Any:
+                return _find_restored_volume(apis, zone, project, new_name, snap.id)
+
+            try:
+                vol = await _settled(lambda: create_once(create_volume, find_volume, apis.retry,
+                                                         f"creating volume {new_name}"), created)
+            except ScalewayException as exc:
+                raise describe(exc, f"creating volume {new_name} in {zone}") from None
+            vol = await _wait_volume(apis, zone, vol.id, t)
+            temps.volume_id = None  # finished: it is the result, not a temporary
+            reporter.phase("cleanup")
+            warnings = await _remove_temps(apis, temps, t)
+            return RestoreOutcome(volume_id=vol.id, name=vol.name, zone=zone, project_id=project,
+                                  size=int(vol.size or 0), type=str(vol.type_),
+                                  snapshot_id=snap.id, store_snapshot=info.id, warnings=warnings)
+        except BaseException:
+            cancel.set()
+            await asyncio.shield(_after_failure(apis, temps, t, keep=False))
+            raise
+
+    await check_bucket(apis, bucket, region)
+    await temps.lease.start()
     try:
-        base = name or src.get("volume_name") or info.name or f"restored-{info.id[:8]}"
-        await check_bucket(apis, bucket, region)
-        new_name = await _unique_name(apis, zone, project, base)
-        temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
-        temps.track()
-        reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
-        await _upload(reporter, store, info, temps, cancel, concurrency, job)
-        reporter.phase("import", message=f"from s3://{bucket}/{temps.key}")
-        def imported(snap: Any) -> None:
-            temps.snapshot_id = snap.id
-            temps.track()
-
-        snap_name = f"strongroom-{job}-{new_name}"[:255]
-
-        def import_() -> Any:
-            return apis.block.import_snapshot_from_object_storage(
-                bucket=bucket, key=temps.key or "", name=snap_name, zone=zone,
-                project_id=project, tags=temp_tags(job))
-
-        def find_import() -> Any:
-            return _find_temp_snapshot(apis, zone, project, job, snap_name, None)
-
-        try:
-            snap = await _settled(lambda: create_once(import_, find_import, apis.retry,
-                                                      f"importing s3://{bucket}/{temps.key}"),
-                                  imported)
-        except ScalewayException as exc:
-            raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
-        snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
-                                    t.import_, "the import", t)
-        reporter.phase("volume", message=new_name)
-        snap_size = int(snap.size or 0)
-        def created(vol: Any) -> None:
-            temps.volume_id = vol.id
-
-        def create_volume() -> Any:
-            return apis.block.create_volume(
-                zone=zone, name=new_name, perf_iops=iops, project_id=project,
-                tags=[str(x) for x in src.get("tags") or []],
-                from_snapshot=CreateVolumeRequestFromSnapshot(
-                    snapshot_id=snap.id,
-                    size=target_size if target_size > snap_size else None))
-
-        def find_volume() -> Any:
-            return _find_restored_volume(apis, zone, project, new_name, snap.id)
-
-        try:
-            vol = await _settled(lambda: create_once(create_volume, find_volume, apis.retry,
-                                                     f"creating volume {new_name}"), created)
-        except ScalewayException as exc:
-            raise describe(exc, f"creating volume {new_name} in {zone}") from None
-        vol = await _wait_volume(apis, zone, vol.id, t)
-        temps.volume_id = None  # finished: it is the result, not a temporary
-        reporter.phase("cleanup")
-        warnings = await _remove_temps(apis, temps, t)
-        return RestoreOutcome(volume_id=vol.id, name=vol.name, zone=zone, project_id=project,
-                              size=int(vol.size or 0), type=str(vol.type_),
-                              snapshot_id=snap.id, store_snapshot=info.id, warnings=warnings)
-    except BaseException:
-        cancel.set()
-        with contextlib.suppress(Exception):
-            await asyncio.shield(_remove_temps(apis, temps, t))
-        temps.untrack()
-        raise
+        return await temps.lease.guard(run(), on_lost=cancel.set)
+    finally:
+        await asyncio.shield(temps.lease.release())
 
 
 async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: threading.Event,
@@ -473,7 +524,8 @@ async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: t
     def run() -> None:
         writer = MultipartWriter(temps.s3, temps.bucket, temps.key or "", info.bytes,
                                  concurrency=concurrency, cancel=cancel,
-                                 metadata={"strongroom-job": job})
+                                 metadata={"strongroom-job": job,
+                                           "strongroom-owner": temps.lease.owner})
         try:
             store.restore(info.id, writer, cancel=cancel,
                           progress=lambda done, total: reporter.progress(done, info.bytes))
@@ -558,27 +610,27 @@ async def _wait_volume(apis: Apis, zone: str, volume_id: str, t: Timeouts) -> An
 
 async def _wait(fetch: Callable[[], Any], done: set[str], pending: set[str], timeout: float,
                 what: str, t: Timeouts) -> Any:
-    start = time.monotonic()
-    delay = t.poll_min
-    while True:
+    async def get() -> Any:
         try:
-            obj = await asyncio.to_thread(fetch)
+            return await asyncio.to_thread(fetch)
         except ScalewayException as exc:
             if is_not_found(exc):
                 raise OperationError(f"{what} disappeared while we waited for it "
                                      f"({scw_message(exc)}); was it deleted? retry") from None
             raise describe(exc, f"checking {what}") from None
+
+    def finished(obj: Any) -> bool:
         status = str(obj.status)
-        if status in done:
-            return obj
-        if status not in pending:
+        if status not in done and status not in pending:
             raise OperationError(f"{what} went to status {status!r}: Scaleway could not "
                                  f"complete it; nothing was kept, retry or contact support")
-        if time.monotonic() - start > timeout:
-            raise OperationError(f"gave up on {what} after {timeout:.0f} s (still {status}); "
-                                 f"retry later, a later backup reuses a finished export")
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, t.poll_max)
+        return status in done
+
+    def gave_up(obj: Any) -> OperationError:
+        return OperationError(f"gave up on {what} after {timeout:.0f} s (still {obj.status}); "
+                              f"retry later, a later backup reuses a finished export")
+
+    return await poll(get, finished, timeout=timeout, policy=t.poll, on_timeout=gave_up)
 
 
 async def _blocking(fn: Callable[[], T], cancel: threading.Event) -> T:
@@ -626,27 +678,24 @@ async def _remove_temps(apis: Apis, temps: _Temps, t: Timeouts) -> list[str]:
             if not is_not_found(exc):
                 warnings.append(f"could not delete s3://{temps.bucket}/{temps.key}: "
                                 f"{scw_message(exc)}")
-    temps.untrack()
     return warnings
 
 
 async def _delete_snapshot(apis: Apis, zone: str, snapshot_id: str, t: Timeouts) -> list[str]:
-    # A snapshot being created or exported cannot be deleted yet: let it settle first.
-    for attempt in range(5):
+    # A snapshot being created or exported cannot be deleted yet: let it settle first, and try
+    # again while the API still calls it busy (409/412).
+    async def attempt() -> None:
         with contextlib.suppress(OperationError):
             await _wait_snapshot(apis, zone, snapshot_id, {"available", "error"},
                                  {"creating", "exporting"}, min(t.export, 3600), "the snapshot", t)
-        try:
-            await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id,
-                                    zone=zone)
-            return []
-        except ScalewayException as exc:
-            if is_not_found(exc):
-                return []
-            if status_of(exc) not in (409, 412) or attempt == 4:
-                return [f"could not delete snapshot {snapshot_id} in {zone}: "
-                        f"{scw_message(exc)}"]
-            await asyncio.sleep(t.poll_min)
+        await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id, zone=zone)
+
+    busy = RetryPolicy(attempts=5, base=t.poll_min, cap=t.poll_max, floor=t.poll_min)
+    try:
+        await busy.call_async(attempt, lambda exc: status_of(exc) in (409, 412))
+    except ScalewayException as exc:
+        if not is_not_found(exc):
+            return [f"could not delete snapshot {snapshot_id} in {zone}: {scw_message(exc)}"]
     return []
 
 
@@ -663,67 +712,170 @@ async def _delete_volume(apis: Apis, zone: str, volume_id: str, t: Timeouts) -> 
 
 
 async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: float = 3600.0,
-                            volume_id: str | None = None, keep_keys: set[str] | None = None,
-                            keep_snapshots: set[str] | None = None,
-                            timeouts: Timeouts | None = None) -> list[str]:
-    """Remove temporaries of crashed runs: snapshots tagged ``strongroom-temp`` in ``zone`` and
-    objects under ``strongroom-tmp/`` in ``bucket``, older than ``min_age`` seconds (those of
-    ``volume_id`` whatever their age), never those of a flow running in this process.
-    Returns what was removed."""
+                            volume_id: str | None = None, timeouts: Timeouts | None = None,
+                            lease: Lease | None = None) -> list[str]:
+    """Remove temporaries of crashed runs: snapshots tagged ``strongroom-temp`` in ``zone``,
+    objects and multipart uploads under ``strongroom-tmp/`` in ``bucket``. Never what a live
+    lease holds (the caller's or another run's, in any process); what only expired leases name,
+    whatever its age; what no lease names (made before leases) when older than ``min_age``
+    seconds, or of ``volume_id`` whatever its age. Expired lease objects whose temporaries are
+    all gone go too. ``lease``: the calling run's, which claims what it sweeps (a standalone
+    sweep takes a lease of its own for that). Returns what was removed."""
     apis = apis_for(client)
     t = timeouts or Timeouts()
-    keep_keys, keep_snapshots = keep_keys or set(), keep_snapshots or set()
-    now = dt.datetime.now(dt.timezone.utc)
+    s3 = apis.s3(region_of(zone))
+    found = await _Found.read(apis, s3, zone, bucket)
+    swept = _Sweepable(found.holders, min_age, volume_id)
+    snaps = [s.id for s in found.snapshots if swept.snapshot(s)]
+    keys = [o["Key"] for o in found.objects if swept.object(o, found.snapshot_of(o["Key"]))]
+    uploads = [u for u in found.uploads if swept.upload(u)]
+    sweeper = lease or Lease(apis, zone, bucket, s3, job="sweep", terms=t.lease_terms)
     removed: list[str] = []
+    try:
+        if found.bucket_exists and (snaps or keys or uploads):
+            # Adopting and sweeping both claim first: of two at once, one lets go.
+            contested = await sweeper.claim(keys + [u["Key"] for u in uploads], snaps)
+            snaps = [s for s in snaps if s not in contested]
+            keys = [k for k in keys if k not in contested]
+            uploads = [u for u in uploads if u["Key"] not in contested]
+        for snapshot_id in snaps:
+            if await _sweep_snapshot(apis, zone, snapshot_id, found.holders, t):
+                removed.append(f"snapshot {snapshot_id}")
+        for key in keys:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=key)
+                removed.append(f"s3://{bucket}/{key}")
+        for up in uploads:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                await asyncio.to_thread(s3.abort_multipart_upload, Bucket=bucket, Key=up["Key"],
+                                        UploadId=up["UploadId"])
+                removed.append(f"upload s3://{bucket}/{up['Key']}")
+        removed += await _sweep_leases(s3, bucket, found, removed, sweeper.owner)
+    finally:
+        sweeper.drop(keys + [u["Key"] for u in uploads], snaps)
+        if lease is None:
+            await sweeper.release()
+    return removed
 
-    def old(when: Any) -> bool:
+
+@dataclass
+class _Found:
+    """Temporaries listed for a sweep, and every lease, read after them (what is listed was
+    leased before it was made, so its lease is among those read)."""
+
+    snapshots: list[Any]
+    objects: list[dict[str, Any]]
+    uploads: list[dict[str, Any]]
+    holders: Holders
+    bucket_exists: bool = True
+
+    @classmethod
+    async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str) -> "_Found":
+        try:
+            snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
+                                            include_deleted=False, tags=[TEMP_TAG])
+        except ScalewayException as exc:
+            raise describe(exc, f"listing snapshots in {zone}") from None
+        snaps = [s for s in snaps if TEMP_TAG in (s.tags or [])]
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                 Prefix=TEMP_PREFIX)
+            objects = await asyncio.to_thread(
+                lambda: [o for page in pages for o in page.get("Contents", [])])
+            uploads = await asyncio.to_thread(s3.list_multipart_uploads, Bucket=bucket,
+                                              Prefix=TEMP_PREFIX)
+            holders = await asyncio.to_thread(read_holders, s3, bucket)
+        except ClientError as exc:
+            if is_not_found(exc):  # no bucket: only the snapshots' own tags can say
+                return cls(snaps, [], [], Holders([]), bucket_exists=False)
+            raise describe(exc, f"listing bucket {bucket}") from None
+        return cls(snaps, objects, uploads.get("Uploads", []), holders)
+
+    def snapshot_of(self, key: str) -> Any:
+        """The snapshot an export object was made from, when it is listed here."""
+        snap_id = key.rsplit("/", 1)[-1].removesuffix(".qcow2")
+        return next((s for s in self.snapshots if s.id == snap_id), None)
+
+
+@dataclass
+class _Sweepable:
+    """Which temporaries a sweep may remove (see :func:`cleanup_leftovers`)."""
+
+    holders: Holders
+    min_age: float
+    volume_id: str | None
+
+    def _rule(self, claim: Claim, of_volume: bool, when: Any) -> bool:
+        if claim.holder is not None:
+            return False
+        return claim.leased or of_volume or self._old(when)
+
+    def _old(self, when: Any) -> bool:
         if when is None:
             return True
         if isinstance(when, str):
             when = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
-        return (now - when).total_seconds() >= min_age
+        return time.time() - when.timestamp() >= self.min_age
 
-    try:
-        snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone, include_deleted=False,
-                                        tags=[TEMP_TAG])
-    except ScalewayException as exc:
-        raise describe(exc, f"listing snapshots in {zone}") from None
-    for snap in snaps:
-        if TEMP_TAG not in (snap.tags or []) or snap.id in _ACTIVE_SNAPSHOTS \
-                or snap.id in keep_snapshots:
-            continue
-        mine = volume_id is not None and getattr(snap.parent_volume, "id", None) == volume_id
-        if not (mine or old(snap.created_at)) or str(snap.status) in ("creating", "exporting"):
-            continue
-        if not await _delete_snapshot(apis, zone, snap.id, t):
-            removed.append(f"snapshot {snap.id}")
-    s3 = apis.s3(region_of(zone))
-    try:
-        listing = await asyncio.to_thread(s3.list_objects_v2, Bucket=bucket, Prefix=TEMP_PREFIX)
-        uploads = await asyncio.to_thread(s3.list_multipart_uploads, Bucket=bucket,
-                                          Prefix=TEMP_PREFIX)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return removed
-        raise describe(exc, f"listing bucket {bucket}") from None
-    for obj in listing.get("Contents", []):
+    def snapshot(self, snap: Any) -> bool:
+        if str(snap.status) in ("creating", "exporting"):
+            return False  # busy: someone's export may still be writing
+        of_volume = self.volume_id is not None and \
+            getattr(snap.parent_volume, "id", None) == self.volume_id
+        return self._rule(self.holders.for_snapshot(snap.id, snap.tags or []), of_volume,
+                          snap.created_at)
+
+    def object(self, obj: dict[str, Any], snap: Any) -> bool:
         key = obj["Key"]
-        mine = volume_id is not None and key.startswith(f"{TEMP_PREFIX}{volume_id}/")
-        if key in _ACTIVE_KEYS or key in keep_keys or not (mine or old(obj["LastModified"])):
+        if key.startswith(LEASE_PREFIX):
+            return False  # lease objects go by their own rule
+        claim = self.holders.for_key(key)
+        if snap is not None:
+            claim |= self.holders.for_snapshot(snap.id, snap.tags or [])
+        of_volume = self.volume_id is not None and \
+            key.startswith(f"{TEMP_PREFIX}{self.volume_id}/")
+        return self._rule(claim, of_volume, obj["LastModified"])
+
+    def upload(self, up: dict[str, Any]) -> bool:
+        return self._rule(self.holders.for_key(up["Key"]), False, up.get("Initiated"))
+
+
+async def _sweep_snapshot(apis: Apis, zone: str, snapshot_id: str, holders: Holders,
+                          t: Timeouts) -> bool:
+    """Delete a leftover snapshot unless it was taken over since it was listed (its tags say
+    so at once; a run in another bucket writes its lease object there). True if deleted."""
+    try:
+        snap = await asyncio.to_thread(apis.block.get_snapshot, snapshot_id=snapshot_id,
+                                       zone=zone)
+    except ScalewayException:
+        return False  # gone already, or unreadable: not ours to force
+    if holders.for_snapshot(snap.id, snap.tags or []).holder is not None:
+        return False
+    return not await _delete_snapshot(apis, zone, snapshot_id, t)
+
+
+async def _sweep_leases(s3: Any, bucket: str, found: _Found, removed: list[str],
+                        me: str) -> list[str]:
+    """Expired lease objects that no longer mark anything: while a temporary they name is still
+    there and no live lease holds it, the expired lease is what says it is a dead run's."""
+    gone = {r.rsplit(" ", 1)[-1] for r in removed}
+    unheld = ({f"s3://{bucket}/{o['Key']}" for o in found.objects
+               if found.holders.for_key(o["Key"]).holder is None}
+              | {f"s3://{bucket}/{u['Key']}" for u in found.uploads
+                 if found.holders.for_key(u["Key"]).holder is None}
+              | {s.id for s in found.snapshots
+                 if found.holders.for_snapshot(s.id, s.tags or []).holder is None}) - gone
+    out = []
+    for rec in found.holders.expired():
+        named = {f"s3://{bucket}/{k}" for k in rec.keys} | set(rec.snapshots)
+        if rec.owner == me or named & unheld:
             continue
         with contextlib.suppress(ClientError, BotoCoreError):
-            await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=key)
-            removed.append(f"s3://{bucket}/{key}")
-    for up in uploads.get("Uploads", []):
-        if up["Key"] in _ACTIVE_KEYS or not old(up.get("Initiated")):
-            continue
-        with contextlib.suppress(ClientError, BotoCoreError):
-            await asyncio.to_thread(s3.abort_multipart_upload, Bucket=bucket, Key=up["Key"],
-                                    UploadId=up["UploadId"])
-            removed.append(f"upload s3://{bucket}/{up['Key']}")
-    return removed
+            await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=lease_key(rec.owner))
+            out.append(f"s3://{bucket}/{lease_key(rec.owner)}")
+    return out
 
 
 def submit_backups(runner: Any, volumes: list[Any], **kwargs: Any) -> list[Any]:

@@ -128,3 +128,22 @@ def test_fail_after_create_does_the_work_then_answers_503(sandbox_faults, scw_cl
         settle(api.get_snapshot, snapshot_id=snapshot_id)
         api.delete_snapshot(snapshot_id=snapshot_id)
     api.delete_volume(volume_id=made[0].id)
+
+
+def test_fail_updates_answers_every_patch_503_and_changes_nothing(sandbox_faults, scw_client):
+    api = v1.BlockV1API(scw_client())
+    volume = settle(api.get_volume, volume_id=api.create_volume(
+        name="fault-update", perf_iops=5000, tags=["before"],
+        from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB)).id)
+    sandbox_faults.faults(fail_updates=True)
+    with pytest.raises(ScalewayException) as err:
+        api.update_volume(volume_id=volume.id, tags=["after"])
+    assert err.value.status_code == 503
+    assert err.value.response.json()["type"] == "service_unavailable"
+    # reads still answer, and the update was not carried out
+    assert api.get_volume(volume_id=volume.id).tags == ["before"]
+    sandbox_faults.faults()
+    assert requests.get(f"{sandbox_faults.api_url}/_sandbox/faults",
+                        timeout=30).json()["fail_updates"] is False
+    assert api.update_volume(volume_id=volume.id, tags=["after"]).tags == ["after"]
+    api.delete_volume(volume_id=volume.id)
