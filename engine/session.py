@@ -220,7 +220,7 @@ class Session:
         return await backup_volume(reporter, store=store, client=client, volume_id=p.volume_id,
                                    zone=p.zone, bucket=p.bucket or self.bucket_for(p.zone),
                                    keep=p.keep, settings=self.settings,
-                                   job_id=reporter.job_id[:12])
+                                   job_id=reporter.job_id)
 
     async def restore(self, reporter: Reporter, p: RestoreParams) -> RestoreOutcome:
         from engine.scaleway.flows import restore_snapshot
@@ -230,7 +230,7 @@ class Session:
                                       zone=p.zone, project_id=p.project_id, name=p.name,
                                       size=p.size, iops=p.iops,
                                       bucket=p.bucket or self.bucket_for(p.zone),
-                                      settings=self.settings, job_id=reporter.job_id[:12])
+                                      settings=self.settings, job_id=reporter.job_id)
 
     async def backup_image(self, reporter: Reporter, p: BackupImageParams,
                            source: BinaryIO | None = None) -> BackupResult:
@@ -278,6 +278,19 @@ class Session:
                                progress=lambda done, total: reporter.progress(done, total))
 
         return await in_thread(run)
+
+    async def sweep_interrupted(self, job_id: str, spec: JobSpec) -> list[str]:
+        """Remove the Scaleway and S3 temporaries of a backup or restore job whose process died
+        (a daemon killed mid-job): its leases count as expired at once; other runs' live
+        leases are respected as always. Returns what was removed."""
+        from engine.scaleway.flows import cleanup_leftovers
+        params = params_of(spec)
+        if not isinstance(params, (BackupParams, RestoreParams)):
+            return []
+        client = await asyncio.to_thread(self.client)
+        return await cleanup_leftovers(client, params.zone,
+                                       params.bucket or self.bucket_for(params.zone),
+                                       dead_owners=frozenset({job_id}))
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,8 @@ from pathlib import Path
 from engine.jobs import (FINISHED, INTERRUPTED, EventKind, JobError, JobEvent, JobView)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0,
+                                 store_url TEXT NOT NULL DEFAULT '', profile TEXT);
 CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
                                    body TEXT NOT NULL, PRIMARY KEY (job_id, seq));
 """
@@ -52,6 +53,17 @@ class JobJournal:
             self._db.execute("UPDATE jobs SET finished = 1 WHERE id = ?", (event.job_id,))
             self._progress_at.pop(event.job_id, None)
             self._trim()
+
+    def set_where(self, job_id: str, store_url: str, profile: str | None) -> None:
+        """Which store and profile a job ran with (never its passphrase): what a restarted
+        daemon needs to sweep the temporaries of a job it was running when it died."""
+        self._db.execute("UPDATE jobs SET store_url = ?, profile = ? WHERE id = ?",
+                         (store_url, profile, job_id))
+
+    def where(self, job_id: str) -> tuple[str, str | None]:
+        row = self._db.execute("SELECT store_url, profile FROM jobs WHERE id = ?",
+                               (job_id,)).fetchone()
+        return (row[0], row[1]) if row else ("", None)
 
     def record_calls(self, events: list[JobEvent]) -> None:
         """A finished job's last calls (its bounded call log), for `jobs show`."""

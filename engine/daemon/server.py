@@ -77,10 +77,10 @@ class Daemon:
         private_dir(self.paths.state)
         self._take_instance_lock()
         self.journal = JobJournal(self.paths.journal)
-        for view in self.journal.interrupt_unfinished(
-                "the daemon stopped while this job ran (killed, or the machine restarted); "
-                "its temporaries are swept by the next backup or restore"):
-            log.warning("job %s (%s) was interrupted", view.id, view.title)
+        interrupted = self.journal.interrupt_unfinished(
+            "the daemon stopped while this job ran (killed, or the machine restarted); "
+            "its temporaries on Scaleway and S3 were swept when the daemon started again")
+        sweeps = [asyncio.ensure_future(self._sweep(view)) for view in interrupted]
         self.runner.subscribe(self._event_from_any_thread)
         self.paths.socket.unlink(missing_ok=True)  # a killed daemon's: the flock says it is dead
         old_umask = os.umask(0o177)  # the socket is born 0600: no window where others connect
@@ -100,6 +100,8 @@ class Daemon:
                 await self._stopping.wait()
         finally:
             idle_watch.cancel()
+            for sweep in sweeps:
+                sweep.cancel()
             await self._cancel_all()
             await self._hang_up()
             self.paths.socket.unlink(missing_ok=True)
@@ -107,6 +109,21 @@ class Daemon:
                 session.close()
             self.journal.close()
             log.info("stopped")
+
+    async def _sweep(self, view: JobView) -> None:
+        """The temporaries of a job a dead daemon was running (respecting others' leases)."""
+        log.warning("job %s (%s) was interrupted", view.id, view.title)
+        assert self.journal is not None
+        store_url, profile = self.journal.where(view.id)
+        spec = JobSpec(view.kind, view.params, view.title)
+        try:
+            with Session(store_url=store_url or None, profile=profile) as session:
+                removed = await session.sweep_interrupted(view.id, spec)
+        except Exception as exc:  # logged: the next backup's own sweep gets another chance
+            log.warning("could not sweep job %s's temporaries: %s", view.id, exc)
+            return
+        for what in removed:
+            log.info("swept %s of interrupted job %s", what, view.id)
 
     def _take_instance_lock(self) -> None:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -277,6 +294,8 @@ class Daemon:
             return session.execute(spec, reporter)
 
         job_id = self.runner.submit(JobSpec(spec.kind, spec.params, title), work)
+        assert self.journal is not None
+        self.journal.set_where(job_id, context.store_url, context.profile)
         log.info("job %s submitted: %s", job_id, title)
         return job_id
 

@@ -713,18 +713,21 @@ async def _delete_volume(apis: Apis, zone: str, volume_id: str, t: Timeouts) -> 
 
 async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: float = 3600.0,
                             volume_id: str | None = None, timeouts: Timeouts | None = None,
-                            lease: Lease | None = None) -> list[str]:
+                            lease: Lease | None = None,
+                            dead_owners: frozenset[str] = frozenset()) -> list[str]:
     """Remove temporaries of crashed runs: snapshots tagged ``strongroom-temp`` in ``zone``,
     objects and multipart uploads under ``strongroom-tmp/`` in ``bucket``. Never what a live
     lease holds (the caller's or another run's, in any process); what only expired leases name,
     whatever its age; what no lease names (made before leases) when older than ``min_age``
     seconds, or of ``volume_id`` whatever its age. Expired lease objects whose temporaries are
     all gone go too. ``lease``: the calling run's, which claims what it sweeps (a standalone
-    sweep takes a lease of its own for that). Returns what was removed."""
+    sweep takes a lease of its own for that). ``dead_owners``: runs known to be dead before
+    their leases run out (a restarted daemon's interrupted jobs), whose leases count as
+    expired. Returns what was removed."""
     apis = apis_for(client)
     t = timeouts or Timeouts()
     s3 = apis.s3(region_of(zone))
-    found = await _Found.read(apis, s3, zone, bucket)
+    found = await _Found.read(apis, s3, zone, bucket, dead_owners)
     swept = _Sweepable(found.holders, min_age, volume_id)
     snaps = [s.id for s in found.snapshots if swept.snapshot(s)]
     keys = [o["Key"] for o in found.objects if swept.object(o, found.snapshot_of(o["Key"]))]
@@ -770,7 +773,8 @@ class _Found:
     bucket_exists: bool = True
 
     @classmethod
-    async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str) -> "_Found":
+    async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str,
+                   dead: frozenset[str] = frozenset()) -> "_Found":
         try:
             snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
                                             include_deleted=False, tags=[TEMP_TAG])
@@ -784,10 +788,10 @@ class _Found:
                 lambda: [o for page in pages for o in page.get("Contents", [])])
             uploads = await asyncio.to_thread(s3.list_multipart_uploads, Bucket=bucket,
                                               Prefix=TEMP_PREFIX)
-            holders = await asyncio.to_thread(read_holders, s3, bucket)
+            holders = await asyncio.to_thread(read_holders, s3, bucket, dead)
         except ClientError as exc:
             if is_not_found(exc):  # no bucket: only the snapshots' own tags can say
-                return cls(snaps, [], [], Holders([]), bucket_exists=False)
+                return cls(snaps, [], [], Holders([], dead=dead), bucket_exists=False)
             raise describe(exc, f"listing bucket {bucket}") from None
         return cls(snaps, objects, uploads.get("Uploads", []), holders)
 

@@ -149,35 +149,43 @@ class Holders:
 
     records: list[LeaseRecord]
     now: float = field(default_factory=time.time)
+    # Owners known to be dead before their lease runs out (the daemon that ran them restarted
+    # and marked their jobs interrupted): their leases count as expired.
+    dead: frozenset[str] = frozenset()
+
+    def _live(self, rec: LeaseRecord) -> bool:
+        return rec.live(self.now) and rec.owner not in self.dead
 
     def for_key(self, key: str) -> Claim:
         claim = Claim()
         for rec in self.records:
             if key in rec.keys:
-                claim |= Claim(rec.owner if rec.live(self.now) else None, True)
+                claim |= Claim(rec.owner if self._live(rec) else None, True)
         return claim
 
     def for_snapshot(self, snapshot_id: str, tags: Iterable[str]) -> Claim:
         claim = Claim()
         tagged = tag_lease(tags)
         if tagged is not None:
-            claim = Claim(tagged[0] if tagged[1] > self.now else None, True)
+            owner, expires = tagged
+            live = expires > self.now and owner not in self.dead
+            claim = Claim(owner if live else None, True)
         for rec in self.records:
             if snapshot_id in rec.snapshots:
-                claim |= Claim(rec.owner if rec.live(self.now) else None, True)
+                claim |= Claim(rec.owner if self._live(rec) else None, True)
         return claim
 
     def live_owners(self, *, key: str | None = None, snapshot: str | None = None) -> set[str]:
         """Owners of live lease objects naming ``key`` or ``snapshot``."""
-        return {r.owner for r in self.records if r.live(self.now)
+        return {r.owner for r in self.records if self._live(r)
                 and ((key is not None and key in r.keys)
                      or (snapshot is not None and snapshot in r.snapshots))}
 
     def expired(self) -> list[LeaseRecord]:
-        return [r for r in self.records if not r.live(self.now)]
+        return [r for r in self.records if not self._live(r)]
 
 
-def read_holders(s3: Any, bucket: str) -> Holders:
+def read_holders(s3: Any, bucket: str, dead: frozenset[str] = frozenset()) -> Holders:
     """Every lease object of ``bucket``. Blocking. Read *after* listing what they may hold."""
     records: list[LeaseRecord] = []
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LEASE_PREFIX)
@@ -191,7 +199,7 @@ def read_holders(s3: Any, bucket: str) -> Holders:
                     continue  # released between the listing and now
                 raise
             records.append(LeaseRecord.from_json(body, owner))
-    return Holders(records)
+    return Holders(records, dead=dead)
 
 
 # ---------------------------------------------------------------------------------------------
