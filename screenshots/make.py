@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.sandbox import Sandbox  # noqa: E402
+from engine.session import Session  # noqa: E402
+from engine.settings import Settings  # noqa: E402
 from engine.store import Store  # noqa: E402
 from tui.app import StrongroomApp  # noqa: E402
-from tui.backend import EngineBackend  # noqa: E402
 from tui.settings import AppSettings  # noqa: E402
 from tui.widgets.inventory import InventoryTree  # noqa: E402
 
@@ -56,8 +57,8 @@ def save(app: StrongroomApp, out: Path, name: str) -> None:
 
 async def shoot(out: Path, url: str, passphrase: str, theme: str) -> None:
     def make() -> StrongroomApp:
-        backend = EngineBackend(store_url=url, passphrase=passphrase, label="demo")
-        app = StrongroomApp(backend, AppSettings(theme=theme))
+        session = Session(Settings(), store_url=url, passphrase=lambda: passphrase, label="demo")
+        app = StrongroomApp(session, AppSettings(theme=theme))
         app.sub_title = "demo: local sandbox · throwaway store"
         return app
 
@@ -72,12 +73,13 @@ async def shoot(out: Path, url: str, passphrase: str, theme: str) -> None:
         save(app, out, "main")
         await pilot.press("b", "y")
         # the transfer is short on the sandbox: catch it, then let one 10 Hz tick draw it
-        await until(pilot, lambda: app.jobs() and (app.jobs()[0].phase == "transfer"
-                                                   and app.jobs()[0].bytes_done > 0
-                                                   or app.jobs()[0].finished))
+        jobs = app.runner.views
+        await until(pilot, lambda: jobs() and (jobs()[0].phase == "transfer"
+                                               and jobs()[0].bytes_done > 0
+                                               or jobs()[0].finished))
         await pilot.pause(0.12)
         save(app, out, "backup-running")
-        await until(pilot, lambda: app.jobs()[0].finished, timeout=120)
+        await until(pilot, lambda: jobs()[0].finished, timeout=120)
         await pilot.pause(0.3)
         await pilot.press("j", "enter")
         await pilot.pause(0.5)

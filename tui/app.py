@@ -1,7 +1,9 @@
 """The Strongroom terminal app.
 
-The App owns everything that outlives a screen: the backend, the job runner and the job event
-pump. Job events arrive on any thread; they only mark a job as changed, and a 10 Hz timer
+The App owns everything that outlives a screen: the engine's :class:`~engine.session.Session`
+(screens call its typed calls from thread workers), the job runner and the job event pump.
+Jobs are data: the runner's events, folded into :class:`~engine.jobs.JobView` s, are all that
+is ever drawn. Events arrive on any thread; they only mark a job as changed, and a 10 Hz timer
 refreshes whatever shows jobs, so a flood of progress events costs at most ten redraws a second.
 """
 from __future__ import annotations
@@ -16,10 +18,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from engine.jobs import DONE, FAILED, Job, JobEvent, JobRunner
+from engine import jobkinds
+from engine.errors import UsageError
+from engine.jobkinds import BackupParams, RestoreParams
+from engine.jobs import DONE, FAILED, JobEvent, JobRunner, JobView
+from engine.scaleway.inventory import VolumeInfo
+from engine.session import Passphrase, Session
+from engine.settings import Settings, load_settings
+from engine.store import SnapshotInfo
 from tui import settings as settings_mod
-from tui.backend import Backend, RestoreRequest
 from tui.commands import ScreenCommands
+from tui.messages import RevealVolume
 from tui.themes import VARIABLE_DEFAULTS, default_theme_name, load_themes
 
 VIEWS = ("inventory", "store", "jobs", "settings")
@@ -27,7 +36,8 @@ REFRESH_HZ = 10
 
 
 class StrongroomApp(App[None]):
-    """``clock`` gives "now" to everything that shows elapsed time (tests pin it)."""
+    """``clock`` gives "now" to everything that shows elapsed time (tests pin it); ``runner``
+    defaults to one that runs jobs in this process through ``session.execute``."""
 
     CSS_PATH = "app.tcss"
     TITLE = "Strongroom"
@@ -38,16 +48,16 @@ class StrongroomApp(App[None]):
         Binding("colon", "jump", "Jump"),
     ]
 
-    def __init__(self, backend: Backend, app_settings: settings_mod.AppSettings | None = None,
-                 *, theme_dirs: list | None = None) -> None:
+    def __init__(self, session: Session, app_settings: settings_mod.AppSettings | None = None,
+                 *, runner: JobRunner | None = None, theme_dirs: list | None = None) -> None:
         super().__init__()
-        self.backend = backend
+        self.session = session
         self.app_settings = app_settings or settings_mod.AppSettings()
-        self.runner: JobRunner | None = None
+        self.runner = runner or JobRunner(session.execute)
         self._changed: set[str] = set()
         self._changed_lock = threading.Lock()
         self._announced: set[str] = set()
-        self.snapshot_cache: list[Any] | None = None
+        self.snapshot_cache: list[SnapshotInfo] | None = None
         self.clock: Callable[[], float] = time.time
         themes = load_themes(theme_dirs)
         for theme in themes.themes.values():
@@ -59,7 +69,7 @@ class StrongroomApp(App[None]):
             self._theme_fallback = wanted
             wanted = default_theme_name()
         self.theme = wanted
-        self.sub_title = f"profile {backend.profile} · store {backend.store_url}"
+        self.sub_title = f"profile {session.label} · store {session.store_url}"
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -67,7 +77,7 @@ class StrongroomApp(App[None]):
     def on_mount(self) -> None:
         from tui.screens.main import MainScreen
 
-        self.runner = JobRunner()
+        self.main_screen = MainScreen()
         self.runner.subscribe(self._job_event)
         self.set_interval(1 / REFRESH_HZ, self._pump_jobs)
         for problem in self._theme_problems:
@@ -75,7 +85,7 @@ class StrongroomApp(App[None]):
         if self._theme_fallback:
             self.notify(f"theme {self._theme_fallback!r} not found; using {self.theme}",
                         severity="warning", markup=False)
-        self.push_screen(MainScreen())
+        self.push_screen(self.main_screen)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Workers run with exit_on_error=False: a failure becomes a message, never a crash."""
@@ -84,63 +94,60 @@ class StrongroomApp(App[None]):
                         f"{event.worker.error}", severity="error", markup=False, timeout=10)
 
     # -- jobs -----------------------------------------------------------------------------
-    def _job_event(self, job: Job, event: JobEvent) -> None:
+    def _job_event(self, event: JobEvent) -> None:
         """Any thread. Coalesces: many events for one job between two ticks = one refresh."""
         with self._changed_lock:
-            self._changed.add(job.id)
+            self._changed.add(event.job_id)
 
     def _pump_jobs(self) -> None:
         with self._changed_lock:
             changed, self._changed = self._changed, set()
         if not changed:
             return
-        assert self.runner is not None
         for job_id in changed:
-            job = self.runner.jobs[job_id]
-            if job.finished and job_id not in self._announced:
+            try:
+                view = self.runner.view(job_id)
+            except KeyError:  # already trimmed from the runner's memory
+                continue
+            if view.finished and job_id not in self._announced:
                 self._announced.add(job_id)
-                self._announce(job)
+                self._announce(view)
         for screen in self.screen_stack:
             aware = list(screen.query(".jobs-aware"))
-            if screen.has_class("jobs-aware") or hasattr(screen, "jobs_changed"):
+            if screen.has_class("jobs-aware"):
                 aware.append(screen)
             for widget in aware:
                 widget.jobs_changed(changed)  # type: ignore[attr-defined]
 
-    def _announce(self, job: Job) -> None:
-        if job.kind == "backup":
+    def _announce(self, view: JobView) -> None:
+        if view.kind == "backup":
             self.snapshot_cache = None
-        if job.state == DONE:
-            self.notify(f"✔ done: {job.title}", markup=False)
-        elif job.state == FAILED:
-            self.notify(f"✖ failed: {job.title}: {job.error}", severity="error", markup=False,
+        if view.state == DONE:
+            self.notify(f"✔ done: {view.title}", markup=False)
+        elif view.state == FAILED:
+            message = view.error.message if view.error else view.state
+            self.notify(f"✖ failed: {view.title}: {message}", severity="error", markup=False,
                         timeout=10)
         else:
-            self.notify(f"■ {job.state}: {job.title}", severity="warning", markup=False)
+            self.notify(f"■ {view.state}: {view.title}", severity="warning", markup=False)
 
-    def start_backup(self, volume: Any) -> Job:
-        assert self.runner is not None
-        backend = self.backend
-        return self.runner.submit(f"backup {volume.name}",
-                                  lambda rep: backend.backup(rep, volume), kind="backup",
-                                  volume_id=volume.id)
+    def start_backup(self, volume: VolumeInfo) -> str:
+        """Submit a backup job; its id."""
+        return self.runner.submit(jobkinds.spec(BackupParams(volume.id, volume.zone,
+                                                             volume.name)))
 
-    def start_restore(self, request: RestoreRequest) -> Job:
-        assert self.runner is not None
-        backend = self.backend
-        return self.runner.submit(f"restore → {request.name}",
-                                  lambda rep: backend.restore(rep, request), kind="restore",
-                                  volume_name=request.name)
+    def start_restore(self, params: RestoreParams) -> str:
+        """Submit a restore job; its id."""
+        return self.runner.submit(jobkinds.spec(params))
 
     def cancel_job(self, job_id: str) -> None:
-        if self.runner is not None and self.runner.cancel(job_id):
+        if self.runner.cancel(job_id):
             self.notify("cancelling…")
 
-    def jobs(self) -> list[Job]:
-        """Newest first."""
-        if self.runner is None:
-            return []
-        return sorted(self.runner.jobs.values(), key=lambda j: j.created, reverse=True)
+    def on_reveal_volume(self, message: RevealVolume) -> None:
+        """A screen asks to show a volume in the inventory (the wizard, after a restore)."""
+        self.show_view("inventory")
+        self.main_screen.reveal_volume(message.project_id, message.zone, message.volume_id)
 
     # -- navigation -----------------------------------------------------------------------
     def action_jump(self) -> None:
@@ -173,7 +180,7 @@ class StrongroomApp(App[None]):
         self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
-        running = self.runner.running if self.runner else []
+        running = self.runner.running
         if not running:
             self.exit()
             return
@@ -182,7 +189,7 @@ class StrongroomApp(App[None]):
         def decided(yes: bool | None) -> None:
             if yes:
                 for job in running:
-                    self.runner.cancel(job.id)  # type: ignore[union-attr]
+                    self.runner.cancel(job.id)
                 self.exit()
 
         names = ", ".join(j.title for j in running[:3]) + ("…" if len(running) > 3 else "")
@@ -201,49 +208,62 @@ class StrongroomApp(App[None]):
         self.app_settings = new
         if new.theme and new.theme in self.available_themes:
             self.theme = new.theme
-        buckets = getattr(self.backend, "buckets", None)
-        if isinstance(buckets, dict):
-            buckets.clear()
-            buckets.update(new.buckets)
+        self.session.set_buckets(new.buckets)
 
 
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
 
 
-def run(ctx: Any) -> int:
-    """Entry point for `strongroom` / `strongroom tui`."""
-    from tui.backend import EngineBackend
-
-    app_settings = settings_mod.load()
-    store_url = ctx.store_url  # --store, else STRONGROOM_STORE, else the settings, else default
+def _engine_settings() -> Settings:
     try:
-        passphrase = ctx.passphrase()
-    except Exception:  # still open the app: the inventory works without the store
-        passphrase = None
-    backend = EngineBackend(store_url=store_url, passphrase=passphrase,
-                            profile=ctx.profile or app_settings.profile or None,
-                            buckets=app_settings.buckets)
-    return _run(backend, app_settings)
+        return load_settings()
+    except Exception:  # a broken settings file must not keep the app from opening
+        return Settings()
+
+
+def _passphrase(ctx: Any) -> Passphrase:
+    """Read now, before the app owns the terminal (it may prompt on a TTY). When there is none,
+    the app still opens (the inventory works without the store) and the store says why."""
+    try:
+        value = ctx.passphrase()
+    except Exception as exc:
+        problem = " ".join(str(exc).split()) or "no passphrase"
+
+        def missing() -> str:
+            raise UsageError(problem)
+        return missing
+    return lambda: value
+
+
+def run(ctx: Any) -> int:
+    """Entry point for `strongroom` / `strongroom tui`: ``ctx`` gives ``store_url`` (--store,
+    else STRONGROOM_STORE, else the settings, else the default), ``profile`` and
+    ``passphrase()``."""
+    app_settings = settings_mod.load()
+    session = Session(_engine_settings(), store_url=ctx.store_url,
+                      profile=ctx.profile or app_settings.profile or None,
+                      passphrase=_passphrase(ctx))
+    return _run(session, app_settings)
 
 
 def run_demo(*, store_url: str, passphrase: str) -> int:
     """`strongroom demo`: the environment already points at the sandbox."""
-    from tui.backend import EngineBackend
-
     app_settings = settings_mod.load()
     app_settings.buckets = {}  # the sandbox's buckets are the default names
-    backend = EngineBackend(store_url=store_url, passphrase=passphrase, label="demo")
-    return _run(backend, app_settings, demo=True)
+    settings = _engine_settings()
+    settings.buckets = {}
+    session = Session(settings, store_url=store_url, passphrase=lambda: passphrase,
+                      label="demo")
+    return _run(session, app_settings, demo=True)
 
 
-def _run(backend: Any, app_settings: settings_mod.AppSettings, demo: bool = False) -> int:
+def _run(session: Session, app_settings: settings_mod.AppSettings, demo: bool = False) -> int:
     try:
-        app = StrongroomApp(backend, app_settings)
+        app = StrongroomApp(session, app_settings)
         if demo:
             app.sub_title = "demo: local sandbox · throwaway store"
         app.run()
     finally:
-        backend.close()
+        session.close()
     return 0
-

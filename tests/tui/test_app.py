@@ -1,4 +1,4 @@
-"""Pilot tests of the app's behaviour on fixed data (FakeBackend, a boundary the TUI owns).
+"""Pilot tests of the app's behaviour on fixed data (FakeSession, at a boundary we own).
 
 The same features against the real engine and the sandbox are in test_sandbox.py.
 """
@@ -7,8 +7,9 @@ from __future__ import annotations
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Input
 
-from engine.jobs import DONE, RUNNING
-from tests.fixtures.tui import FakeBackend
+from engine.jobkinds import BackupParams
+from engine.jobs import CANCELLED, DONE, RUNNING, JobView, Reporter
+from tests.fixtures.tui import FakeSession
 from tests.tui.helpers import screen_text, tree_labels, wait_for
 from tui.app import StrongroomApp
 from tui.settings import AppSettings
@@ -22,9 +23,13 @@ from tui.widgets.inventory import InventoryTree
 from tui.widgets.jobs import JobRow
 
 
-def make_app(backend: FakeBackend | None = None) -> StrongroomApp:
-    return StrongroomApp(backend or FakeBackend(), AppSettings(theme="strongroom-dark"),
+def make_app(session: FakeSession | None = None) -> StrongroomApp:
+    return StrongroomApp(session or FakeSession(), AppSettings(theme="strongroom-dark"),
                          theme_dirs=[])
+
+
+def views(app: StrongroomApp) -> list[JobView]:
+    return app.runner.views()
 
 
 async def open_fr_par_1(pilot) -> InventoryTree:  # noqa: ANN001
@@ -69,8 +74,8 @@ async def test_not_backupable_volume_cannot_be_marked_and_reason_is_literal() ->
 
 
 async def test_backup_of_marked_volumes_reaches_done() -> None:
-    backend = FakeBackend()
-    app = make_app(backend)
+    session = FakeSession()
+    app = make_app(session)
     async with app.run_test(size=(100, 30)) as pilot:
         tree = await open_fr_par_1(pilot)
         await pilot.press("down", "space", "space")  # marks db-[main] and web-data
@@ -81,15 +86,19 @@ async def test_backup_of_marked_volumes_reaches_done() -> None:
         assert "strongroom-staging-fr-par" in text and "/srv/strongroom/store" in text
         assert "snapshot" in text
         await pilot.press("y")
-        await wait_for(pilot, lambda: len(app.jobs()) == 2 and all(j.state == DONE
-                                                                   for j in app.jobs()))
+        await wait_for(pilot, lambda: len(views(app)) == 2 and all(v.state == DONE
+                                                                   for v in views(app)))
+        # submitted as job specs: the jobs say which volume they backed up, as data
+        assert sorted(v.params["volume_id"] for v in views(app)) == ["vol-00000001",
+                                                                     "vol-00000002"]
+        assert all(v.kind == "backup" and v.result["stored_bytes"] > 0 for v in views(app))
         # the jobs panel shows them at its next refresh tick (however late a loaded machine runs it)
         await wait_for(pilot, lambda: screen_text(pilot).count("✔ done") == 2,
                        what="both jobs shown done")
         rows = list(app.screen.query(JobRow))
         assert len(rows) == 2
         assert tree.marked == {}
-        assert len(backend.snapshots) == 5
+        assert len(session.snapshots) == 5
 
 
 async def test_job_detail_lists_phases_and_calls() -> None:
@@ -97,7 +106,7 @@ async def test_job_detail_lists_phases_and_calls() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await open_fr_par_1(pilot)
         await pilot.press("down", "down", "b", "y")
-        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].state == DONE)
+        await wait_for(pilot, lambda: views(app) and views(app)[0].state == DONE)
         await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the job row")
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
@@ -106,19 +115,18 @@ async def test_job_detail_lists_phases_and_calls() -> None:
         assert calls.row_count == 2 and phases.row_count == 5
         text = screen_text(pilot)
         assert "POST" in text and "/block/v1/zones/fr-par-1/snapshots" in text
+        assert "2 calls" in text
         assert "transfer" in text
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
 
 
 async def test_quit_while_a_job_runs_asks_first() -> None:
-    backend = FakeBackend()
-    backend.step_delay = 5.0
-    app = make_app(backend)
+    app = make_app(FakeSession(step_delay=5.0))
     async with app.run_test(size=(100, 30)) as pilot:
         await open_fr_par_1(pilot)
         await pilot.press("down", "b", "y")
-        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].state == RUNNING)
+        await wait_for(pilot, lambda: views(app) and views(app)[0].state == RUNNING)
         await pilot.press("ctrl+q")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
@@ -126,7 +134,7 @@ async def test_quit_while_a_job_runs_asks_first() -> None:
         await pilot.press("ctrl+q", "y")
         await pilot.pause(0.2)
     assert app.return_code == 0
-    assert app.jobs()[0].state == "cancelled"
+    assert views(app)[0].state == CANCELLED
 
 
 async def test_help_lists_the_current_screen_bindings() -> None:
@@ -230,8 +238,8 @@ async def test_store_filter_and_sort() -> None:
 
 
 async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
-    backend = FakeBackend()
-    app = make_app(backend)
+    session = FakeSession()
+    app = make_app(session)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.1)
         await pilot.press("s")
@@ -242,7 +250,7 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RestoreWizard))
         wizard = app.screen
-        await wait_for(pilot, lambda: wizard.query_one("#project").value == backend.projects[0].id)
+        await wait_for(pilot, lambda: wizard.query_one("#project").value == session.projects[0].id)
         assert wizard.query_one("#zone").value == "fr-par-1"  # default: where it came from
         await pilot.press("ctrl+n")  # target → name
         name = wizard.query_one("#name-input", Input)
@@ -272,12 +280,14 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         assert wizard.job_id is None
         wizard.query_one("#confirm-input", Input).value = "web-[copy]"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: wizard.job_id and app.runner.jobs[wizard.job_id].state
+        await wait_for(pilot, lambda: wizard.job_id and app.runner.view(wizard.job_id).state
                        == DONE)
         await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")
-        req = backend.restored[0]
-        assert (req.name, req.zone, req.size, req.iops) == ("web-[copy]", "fr-par-1",
-                                                           30_000_000_000, 15000)
+        req = session.restored[0]  # the RestoreParams, back from the job's JSON spec
+        assert (req.snapshot, req.name, req.zone, req.project_id, req.size, req.iops) == (
+            "b2c3d4e5f6071829", "web-[copy]", "fr-par-1", session.projects[0].id,
+            30_000_000_000, 15000)
+        assert app.runner.view(wizard.job_id).result["volume_id"] == "vol-new00000"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         tree = app.screen.query_one(InventoryTree)
@@ -303,18 +313,19 @@ async def test_restore_from_a_volume_lists_its_backups_only() -> None:
 
 
 async def test_an_api_error_with_markup_shows_literally() -> None:
-    backend = FakeBackend()
+    session = FakeSession()
 
-    async def failing(reporter, volume):  # noqa: ANN001, ANN202
+    async def failing(reporter: Reporter, params: BackupParams) -> None:
         reporter.phase("snapshot")
         raise RuntimeError("[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]")
 
-    backend.backup = failing  # type: ignore[method-assign]
-    app = make_app(backend)
+    session.backup = failing  # type: ignore[method-assign]
+    app = make_app(session)
     async with app.run_test(size=(120, 30)) as pilot:
         await open_fr_par_1(pilot)
         await pilot.press("down", "b", "y")
-        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished)
+        await wait_for(pilot, lambda: views(app) and views(app)[0].finished)
+        assert views(app)[0].error.message.endswith("bucket [strongroom-x] says [b]no[/b]")
         await wait_for(pilot, lambda: "✖ failed" in screen_text(pilot), what="the failed row")
         text = screen_text(pilot)
         assert "[red]denied[/red]: bucket [strongroom-x] says [b]no[/b]" in text

@@ -9,6 +9,9 @@ from textual.app import App
 from textual.widgets import DataTable, Input, Static, Tree
 
 from engine.explore import Explorer, open_volume
+from engine.session import Session
+from engine.settings import Settings
+from engine.store import SnapshotInfo
 from tests.fixtures.explore import MARKUP_NAME, Ext4Image
 from tui.screens.explore import ExploreScreen
 
@@ -107,38 +110,31 @@ async def test_restore_selection_to_folder(ext4_image: Ext4Image, tmp_path: Path
     assert not (out / "home").exists()
 
 
-class StoreBackend:
-    """What the app's backend offers the screen: ``store()`` (a real Store here)."""
-
-    def __init__(self, store: object) -> None:
-        self._store = store
-
-    def store(self) -> object:
-        return self._store
-
-
 class SnapshotApp(App[None]):
-    def __init__(self, backend: StoreBackend, snapshot: object) -> None:
+    def __init__(self, session: Session, snapshot: SnapshotInfo) -> None:
         super().__init__()
-        self.backend, self.snapshot = backend, snapshot
+        self.session, self.snapshot = session, snapshot
 
     def on_mount(self) -> None:
-        self.push_screen(ExploreScreen(self.backend, self.snapshot))
+        self.push_screen(ExploreScreen(self.session, self.snapshot))
 
 
 async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image, tmp_path: Path,
                                                       fast_kdf: None) -> None:
+    """Through the Session, as the store screen does (``Session.explorer``)."""
     from engine.store import Store
 
     from tests.fixtures.explore import make_luks
 
     luks = make_luks(tmp_path / "luks.img", tmp_path / "key")
-    with Store.init(str(tmp_path / "store"), "pw") as store:
+    url = str(tmp_path / "store")
+    with Store.init(url, "pw") as store:
         with open(ext4_image.qcow2, "rb") as src:
             good = store.backup(src, name="ext4").snapshot
         with open(luks, "rb") as src:
             locked = store.backup(src, name="luks").snapshot
-        app = SnapshotApp(StoreBackend(store), good)
+    with Session(Settings(), store_url=url, passphrase=lambda: "pw") as session:
+        app = SnapshotApp(session, good)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             table = app.screen.query_one("#file-list", DataTable)
@@ -150,7 +146,7 @@ async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image, tmp
             app.pop_screen()
             await pilot.pause()
 
-        app = SnapshotApp(StoreBackend(store), locked)
+        app = SnapshotApp(session, locked)
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             message = str(app.screen.query_one("#preview", Static).content)
@@ -159,19 +155,17 @@ async def test_opens_a_store_snapshot_as_the_app_does(ext4_image: Ext4Image, tmp
 
 async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image, tmp_path: Path,
                                                        fast_kdf: None) -> None:
-    """The real app, the real engine backend, a real store: 's' then 'e' on the snapshot."""
+    """The real app, a real Session, a real store: 's' then 'e' on the snapshot."""
     from engine.store import Store
     from tests.tui.helpers import screen_text, wait_for
     from tui.app import StrongroomApp
-    from tui.backend import EngineBackend
     from tui.screens.store import StoreScreen
 
     url = str(tmp_path / "store")
     with Store.init(url, "pw") as store, open(ext4_image.qcow2, "rb") as src:
         store.backup(src, name="web-data")
-    backend = EngineBackend(store_url=url, passphrase="pw")
-    app = StrongroomApp(backend)
-    try:
+    with Session(Settings(), store_url=url, passphrase=lambda: "pw") as session:
+        app = StrongroomApp(session)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.2)
             await pilot.press("s")
@@ -191,8 +185,6 @@ async def test_e_on_a_snapshot_in_the_app_explores_it(ext4_image: Ext4Image, tmp
             assert "[bold red]loud" in screen_text(pilot)
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="back")
-    finally:
-        backend.close()
 
 
 async def test_hostile_names_do_not_break_the_screen(hostile_image: Path) -> None:

@@ -79,12 +79,15 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         await pilot.press("b")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.jobs() and app.jobs()[0].finished, timeout=120,
-                       what="backup")
-        job = app.jobs()[0]
+        await wait_for(pilot, lambda: app.runner.views() and app.runner.views()[0].finished,
+                       timeout=120, what="backup")
+        job = app.runner.views()[0]
         assert job.state == DONE, job.error
+        assert job.kind == "backup" and job.params["volume_id"] == vol.id
+        assert job.result["volume_id"] == vol.id and job.result["stored_bytes"] > 0
         assert [p.name for p in job.phases][:3] == ["snapshot", "export", "transfer"]
-        assert any(c["method"] == "POST" and "/snapshots" in c["path"] for c in job.log)
+        assert any(c["method"] == "POST" and "/snapshots" in c["path"]
+                   for c in job.calls.recent)
         await wait_for(pilot, lambda: "backups in the store: 1" in screen_text(pilot),
                        what="the new backup in the detail pane")
         await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the done job row")
@@ -134,11 +137,11 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         assert wizard.checks_ok, str(wizard.query_one("#preflight").render())
         wizard.query_one("#confirm-input", Input).value = new_name
         await pilot.press("enter")
-        await wait_for(pilot, lambda: wizard.job_id and app.runner.jobs[wizard.job_id].finished,
+        await wait_for(pilot, lambda: wizard.job_id and app.runner.view(wizard.job_id).finished,
                        timeout=120, what="restore")
-        rjob = app.runner.jobs[wizard.job_id]
+        rjob = app.runner.view(wizard.job_id)
         assert rjob.state == DONE, rjob.error
-        new_id = rjob.result.volume_id
+        new_id = rjob.result["volume_id"]
         await wait_for(pilot, lambda: new_id in screen_text(pilot), what="the new volume's id")
         # the sandbox holds the same bytes in the new volume
         assert same_data(sandbox.volume_path(new_id), sandbox.volume_path(vol.id))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from textual.widgets import Input, Select
 
-from engine.jobs import DONE
-from tests.fixtures.tui import FakeBackend
+from engine.jobs import DONE, JobSpec, Reporter
+from engine.scaleway.flows import BackupOutcome
+from tests.fixtures.tui import FakeSession
 from tests.tui.helpers import wait_for
 from tui import settings as settings_mod
 from tui.app import REFRESH_HZ, StrongroomApp
@@ -17,7 +18,7 @@ from tui.themes import ANSI_THEME, VARIABLE_DEFAULTS, default_theme_name, load_t
 
 
 async def test_settings_saved_and_reloaded() -> None:
-    app = StrongroomApp(FakeBackend(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    app = StrongroomApp(FakeSession(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.1)
         await pilot.press("colon", "s", "e", "enter")
@@ -31,7 +32,7 @@ async def test_settings_saved_and_reloaded() -> None:
         # may take more than a fixed pause)
         await wait_for(pilot, lambda: app.theme == "strongroom-light", what="the preview")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.backend.bucket_for("nl-ams-2") == "my-[ams]-bucket",
+        await wait_for(pilot, lambda: app.session.bucket_for("nl-ams-2") == "my-[ams]-bucket",
                        what="the saved bucket in use")
     text = settings_mod.config_path().read_text()
     assert 'store_url = "s3://backups/strongroom"' in text
@@ -39,7 +40,7 @@ async def test_settings_saved_and_reloaded() -> None:
     assert loaded == AppSettings(profile="prod", store="s3://backups/strongroom",
                                  theme="strongroom-light", buckets={"nl-ams": "my-[ams]-bucket"})
     # a new app starts with what was saved
-    again = StrongroomApp(FakeBackend(), settings_mod.load(), theme_dirs=[])
+    again = StrongroomApp(FakeSession(), settings_mod.load(), theme_dirs=[])
     async with again.run_test(size=(100, 30)) as pilot:
         await pilot.press("colon", "s", "e", "enter")
         await wait_for(pilot, lambda: isinstance(again.screen, SettingsScreen))
@@ -83,7 +84,7 @@ async def test_user_theme_added_and_broken_one_falls_back(tmp_path: Path) -> Non
     assert "mine" in themes.themes and "broken" not in themes.themes
     assert len(themes.problems) == 2 and any("not-a-colour" in p for p in themes.problems)
 
-    app = StrongroomApp(FakeBackend(), AppSettings(theme="broken"), theme_dirs=[tmp_path])
+    app = StrongroomApp(FakeSession(), AppSettings(theme="broken"), theme_dirs=[tmp_path])
     messages: list[str] = []
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: any("'broken' not found" in n.message
@@ -101,7 +102,7 @@ async def test_user_theme_added_and_broken_one_falls_back(tmp_path: Path) -> Non
 
 
 async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() -> None:
-    app = StrongroomApp(FakeBackend(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    app = StrongroomApp(FakeSession(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
     refreshes: list[set[str]] = []
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.1)
@@ -109,18 +110,18 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
         original = panel.jobs_changed
         panel.jobs_changed = lambda ids: (refreshes.append(set(ids)), original(ids))
 
-        async def chatty(reporter) -> str:  # noqa: ANN001
+        async def chatty(reporter: Reporter) -> BackupOutcome:
             reporter.phase("transfer", total=100_000)
-            for i in range(20_000):  # thousands of events, from a worker thread
+            for i in range(20_000):  # thousands of calls, from the loop and a worker thread
                 reporter.progress(i * 5, stored_bytes=i)
                 if i % 2000 == 0:
                     await asyncio.sleep(0.05)
             await asyncio.to_thread(lambda: [reporter.progress(100_000) for _ in range(5000)])
-            return "ok"
+            return BackupOutcome("v", "v", "fr-par-1", "s", 100_000, 20_000, 1.0, "x")
 
         started = asyncio.get_running_loop().time()
-        job = app.runner.submit("chatty", chatty, kind="backup")
-        await wait_for(pilot, lambda: job.state == DONE)
+        job_id = app.runner.submit(JobSpec("backup", {}, "chatty"), chatty)
+        await wait_for(pilot, lambda: app.runner.view(job_id).state == DONE)
 
         def headline() -> str:
             rows = panel.query("JobRow")
@@ -138,7 +139,7 @@ async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
     from tests.tui.helpers import screen_text
 
     monkeypatch.setenv("NO_COLOR", "1")
-    app = StrongroomApp(FakeBackend(), AppSettings(), theme_dirs=[])
+    app = StrongroomApp(FakeSession(), AppSettings(), theme_dirs=[])
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         assert app.theme == ANSI_THEME and app.no_color

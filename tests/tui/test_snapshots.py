@@ -1,15 +1,16 @@
 """Snapshot tests of the main screens at 80x24 and 120x40, on fixed data.
 
-Deterministic by construction: a FakeBackend with fixed data, jobs with fixed times, no clock in
-the header, no blinking cursors. Update the baselines with `pytest --snapshot-update` after
+Deterministic by construction: a FakeSession with fixed data, jobs replayed from events with
+fixed times, no clock in the header, no blinking cursors. Update the baselines with `pytest --snapshot-update` after
 looking at the SVGs.
 """
 from __future__ import annotations
 
 import pytest
 
-from engine.jobs import DONE, RUNNING, Job, PhaseRecord
-from tests.fixtures.tui import FakeBackend
+from engine.jobs import DONE, RUNNING, JobEvent, to_plain
+from engine.scaleway.flows import BackupOutcome
+from tests.fixtures.tui import FakeSession, ReplayRunner
 from tests.tui.helpers import steady, tree_labels, wait_for
 from tui.app import StrongroomApp
 from tui.settings import AppSettings
@@ -17,47 +18,66 @@ from tui.widgets.inventory import InventoryTree
 
 SIZES = [(80, 24), (120, 40)]
 T0 = 1_795_000_000.0  # a fixed moment, so durations and clocks never move
+RUNNING_ID, DONE_ID = "2" * 32, "1" * 32
 
 
-def fixed_jobs() -> list[Job]:
-    running = Job(id="job-2", title="backup db-[main]", kind="backup", state=RUNNING,
-                  phase="transfer", bytes_done=12_000_000_000, bytes_total=50_000_000_000,
-                  rate=180_000_000.0, created=T0 + 60,
-                  phases=[PhaseRecord("snapshot", T0 + 60, T0 + 64),
-                          PhaseRecord("export", T0 + 64, T0 + 95),
-                          PhaseRecord("transfer", T0 + 95)],
-                  extra={"stored_bytes": 1_500_000_000})
-    running.log = [{"time": T0 + 60 + i, "method": m, "path": p, "status": st, "ms": ms}
-                   for i, (m, p, st, ms) in enumerate([
-                       ("POST", "/block/v1/zones/fr-par-1/snapshots", 200, 85.2),
-                       ("GET", "/block/v1/zones/fr-par-1/snapshots/6c1f…", 200, 12.0),
-                       ("POST", "/block/v1/zones/fr-par-1/snapshots/6c1f…/export-to-object-storage",
-                        200, 40.3),
-                       ("HEAD", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 200,
-                        8.8),
-                       ("GET", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 206,
-                        301.0)])]
-    done = Job(id="job-1", title="backup web-data", kind="backup", state=DONE, phase="cleanup",
-               bytes_done=20_000_000_000, bytes_total=20_000_000_000, created=T0,
-               ended=T0 + 41, extra={"stored_bytes": 90_000_000},
-               phases=[PhaseRecord("snapshot", T0, T0 + 3), PhaseRecord("export", T0 + 3, T0 + 20),
-                       PhaseRecord("transfer", T0 + 20, T0 + 40),
-                       PhaseRecord("cleanup", T0 + 40, T0 + 41)])
+def _job(job_id: str, title: str, created: float,
+         steps: list[tuple[str, float, dict]]) -> list[JobEvent]:
+    """A backup's events, numbered: (kind, time, fields) after its submission and start."""
+    spec = {"kind": "backup", "params": {}, "title": title}
+    events = [JobEvent(job_id, 1, "submitted", "pending", data={"spec": spec}, time=created),
+              JobEvent(job_id, 2, "state", RUNNING, time=created)]
+    for kind, when, fields in steps:
+        state = fields.pop("state", RUNNING)
+        events.append(JobEvent(job_id, len(events) + 1, kind, state, time=when, **fields))
+    return events
+
+
+def fixed_jobs() -> list[list[JobEvent]]:
+    calls = [("POST", "/block/v1/zones/fr-par-1/snapshots", 200, 85.2),
+             ("GET", "/block/v1/zones/fr-par-1/snapshots/6c1f…", 200, 12.0),
+             ("POST", "/block/v1/zones/fr-par-1/snapshots/6c1f…/export-to-object-storage",
+              200, 40.3),
+             ("HEAD", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 200, 8.8),
+             ("GET", "/strongroom-staging-fr-par/strongroom-tmp/[weird].qcow2", 206, 301.0)]
+    running = _job(RUNNING_ID, "backup db-[main]", T0 + 60, [
+        ("phase", T0 + 60, {"phase": "snapshot"}),
+        ("phase", T0 + 64, {"phase": "export"}),
+        ("phase", T0 + 95, {"phase": "transfer", "bytes_total": 50_000_000_000}),
+        *[("call", T0 + 60 + i, {"phase": "transfer", "data": {
+            "method": m, "path": p, "status": st, "ms": ms}})
+          for i, (m, p, st, ms) in enumerate(calls)],
+        ("progress", T0 + 150, {"phase": "transfer", "bytes_done": 12_000_000_000,
+                                "bytes_total": 50_000_000_000, "rate": 180_000_000.0,
+                                "data": {"stored_bytes": 1_500_000_000}})])
+    outcome = BackupOutcome("vol-00000001", "web-data", "fr-par-1", "b2c3d4e5f6071829",
+                            20_000_000_000, 90_000_000, 41.0, "6c1f")
+    done = _job(DONE_ID, "backup web-data", T0, [
+        ("phase", T0, {"phase": "snapshot"}),
+        ("phase", T0 + 3, {"phase": "export"}),
+        ("phase", T0 + 20, {"phase": "transfer", "bytes_total": 20_000_000_000}),
+        ("progress", T0 + 40, {"phase": "transfer", "bytes_done": 20_000_000_000,
+                               "bytes_total": 20_000_000_000, "rate": 1e9,
+                               "data": {"stored_bytes": 80_000_000}}),
+        ("phase", T0 + 40, {"phase": "cleanup"}),
+        ("finished", T0 + 41, {"state": DONE, "phase": "cleanup",
+                               "data": {"result": to_plain(outcome)}})])
     return [running, done]
 
 
 def app_with_jobs() -> StrongroomApp:
-    app = StrongroomApp(FakeBackend(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    session = FakeSession()
+    app = StrongroomApp(session, AppSettings(theme="strongroom-dark"),
+                        runner=ReplayRunner(session), theme_dirs=[])
     app.clock = lambda: T0 + 200
     return app
 
 
 async def seed_jobs(pilot) -> None:  # noqa: ANN001
     app = pilot.app
-    for job in fixed_jobs():
-        app.runner.jobs[job.id] = job
-        app._announced.add(job.id)
-        app._job_event(job, None)
+    for events in fixed_jobs():
+        app._announced.add(events[0].job_id)  # no "done" toast over the screenshot
+        app.runner.replay(events)
     # the panel takes them at its next refresh tick: wait for the rows, however late that is
     await wait_for(pilot, lambda: len(app.screen.query("JobRow")) == 2
                    and all(str(label.render()) for label in app.screen.query(".headline")),
@@ -138,7 +158,7 @@ def test_job_detail(snap_compare, size) -> None:  # noqa: ANN001
         await seed_jobs(pilot)
         from tui.screens.jobs import JobDetailScreen
 
-        await pilot.app.push_screen(JobDetailScreen("job-2"))
+        await pilot.app.push_screen(JobDetailScreen(RUNNING_ID))
         await pilot.pause(0.3)
 
     assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)

@@ -7,6 +7,7 @@ slow store never blocks the screen and a restore goes on if the screen is closed
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import string
 import threading
@@ -26,8 +27,10 @@ from textual.widgets import (DataTable, Footer, Header, Input, Label, ProgressBa
 from textual.widgets.tree import TreeNode
 
 from engine.errors import StrongroomError
-from engine.explore import Entry, Explorer, ExploreError, open_volume, restore
+from engine.explore import Entry, Explorer, ExploreError, restore
 from engine.explore.names import show_hidden
+from engine.session import Session
+from engine.store import SnapshotInfo
 
 PREVIEW_BYTES = 64 * 1024
 HEX_WIDTH = 16
@@ -102,7 +105,7 @@ class RestoreTargetScreen(ModalScreen[str | None]):
 
 class ExploreScreen(Screen[None]):
     """Browse one backup. Give it an Explorer, a callable that opens one, or (as the app's
-    store screen does) a backend with ``store()`` and the snapshot to open."""
+    store screen does) the Session and the snapshot to open (``Session.explorer``)."""
 
     HELP_TITLE = "explore"
     CSS_PATH = "explore.tcss"
@@ -117,8 +120,8 @@ class ExploreScreen(Screen[None]):
         Binding("c", "cancel_restore", "Stop"),
     ]
 
-    def __init__(self, source: Explorer | Opener | Any, snapshot: Any = None,
-                 title: str | None = None) -> None:
+    def __init__(self, source: Explorer | Opener | Session,
+                 snapshot: SnapshotInfo | None = None, title: str | None = None) -> None:
         super().__init__()
         self._opener = self._make_opener(source, snapshot)
         self.explorer: Explorer | None = source if isinstance(source, Explorer) else None
@@ -132,33 +135,30 @@ class ExploreScreen(Screen[None]):
         self._listing_token = 0
         self._progress: tuple[int, int] = (0, 0)
         self._cancel_restore: threading.Event | None = None
-        self._image: Any = None  # the store's image reader, when this screen opened it
+        self._opened = contextlib.ExitStack()  # what this screen opened (the session's image)
 
     # -- opening ----------------------------------------------------------------------------
-    def _make_opener(self, source: Any, snapshot: Any) -> Opener:
+    def _make_opener(self, source: Explorer | Opener | Session,
+                     snapshot: SnapshotInfo | None) -> Opener:
         if isinstance(source, Explorer):
             return lambda: source
-        if callable(source) and snapshot is None:
+        if not isinstance(source, Session):
             return source
-        store_of = getattr(source, "store", None)
-        if snapshot is None or not callable(store_of):
+        if snapshot is None:
             def unavailable() -> Explorer:
-                raise ExploreError("this backend cannot open backups for exploring")
+                raise ExploreError("no backup to explore")
             return unavailable
-        ref = getattr(snapshot, "id", snapshot)
+        ref = snapshot.id
 
-        def from_store() -> Explorer:
-            self._image = store_of().open_image(ref)
-            return open_volume(self._image)
-        return from_store
+        def from_session() -> Explorer:
+            return self._opened.enter_context(source.explorer(ref))
+        return from_session
 
     @staticmethod
-    def _label_for(snapshot: Any) -> str:
+    def _label_for(snapshot: SnapshotInfo | None) -> str:
         if snapshot is None:
             return "backup"
-        name = getattr(snapshot, "name", "") or ""
-        ident = str(getattr(snapshot, "id", snapshot))[:12]
-        return f"{name} {ident}".strip()
+        return f"{snapshot.name or ''} {snapshot.id[:12]}".strip()
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -503,9 +503,7 @@ class ExploreScreen(Screen[None]):
             self._close_image()
 
     def _close_image(self) -> None:
-        if self._image is not None:
-            self._image.close()
-            self._image = None
+        self._opened.close()
 
     def action_cancel_restore(self) -> None:
         if self._cancel_restore is not None:

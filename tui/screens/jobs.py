@@ -1,4 +1,9 @@
-"""All jobs, and one job in detail: its phases with timings and every call it made."""
+"""All jobs, and one job in detail: its phases with timings and the calls it made.
+
+The detail follows the job's events: the header and phases from its :class:`JobView`, the call
+log from its ``call`` events (each with its time), fetched incrementally and bounded as the
+runner's journal is (the last ``CALL_LOG_SIZE`` calls; the count of all of them is the view's).
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,6 +15,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
+from engine.jobs import CALL_LOG_SIZE, EventKind, JobEvent, JobView
 from tui.format import human_duration
 from tui.widgets.jobs import JobsPanel, job_headline, job_summary
 
@@ -47,12 +53,9 @@ class JobDetailScreen(Screen[None]):
     def __init__(self, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
-        self._logged = 0
+        self._seen = 0  # the last event whose call is in the table
+        self._view: JobView | None = None
         self.add_class("jobs-aware")
-
-    @property
-    def job(self):  # noqa: ANN201
-        return self.app.runner.jobs[self.job_id]  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
@@ -77,29 +80,45 @@ class JobDetailScreen(Screen[None]):
     def jobs_changed(self, ids: set[str]) -> None:
         if self.job_id not in ids:
             return
-        job = self.job
-        self.query_one("#headline", Label).update(job_headline(job))
-        self.query_one("#summary", Label).update(job_summary(job, bar_width=self._bar_width()))
+        runner = self.app.runner  # type: ignore[attr-defined]
+        try:
+            view, events = runner.view(self.job_id), runner.events(self.job_id, self._seen)
+        except KeyError:  # trimmed from the runner's memory: keep what is shown
+            return
+        self._view = view
+        self.query_one("#headline", Label).update(job_headline(view))
+        self.query_one("#summary", Label).update(job_summary(view, bar_width=self._bar_width()))
         message = self.query_one("#message", Label)
-        message.update(Text(job.message))  # from the engine or an API: never markup
-        message.display = bool(job.message) and not job.error
+        message.update(Text(view.message))  # from the engine or an API: never markup
+        message.display = bool(view.message) and view.error is None
         phases = self.query_one("#phases", DataTable)
         phases.clear()
         now = self.app.clock()  # type: ignore[attr-defined]
-        for rec in job.phases:
+        for rec in list(view.phases):
             took = (rec.ended or now) - rec.started
             mark = "" if rec.ended else " …"
             phases.add_row(Text(rec.name), _clock(rec.started), human_duration(took) + mark)
+        self._add_calls(events)
+
+    def _add_calls(self, events: list[JobEvent]) -> None:
         calls = self.query_one("#calls", DataTable)
-        for entry in job.log[self._logged:]:
-            calls.add_row(_clock(entry.get("time", now)), Text(str(entry.get("method", ""))),
-                          Text(str(entry.get("status", ""))),
-                          Text(f"{entry.get('ms', 0):.0f}", justify="right"),
-                          Text(str(entry.get("path", ""))))
-        if len(job.log) > self._logged and calls.cursor_row >= self._logged - 1:
-            calls.move_cursor(row=len(job.log) - 1)  # follow the tail unless scrolled back
-        self._logged = len(job.log)
-        calls.border_subtitle = f"{len(job.log)} calls"
+        follow = calls.cursor_row >= calls.row_count - 1  # at the tail (or empty): follow it
+        for event in events:
+            self._seen = max(self._seen, event.seq)
+            if event.kind != EventKind.CALL.value:
+                continue
+            call = event.data
+            calls.add_row(_clock(event.time), Text(str(call.get("method", ""))),
+                          Text(str(call.get("status", ""))),
+                          Text(f"{float(call.get('ms') or 0):.0f}", justify="right"),
+                          Text(str(call.get("path", ""))), key=str(event.seq))
+        while calls.row_count > CALL_LOG_SIZE:  # bounded, as the journal is
+            calls.remove_row(calls.coordinate_to_cell_key((0, 0)).row_key)
+        if follow and calls.row_count:
+            calls.move_cursor(row=calls.row_count - 1)
+        total = self._view.calls.total if self._view is not None else calls.row_count
+        calls.border_subtitle = (f"{total} calls" if total <= calls.row_count else
+                                 f"last {calls.row_count} of {total} calls")
 
     def _bar_width(self) -> int:
         return 24 if self.size.width >= 110 else 10

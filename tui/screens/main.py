@@ -11,7 +11,9 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
-from tui.backend import region_of
+from engine.scaleway.config import region_of
+from engine.scaleway.inventory import VolumeInfo
+from engine.session import StoreStatus
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
 from tui.widgets.jobs import JobsPanel
@@ -35,11 +37,12 @@ class MainScreen(Screen[None]):
         super().__init__()
         self._reveal: tuple[str, str, str] | None = None
         self._store_message = ""
+        self.add_class("jobs-aware")
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         with Horizontal(id="body"):
-            yield InventoryTree(self.app.backend, id="tree")  # type: ignore[attr-defined]
+            yield InventoryTree(self.app.session, id="tree")  # type: ignore[attr-defined]
             with VerticalScroll(id="detail-scroll"):
                 yield DetailPane(id="detail")
         yield JobsPanel(id="jobs")
@@ -57,10 +60,10 @@ class MainScreen(Screen[None]):
     # -- store snapshots (for "this volume's backups") -------------------------------------
     @work(thread=True, group="store", exit_on_error=False, exclusive=True)
     def load_snapshots(self) -> None:
-        status = self.app.backend.store_status()  # type: ignore[attr-defined]
+        status = self.app.session.store_status()  # type: ignore[attr-defined]
         self.app.call_from_thread(self._snapshots_loaded, status)
 
-    def _snapshots_loaded(self, status: Any) -> None:
+    def _snapshots_loaded(self, status: StoreStatus) -> None:
         self.app.snapshot_cache = status.snapshots if status.ok else []  # type: ignore[attr-defined]
         self._store_message = "" if status.ok else status.message
         self._show_selection()
@@ -92,23 +95,23 @@ class MainScreen(Screen[None]):
                                        detail.palette()))
         elif data.kind == "project":
             p = data.obj
-            detail.update(Content(f"project  {getattr(p, 'name', '')}\nid       {p.id}\n\n"
+            detail.update(Content(f"project  {p.name}\nid       {p.id}\n\n"
                                   "enter lists its zones"))
         elif data.kind == "zone":
-            bucket = self.app.backend.bucket_for(data.zone)  # type: ignore[attr-defined]
+            bucket = self.app.session.bucket_for(data.zone)  # type: ignore[attr-defined]
             detail.update(Content(f"zone            {data.zone}\nregion          "
                                   f"{region_of(data.zone)}\nstaging bucket  {bucket}"))
         elif data.kind == "org":
-            backend = self.app.backend  # type: ignore[attr-defined]
-            detail.update(Content(f"organization  {backend.organization or '–'}\n"
-                                  f"profile       {backend.profile}\nstore         "
-                                  f"{backend.store_url}"))
+            session = self.app.session  # type: ignore[attr-defined]
+            detail.update(Content(f"organization  {session.organization or '–'}\n"
+                                  f"profile       {session.label}\nstore         "
+                                  f"{session.store_url}"))
 
     def on_inventory_tree_marks_changed(self, message: InventoryTree.MarksChanged) -> None:
         tree = self.query_one(InventoryTree)
         tree.border_subtitle = f"{message.count} marked" if message.count else ""
 
-    def selected_volume(self) -> Any | None:
+    def selected_volume(self) -> VolumeInfo | None:
         node = self.query_one(InventoryTree).cursor_node
         if node is not None and node.data is not None and node.data.kind == "volume":
             return node.data.obj
@@ -126,8 +129,8 @@ class MainScreen(Screen[None]):
                 self.notify("mark volumes with space (or move to one), then b",
                             severity="warning")
                 return
-            if not getattr(vol, "backupable", True):
-                self.notify(f"cannot back up {vol.name}: {getattr(vol, 'reason', '')}",
+            if not vol.backupable:
+                self.notify(f"cannot back up {vol.name}: {vol.reason}",
                             severity="warning", markup=False)
                 return
             volumes = [vol]
@@ -143,7 +146,7 @@ class MainScreen(Screen[None]):
             tree.border_subtitle = ""
             self.notify(f"started {len(volumes)} backup(s)")
 
-        self.app.push_screen(BackupConfirm(volumes, self.app.backend), callback=go)  # type: ignore[attr-defined]
+        self.app.push_screen(BackupConfirm(volumes, self.app.session), callback=go)  # type: ignore[attr-defined]
 
     def action_restore(self) -> None:
         from tui.screens.restore import RestoreWizard

@@ -6,7 +6,6 @@ started by the App, so leaving this screen never stops it.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -18,11 +17,16 @@ from textual.screen import Screen
 from textual.widgets import (Button, ContentSwitcher, DataTable, Footer, Header, Input, Label,
                              RadioButton, RadioSet, Select, Static)
 
+from engine.jobkinds import RestoreParams
 from engine.jobs import DONE
-from tui.backend import ZONES, RestoreRequest, region_of
+from engine.scaleway.config import ZONES, region_of
+from engine.scaleway.inventory import ProjectInfo, VolumeInfo
+from engine.scaleway.preflight import PreflightReport
+from engine.store import SnapshotInfo
 from tui.format import human_bytes, human_gb, short_time
+from tui.messages import RevealVolume
 from tui.widgets.detail import volume_backups
-from tui.widgets.jobs import job_headline, job_new_volume, job_summary
+from tui.widgets.jobs import job_headline, job_summary
 
 STEPS = [("snapshot", "Snapshot"), ("target", "Target"), ("name", "Name"), ("size", "Size"),
          ("iops", "IOPS"), ("review", "Review"), ("progress", "Progress")]
@@ -38,11 +42,12 @@ class RestoreWizard(Screen[None]):
         Binding("enter", "go_to_volume", "Go to volume", show=False),
     ]
 
-    def __init__(self, *, volume: Any = None, snapshot: Any = None) -> None:
+    def __init__(self, *, volume: VolumeInfo | None = None,
+                 snapshot: SnapshotInfo | None = None) -> None:
         super().__init__()
         self.volume, self.snapshot = volume, snapshot
         self.step = 0
-        self.request: RestoreRequest | None = None
+        self.params: RestoreParams | None = None
         self.job_id: str | None = None
         self.checks_ok = False
         self._project_labels: dict[str, str] = {}
@@ -114,18 +119,18 @@ class RestoreWizard(Screen[None]):
 
     @work(thread=True, group="wizard", exit_on_error=False)
     def _load_snapshots(self) -> None:
-        status = self.app.backend.store_status()  # type: ignore[attr-defined]
+        status = self.app.session.store_status()  # type: ignore[attr-defined]
         self.app.call_from_thread(self._fill_snapshots, status.snapshots if status.ok else [],
                                   "" if status.ok else status.message)
 
-    def _fill_snapshots(self, snaps: list[Any], problem: str = "") -> None:
+    def _fill_snapshots(self, snaps: list[SnapshotInfo], problem: str = "") -> None:
         table = self.query_one("#snap-table", DataTable)
         table.clear()
         if self.volume is not None:
             snaps = volume_backups(snaps, self.volume.id)
         self._snaps = {s.id: s for s in snaps}
         for s in sorted(snaps, key=lambda s: s.time, reverse=True):
-            src = s.source or {}
+            src = s.source
             table.add_row(s.id[:8], short_time(s.time), Text(str(src.get("volume_name", "–"))),
                           human_bytes(s.bytes), Text(str(src.get("zone", "–"))), key=s.id)
         if not snaps:
@@ -135,16 +140,16 @@ class RestoreWizard(Screen[None]):
     @work(thread=True, group="wizard", exit_on_error=False)
     def _load_projects(self) -> None:
         try:
-            projects = self.app.backend.list_projects()  # type: ignore[attr-defined]
+            projects = self.app.session.list_projects()  # type: ignore[attr-defined]
         except Exception as exc:
             self.app.call_from_thread(self.notify, f"cannot list projects: {exc}",
                                       severity="error", markup=False)
             projects = []
         self.app.call_from_thread(self._fill_projects, projects)
 
-    def _fill_projects(self, projects: list[Any]) -> None:
+    def _fill_projects(self, projects: list[ProjectInfo]) -> None:
         select = self.query_one("#project", Select)
-        self._project_labels = {p.id: f"{getattr(p, 'name', '') or p.id} ({p.id[:8]})"
+        self._project_labels = {p.id: f"{p.name or p.id} ({p.id[:8]})"
                                 for p in projects}
         select.set_options([(Text(label), pid) for pid, label in self._project_labels.items()])
         if self.snapshot is not None:
@@ -171,11 +176,12 @@ class RestoreWizard(Screen[None]):
             self._show_review()
 
     def _source(self) -> dict:
-        return (self.snapshot.source or {}) if self.snapshot is not None else {}
+        return self.snapshot.source if self.snapshot is not None else {}
 
     def _original_size(self) -> int:
-        src = self._source()
-        return int(src.get("size") or getattr(self.snapshot, "bytes", 0) or 0)
+        if self.snapshot is None:
+            return 0
+        return int(self.snapshot.source.get("size") or self.snapshot.bytes or 0)
 
     def _default_target(self) -> None:
         src = self._source()
@@ -186,6 +192,7 @@ class RestoreWizard(Screen[None]):
         zone = src.get("zone")
         if zone in ZONES:
             self.query_one("#zone", Select).value = zone
+        assert self.snapshot is not None
         base = str(src.get("volume_name") or self.snapshot.name or "volume")
         self.query_one("#name-input", Input).value = f"{base}-restored"
         self.query_one("#size-input", Input).value = str(max(1, math.ceil(
@@ -263,7 +270,7 @@ class RestoreWizard(Screen[None]):
     def _name_worker(self, name: str, project_id: str, zone: str) -> None:
         try:
             taken = any(v.name == name for v in
-                        self.app.backend.list_volumes(project_id, zone))  # type: ignore[attr-defined]
+                        self.app.session.list_volumes(project_id, zone))  # type: ignore[attr-defined]
             problem = f"✖ a volume named {name!r} already exists in {zone}" if taken else ""
         except Exception as exc:
             problem = f"✖ cannot check the name: {exc}"
@@ -302,9 +309,9 @@ class RestoreWizard(Screen[None]):
         name = self.query_one("#name-input", Input).value.strip()
         size = int(self.query_one("#size-input", Input).value.strip()) * 1_000_000_000
         assert self.snapshot is not None
-        self.request = RestoreRequest(self.snapshot.id, project_id, zone, name, size,
-                                      self._iops())
-        bucket = self.app.backend.bucket_for(zone)  # type: ignore[attr-defined]
+        self.params = RestoreParams(snapshot=self.snapshot.id, zone=zone, project_id=project_id,
+                                    name=name, size=size, iops=self._iops())
+        bucket = self.app.session.bucket_for(zone)  # type: ignore[attr-defined]
         src = self._source()
         project_label = self._project_labels.get(project_id, project_id)
         self.query_one("#review-text", Static).update(Content(
@@ -320,70 +327,82 @@ class RestoreWizard(Screen[None]):
 
     @work(thread=True, group="wizard-preflight", exclusive=True, exit_on_error=False)
     def _preflight(self, project_id: str, zone: str) -> None:
+        report: PreflightReport | None = None
         try:
-            checks = self.app.backend.preflight(project_id, zone)  # type: ignore[attr-defined]
+            report = self.app.session.preflight(project_id, zone)  # type: ignore[attr-defined]
             error = ""
         except Exception as exc:
-            checks, error = [], str(exc) or type(exc).__name__
-        self.app.call_from_thread(self._preflight_done, checks, error)
+            error = " ".join(str(exc).split()) or type(exc).__name__
+        self.app.call_from_thread(self._preflight_done, report, error)
 
-    def _preflight_done(self, checks: list[Any], error: str) -> None:
+    def _preflight_done(self, report: PreflightReport | None, error: str) -> None:
+        """The engine says which checks block: only a known problem does; a check that could
+        not be verified (a key that may not read its own IAM policies) warns."""
+        checks = report.checks if report is not None else []
         lines = [Content.assemble(("preflight", "bold"))]
         for c in checks:
             glyph, style, word = (("✔", "$sr-ok", "ok") if c.ok else
                                   ("✖", "$sr-error", "failed") if c.blocking else
                                   ("?", "$sr-warn", "unsure"))
-            lines.append(Content.assemble((f"{glyph} {word:<6} ", style), f"{c.name}",
-                                          f"  {c.message}" if c.message else ""))
+            lines.append(Content.assemble((f"{glyph} {word:<6} ", style), c.name,
+                                          f"  {c.detail}" if c.detail else ""))
+            if not c.ok and c.fix:
+                lines.append(Content(f"         → {c.fix}"))
         if error:
             lines.append(Content.assemble(("✖ failed ", "$sr-error"), error))
-        self.checks_ok = not error and not any(c.blocking for c in checks)
+        blocking = report.blocking if report is not None else []
+        self.checks_ok = report is not None and not error and not blocking
         if not self.checks_ok:
             lines.append(Content("fix the failures above, then come back (esc, ctrl+n)"))
+        elif not report.ok:  # type: ignore[union-attr]
+            lines.append(Content.assemble(("? ", "$sr-warn"), "some checks could not be "
+                                          "verified: the restore may still stop at that step"))
         self.query_one("#preflight", Static).update(Content("\n").join(lines))
 
     def _confirm(self) -> None:
-        assert self.request is not None
+        assert self.params is not None
         typed = self.query_one("#confirm-input", Input).value.strip()
         if not self.checks_ok:
             self.notify("preflight has not passed", severity="warning")
             return
-        if typed != self.request.name:
-            self.notify(f"type {self.request.name} to confirm", severity="warning",
+        if typed != self.params.name:
+            self.notify(f"type {self.params.name} to confirm", severity="warning",
                         markup=False)
             return
-        job = self.app.start_restore(self.request)  # type: ignore[attr-defined]
-        self.job_id = job.id
+        self.job_id = self.app.start_restore(self.params)  # type: ignore[attr-defined]
         self.goto(len(STEPS) - 1)
-        self.jobs_changed({job.id})
+        self.jobs_changed({self.job_id})
 
     # -- progress -------------------------------------------------------------------------
     def jobs_changed(self, ids: set[str]) -> None:
-        if self.job_id is None or self.job_id not in ids:
+        if self.job_id is None or self.job_id not in ids or self.params is None:
             return
-        job = self.app.runner.jobs[self.job_id]  # type: ignore[attr-defined]
-        self.query_one("#job-headline", Label).update(job_headline(job))
-        self.query_one("#job-summary", Label).update(job_summary(job, bar_width=30))
+        try:
+            view = self.app.runner.view(self.job_id)  # type: ignore[attr-defined]
+        except KeyError:  # trimmed from the runner's memory
+            return
+        self.query_one("#job-headline", Label).update(job_headline(view))
+        self.query_one("#job-summary", Label).update(job_summary(view, bar_width=30))
         end = self.query_one("#job-end", Static)
-        if job.state == DONE:
-            vid = job_new_volume(job)
+        if view.state == DONE and view.result is not None:
             end.update(Content.assemble(("✔ restored: ", "$sr-ok"),
-                                        f"new volume {self.request.name} — id {vid}\n\n"
+                                        f"new volume {self.params.name} — id "
+                                        f"{view.result['volume_id']}\n\n"
                                         "enter: go to the new volume · esc: back"))
             self.query_one("#progress").focus()
-        elif job.finished:
+        elif view.finished:
             end.update(Content.assemble(("✖ restore failed: ", "$sr-error"),
-                                        job.error or job.state, "\n\nesc: back"))
+                                        view.error.message if view.error else view.state,
+                                        "\n\nesc: back"))
 
     def action_go_to_volume(self) -> None:
-        if self.job_id is None or self.request is None:
+        """Ask the App to show the new volume in the inventory (no screen imports another)."""
+        try:
+            view = self.app.runner.view(self.job_id or "")  # type: ignore[attr-defined]
+        except KeyError:  # no job yet, or trimmed from the runner's memory
             return
-        job = self.app.runner.jobs[self.job_id]  # type: ignore[attr-defined]
-        if job.state != DONE:
+        if view.state != DONE or view.result is None:
             return
-        vid, req = job_new_volume(job), self.request
-        self.app.show_view("inventory")  # type: ignore[attr-defined]
-        from tui.screens.main import MainScreen
-
-        main = next(s for s in self.app.screen_stack if isinstance(s, MainScreen))
-        main.reveal_volume(req.project_id, req.zone, vid)
+        result = view.result
+        self.app.post_message(RevealVolume(str(result["project_id"]), str(result["zone"]),
+                                           str(result["volume_id"])))

@@ -8,8 +8,9 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Select, Static
 
+from engine.scaleway.config import REGIONS
+from engine.settings import default_bucket
 from tui import settings as settings_mod
-from tui.backend import REGIONS
 
 
 class SettingsScreen(Screen[None]):
@@ -27,12 +28,12 @@ class SettingsScreen(Screen[None]):
             yield Label("Scaleway profile (from the Scaleway config file)")
             yield Input(current.profile, placeholder="default", compact=True, id="profile")
             yield Label("Store (directory or s3://bucket/prefix)")
-            yield Input(current.store, placeholder=self.app.backend.store_url,  # type: ignore[attr-defined]
+            yield Input(current.store, placeholder=self.app.session.store_url,  # type: ignore[attr-defined]
                         compact=True, id="store")
             for region in REGIONS:
                 yield Label(f"Staging bucket in {region}")
                 yield Input(current.buckets.get(region, ""),
-                            placeholder=f"strongroom-staging-{region}", compact=True,
+                            placeholder=default_bucket(region), compact=True,
                             id=f"bucket-{region}")
             yield Label("Theme")
             themes = sorted(t for t in self.app.available_themes)

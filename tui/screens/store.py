@@ -1,6 +1,7 @@
 """Every snapshot in the store: sortable, filterable with `/`, details of the selected one."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -11,10 +12,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input
 
+from engine.session import StoreStatus
+from engine.store import SnapshotInfo
 from tui.format import human_bytes, human_duration, short_time
 from tui.widgets.detail import DetailPane, snapshot_facts
 
-SORTS: list[tuple[str, Any]] = [
+SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
     ("time", lambda s: s.time),
     ("volume", lambda s: str(s.source.get("volume_name", "")).lower()),
     ("project", lambda s: str(s.source.get("project_id", ""))),
@@ -24,10 +27,9 @@ SORTS: list[tuple[str, Any]] = [
 ]
 
 
-def matches(snap: Any, query: str) -> bool:
+def matches(snap: SnapshotInfo, query: str) -> bool:
     """Every word must match. `key:value` narrows to volume, project, zone, date or tag."""
-    src = getattr(snap, "source", None) or {}
-    tags = getattr(snap, "tags", None) or {}
+    src, tags = snap.source, snap.tags
     tag_words = [f"{k}={v}".lower() for k, v in tags.items()] + \
                 [str(t).lower() for t in (src.get("tags") or [])]
     fields = {
@@ -65,7 +67,8 @@ class StoreScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.snapshots: list[Any] = []
+        self.add_class("jobs-aware")
+        self.snapshots: list[SnapshotInfo] = []
         self.query_text = ""
         self.sort_index = 0
         self.sort_reverse = True  # newest first
@@ -90,10 +93,10 @@ class StoreScreen(Screen[None]):
 
     @work(thread=True, group="store", exit_on_error=False, exclusive=True)
     def action_reload(self) -> None:
-        status = self.app.backend.store_status()  # type: ignore[attr-defined]
+        status = self.app.session.store_status()  # type: ignore[attr-defined]
         self.app.call_from_thread(self._loaded, status)
 
-    def _loaded(self, status: Any) -> None:
+    def _loaded(self, status: StoreStatus) -> None:
         table = self.query_one(DataTable)
         if not status.ok:
             table.border_subtitle = "unavailable"
@@ -103,7 +106,7 @@ class StoreScreen(Screen[None]):
         self.app.snapshot_cache = status.snapshots  # type: ignore[attr-defined]
         self.refresh_table()
 
-    def visible(self) -> list[Any]:
+    def visible(self) -> list[SnapshotInfo]:
         rows = [s for s in self.snapshots if matches(s, self.query_text)]
         name, key = SORTS[self.sort_index]
         return sorted(rows, key=key, reverse=self.sort_reverse)
@@ -138,7 +141,7 @@ class StoreScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_current()
 
-    def current(self) -> Any | None:
+    def current(self) -> SnapshotInfo | None:
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
@@ -200,10 +203,6 @@ class StoreScreen(Screen[None]):
         snap = self.current()
         if snap is None:
             return
-        try:
-            from tui.screens.explore import ExploreScreen  # written by the explore helper
-        except ImportError:
-            self.notify("exploring inside a backup is not available in this build",
-                        severity="warning")
-            return
-        self.app.push_screen(ExploreScreen(self.app.backend, snap))  # type: ignore[attr-defined]
+        from tui.screens.explore import ExploreScreen
+
+        self.app.push_screen(ExploreScreen(self.app.session, snap))  # type: ignore[attr-defined]

@@ -1,7 +1,6 @@
 """The detail pane: facts about what the tree has selected, and that volume's backups."""
 from __future__ import annotations
 
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.style import Style
@@ -10,20 +9,17 @@ from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
+from engine.scaleway.inventory import VolumeInfo
+from engine.store import SnapshotInfo
 from tui.format import human_bytes, human_duration, human_gb, short_time
 
 ENV_KEYS = ("environment", "env")
 CLASS_KEYS = ("data_class", "data-class", "dataclass", "class")
 
 
-def tag_value(tags: Any, keys: tuple[str, ...]) -> str:
+def tag_value(tags: list[str], keys: tuple[str, ...]) -> str:
     """Scaleway tags are plain strings; we read 'key=value' or 'key:value'."""
-    if isinstance(tags, dict):
-        for key in keys:
-            if key in tags:
-                return str(tags[key])
-        return ""
-    for tag in tags or []:
+    for tag in tags:
         for sep in ("=", ":"):
             key, found, value = str(tag).partition(sep)
             if found and key.strip().lower() in keys:
@@ -31,9 +27,8 @@ def tag_value(tags: Any, keys: tuple[str, ...]) -> str:
     return ""
 
 
-def volume_backups(snapshots: list[Any] | None, volume_id: str) -> list[Any]:
-    return [s for s in (snapshots or []) if (getattr(s, "source", None) or {})
-            .get("volume_id") == volume_id]
+def volume_backups(snapshots: list[SnapshotInfo] | None, volume_id: str) -> list[SnapshotInfo]:
+    return [s for s in (snapshots or []) if s.source.get("volume_id") == volume_id]
 
 
 Palette = dict[str, Style]
@@ -69,28 +64,29 @@ def _status(status: str, pal: Palette) -> Text:
                 style=pal.get(STATUS_STYLE.get(status, "sr-muted"), Style()))
 
 
-def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "",
-                 project_name: str = "", pal: Palette | None = None) -> RenderableType:
+def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
+                 store_message: str = "", project_name: str = "",
+                 pal: Palette | None = None) -> RenderableType:
     pal = pal or {}
-    tags = getattr(vol, "tags", []) or []
+    tags = vol.tags
     rows: list[tuple[str, str | Text]] = [
         ("volume", str(vol.name)),
         ("id", str(vol.id)),
-        ("status", _status(str(getattr(vol, "status", "")), pal)),
+        ("status", _status(str(vol.status), pal)),
         ("zone", str(vol.zone)),
-        ("project", project_name or str(getattr(vol, "project_id", ""))),
-        ("size", human_gb(getattr(vol, "size", 0))),
-        ("type", f"{getattr(vol, 'type', '')} · {getattr(vol, 'perf_iops', '') or '–'} IOPS"),
-        ("server", str(getattr(vol, "server", None) or "not attached")),
+        ("project", project_name or str(vol.project_id)),
+        ("size", human_gb(vol.size)),
+        ("type", f"{vol.type} · {vol.perf_iops or '–'} IOPS"),
+        ("server", str(vol.server or "not attached")),
         ("environment", tag_value(tags, ENV_KEYS) or "–"),
         ("data class", tag_value(tags, CLASS_KEYS) or "–"),
         ("tags", ", ".join(str(t) for t in tags) or "–"),
     ]
-    if getattr(vol, "csi", False):
+    if vol.csi:
         rows.append(("kubernetes", "CSI volume"))
-    if not getattr(vol, "backupable", True):
+    if not vol.backupable:
         rows.append(("backup", Text.assemble(("⚠ not possible: ", pal.get("sr-warn", "")),
-                                             str(getattr(vol, "reason", "") or ""))))
+                                             str(vol.reason))))
     parts: list[RenderableType] = [_facts(rows, pal), Text("")]
     if store_message:
         parts.append(Text.assemble(("store: ", "bold"), store_message))
@@ -101,7 +97,7 @@ def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "",
         parts.append(Text(f"backups in the store: {len(backups)}", style="bold"))
         table = Table.grid(padding=(0, 1))
         for snap in reversed(backups[-8:]):
-            verified = "✔ verified" if getattr(snap, "last_verified", None) else "· unverified"
+            verified = "✔ verified" if snap.last_verified else "· unverified"
             table.add_row(snap.id[:8], short_time(snap.time),
                           Text(f"+{human_bytes(snap.stored_bytes)}"), verified)
         if backups:
@@ -109,10 +105,9 @@ def volume_facts(vol: Any, snapshots: list[Any] | None, store_message: str = "",
     return Group(*parts)
 
 
-def snapshot_facts(snap: Any, pal: Palette | None = None) -> RenderableType:
+def snapshot_facts(snap: SnapshotInfo, pal: Palette | None = None) -> RenderableType:
     pal = pal or {}
-    src = getattr(snap, "source", None) or {}
-    tags = getattr(snap, "tags", None) or {}
+    src, tags = snap.source, snap.tags
     rows: list[tuple[str, str | Text]] = [
         ("snapshot", str(snap.id)),
         ("time", short_time(snap.time) + " UTC"),

@@ -16,6 +16,8 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from engine.scaleway.inventory import VolumeInfo
+from engine.session import Session
 from tui.format import human_gb
 
 
@@ -29,7 +31,7 @@ def shorten(text: str, width: int) -> str:
 @dataclass
 class NodeData:
     kind: str  # "org" | "project" | "zone" | "volume" | "loading" | "error" | "empty"
-    obj: Any = None
+    obj: Any = None  # ProjectInfo, zone name or VolumeInfo, as ``kind`` says
     project_id: str = ""
     zone: str = ""
     loaded: bool = False
@@ -58,11 +60,11 @@ class InventoryTree(Tree[NodeData]):
             super().__init__()
             self.node = node
 
-    def __init__(self, backend: Any, **kwargs: Any) -> None:
-        org = backend.organization or "organization"
+    def __init__(self, session: Session, **kwargs: Any) -> None:
+        org = session.organization or "organization"
         super().__init__(Text(f"⌂ {org}"), data=NodeData("org"), **kwargs)
-        self.backend = backend
-        self.marked: dict[str, Any] = {}
+        self.session = session
+        self.marked: dict[str, VolumeInfo] = {}
         self.project_names: dict[str, str] = {}
         self.guide_depth = 3
 
@@ -87,12 +89,13 @@ class InventoryTree(Tree[NodeData]):
         data = node.data
         assert data is not None
         try:
+            items: list[Any]
             if data.kind == "org":
-                items = list(self.backend.list_projects())
+                items = list(self.session.list_projects())
             elif data.kind == "project":
-                items = list(self.backend.list_zones(data.project_id))
+                items = list(self.session.list_zones(data.project_id))
             else:
-                items = list(self.backend.list_volumes(data.project_id, data.zone))
+                items = list(self.session.list_volumes(data.project_id, data.zone))
         except Exception as exc:  # shown in the tree, never a crash
             self.post_message(self.Loaded(node, [], str(exc) or type(exc).__name__))
             return
@@ -109,7 +112,7 @@ class InventoryTree(Tree[NodeData]):
             node.add_leaf(Text("∅ nothing here"), data=NodeData("empty"))
         for item in message.items:
             if data.kind == "org":
-                name = getattr(item, "name", "") or item.id
+                name = item.name or item.id
                 self.project_names[item.id] = name
                 node.add(Text(f"▣ {name}"), data=NodeData("project", item, project_id=item.id))
             elif data.kind == "project":
@@ -131,7 +134,7 @@ class InventoryTree(Tree[NodeData]):
             self.load(node)
 
     # -- marking --------------------------------------------------------------------------
-    def volume_label(self, vol: Any) -> Text:
+    def volume_label(self, vol: VolumeInfo) -> Text:
         marked = vol.id in self.marked
         glyph = "◉" if marked else "○"
         label = Text(f"{glyph} ")
@@ -139,7 +142,7 @@ class InventoryTree(Tree[NodeData]):
         label.append(f" · {human_gb(vol.size)}")
         if marked:
             label.append(" · marked")
-        if not getattr(vol, "backupable", True):
+        if not vol.backupable:
             label.append(" · ⚠ no backup")
         return label
 
@@ -151,8 +154,8 @@ class InventoryTree(Tree[NodeData]):
         vol = node.data.obj
         if vol.id in self.marked:
             del self.marked[vol.id]
-        elif not getattr(vol, "backupable", True):
-            self.notify(f"cannot back up {vol.name}: {getattr(vol, 'reason', '')}",
+        elif not vol.backupable:
+            self.notify(f"cannot back up {vol.name}: {vol.reason}",
                         severity="warning", markup=False)
             return
         else:

@@ -12,78 +12,70 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Label, ListItem, ListView, Static
 
-from engine.jobs import DONE, RUNNING, Job
+from engine.jobs import DONE, JobView
 from tui.format import bar, dedup_ratio, human_bytes, human_duration, human_rate, job_status
 
 MAX_ROWS = 30
 
 
-def job_stored_bytes(job: Job) -> int | None:
-    """New bytes the store kept: the final result's figure once there is one (the last live
-    figure can predate the packs written at the end), else the latest progress extras."""
-    result = job.result
-    for obj in (result, getattr(result, "result", None), getattr(result, "backup", None)):
-        if obj is not None and hasattr(obj, "stored_bytes"):
-            return int(obj.stored_bytes)
-    for key in ("stored_bytes", "stored"):
-        if key in job.extra:
-            return int(job.extra[key])
-    return None
+def stored_bytes(view: JobView) -> int | None:
+    """New bytes the store kept: a finished backup's own figure (the last live one can predate
+    the packs written at the end), else the latest progress counter, else nothing yet."""
+    if view.kind == "backup" and view.state == DONE and view.result is not None:
+        return int(view.result["stored_bytes"])  # type: ignore[arg-type]
+    live = view.counters.get("stored_bytes")
+    return int(live) if isinstance(live, int) else None
 
 
-def job_new_volume(job: Job) -> str:
-    result = job.result
-    for attr in ("volume_id", "new_volume_id"):
-        if getattr(result, attr, None):
-            return str(getattr(result, attr))
-    vol = getattr(result, "volume", None)
-    return str(getattr(vol, "id", "") or "")
-
-
-def job_summary(job: Job, bar_width: int = 16) -> Content:
+def job_summary(view: JobView, bar_width: int = 16) -> Content:
     """Second line of a job row."""
-    if job.state == RUNNING or not job.finished:
-        total = job.bytes_total
-        frac = job.bytes_done / total if total else 0.0
+    if not view.finished:
+        total = view.bytes_total
+        frac = view.bytes_done / total if total else 0.0
         pct = f"{frac:4.0%}" if total else "  … "
-        size = (f"{human_bytes(job.bytes_done)} / {human_bytes(total)}" if total
-                else human_bytes(job.bytes_done) if job.bytes_done else "")
-        eta = human_duration(job.eta) if job.eta is not None else "–"
-        parts = [bar(frac, bar_width), pct, size, human_rate(job.rate), f"ETA {eta}"]
-        if job.kind == "backup":
+        size = (f"{human_bytes(view.bytes_done)} / {human_bytes(total)}" if total
+                else human_bytes(view.bytes_done) if view.bytes_done else "")
+        eta = human_duration(view.eta) if view.eta is not None else "–"
+        parts = [bar(frac, bar_width), pct, size, human_rate(view.rate), f"ETA {eta}"]
+        if view.kind == "backup":
             # nothing stored yet means no pack is written yet, not infinite dedup
-            stored = job_stored_bytes(job) or None
-            parts.append(f"dedup {dedup_ratio(job.bytes_done, stored)}")
+            parts.append(f"dedup {dedup_ratio(view.bytes_done, stored_bytes(view) or None)}")
         return Content("  ".join(p for p in parts if p))
-    took = human_duration((job.ended or job.created) - job.created)
-    if job.state == DONE:
-        if job.kind == "restore":
-            return Content(f"took {took} · new volume {job_new_volume(job) or '?'}")
-        stored = job_stored_bytes(job)
-        read = job.bytes_done or getattr(getattr(job.result, "result", job.result), "bytes", 0)
-        return Content(f"took {took} · read {human_bytes(read)} · new "
-                       f"{human_bytes(stored)} · dedup {dedup_ratio(read, stored)}")
-    return Content(f"after {took}: {job.error or job.state}")
+    took = human_duration((view.ended or view.created) - view.created)
+    if view.state == DONE and view.result is not None:
+        if view.kind == "restore":
+            return Content(f"took {took} · new volume {view.result['volume_id']}")
+        if view.kind == "backup":
+            read = int(view.result["bytes"])  # type: ignore[arg-type]
+            stored = stored_bytes(view)
+            return Content(f"took {took} · read {human_bytes(read)} · new "
+                           f"{human_bytes(stored)} · dedup {dedup_ratio(read, stored)}")
+        return Content(f"took {took}")
+    return Content(f"after {took}: {view.error.message if view.error else view.state}")
 
 
-def job_headline(job: Job) -> Content:
-    phase = f" · {job.phase}" if job.phase and not job.finished else ""
-    return Content.assemble(job_status(job.state), "  ", (job.title + phase, "bold"))
+def job_headline(view: JobView) -> Content:
+    phase = f" · {view.phase}" if view.phase and not view.finished else ""
+    return Content.assemble(job_status(view.state), "  ", (view.title + phase, "bold"))
 
 
 class JobRow(ListItem):
-    def __init__(self, job: Job) -> None:
+    """One job; ``view`` is replaced by the newest at each refresh."""
+
+    def __init__(self, view: JobView) -> None:
         super().__init__()
-        self.job = job
+        self.view = view
+        self.job_id = view.id
 
     def compose(self) -> ComposeResult:
         yield Label(classes="headline")
         yield Label(classes="summary")
 
-    def refresh_job(self) -> None:
+    def refresh_job(self, view: JobView | None = None) -> None:
+        self.view = view or self.view
         width = 16 if self.app.size.width >= 110 else 8
-        self.query_one(".headline", Label).update(job_headline(self.job))
-        self.query_one(".summary", Label).update(job_summary(self.job, bar_width=width))
+        self.query_one(".headline", Label).update(job_headline(self.view))
+        self.query_one(".summary", Label).update(job_summary(self.view, bar_width=width))
 
     def on_mount(self) -> None:
         self.refresh_job()
@@ -111,30 +103,32 @@ class JobsPanel(ListView):
         self.rebuild()
 
     def rebuild(self) -> None:
-        jobs = getattr(self.app, "jobs", lambda: [])()[:MAX_ROWS]
+        views = self.app.runner.views()[:MAX_ROWS]  # type: ignore[attr-defined]
         self.clear()
-        if not jobs:
+        if not views:
             self.append(ListItem(Static("no jobs yet — mark volumes with space, then b"),
                                  classes="no-jobs", disabled=True))
             return
-        self.extend([JobRow(job) for job in jobs])
+        self.extend([JobRow(view) for view in views])
 
     def jobs_changed(self, ids: set[str]) -> None:
-        rows = {row.job.id: row for row in self.query(JobRow)}
-        if any(job_id not in rows for job_id in ids):
+        rows = {row.job_id: row for row in self.query(JobRow)}
+        views = {v.id: v for v in self.app.runner.views()}  # type: ignore[attr-defined]
+        if any(job_id not in rows for job_id in ids if job_id in views):
             index = self.index
             self.rebuild()
             self.index = index if index is not None else 0
             return
         for job_id in ids:
-            rows[job_id].refresh_job()
+            if job_id in views:
+                rows[job_id].refresh_job(views[job_id])
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         event.stop()
         if isinstance(event.item, JobRow):
-            self.post_message(self.Open(event.item.job.id))
+            self.post_message(self.Open(event.item.job_id))
 
     def action_cancel_job(self) -> None:
         item = self.highlighted_child
-        if isinstance(item, JobRow) and not item.job.finished:
-            self.app.cancel_job(item.job.id)  # type: ignore[attr-defined]
+        if isinstance(item, JobRow) and not item.view.finished:
+            self.app.cancel_job(item.job_id)  # type: ignore[attr-defined]
