@@ -181,8 +181,7 @@ CYCLES = _cycles(EDGES)
 # interface vs. its S3 backend; the restore wizard vs. the main screen). While they are exactly
 # what is left the test is expected to fail; once both branches are merged it passes and this
 # mark must go. Any other cycle makes it fail outright.
-BEING_REMOVED = [["engine.store.backend", "engine.store.s3"],
-                 ["tui.screens.main", "tui.screens.restore"]]
+BEING_REMOVED = [["engine.store.backend", "engine.store.s3"]]
 
 
 @pytest.mark.xfail(CYCLES == BEING_REMOVED, strict=False,

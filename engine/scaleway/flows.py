@@ -880,16 +880,3 @@ async def _sweep_leases(s3: Any, bucket: str, found: _Found, removed: list[str],
             await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=lease_key(rec.owner))
             out.append(f"s3://{bucket}/{lease_key(rec.owner)}")
     return out
-
-
-def submit_backups(runner: Any, volumes: list[Any], **kwargs: Any) -> list[Any]:
-    """Queue one backup job per volume on an ``engine.jobs.JobRunner``; the runner's
-    concurrency limit says how many run at once. ``kwargs`` go to :func:`backup_volume`."""
-    jobs = []
-    for vol in volumes:
-        def run(reporter: Any, vol: Any = vol) -> Any:
-            return backup_volume(reporter, volume_id=vol.id, zone=vol.zone, **kwargs)
-
-        jobs.append(runner.submit(f"backup {vol.name}", run, kind="backup", volume_id=vol.id,
-                                  zone=vol.zone))
-    return jobs

@@ -42,8 +42,11 @@ def stored(ext4_image: Ext4Image, hostile_image: Path, crafted_image: CraftedIma
            tmp_path_factory: pytest.TempPathFactory) -> StoredImages:
     base = tmp_path_factory.mktemp("stored")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCW_", "STRONGROOM_"))}
+    # jobs in-process: this module outlives each test's own daemon folder (tests/daemon/
+    # covers restore-files through the daemon)
     env.update(STRONGROOM_PASSPHRASE=PASSPHRASE, XDG_CACHE_HOME=str(base / "cache"),
-               XDG_DATA_HOME=str(base / "data"), XDG_CONFIG_HOME=str(base / "config"))
+               XDG_DATA_HOME=str(base / "data"), XDG_CONFIG_HOME=str(base / "config"),
+               XDG_STATE_HOME=str(base / "state"), STRONGROOM_NO_DAEMON="1")
     store = base / "store"
     v2_tree = make_tree(base / "v2")
     (v2_tree / "etc" / "hosts").write_text("10.0.0.1 changed\n")

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.jobs import JobEvent, JobRunner, JobSpec, JobView, Reporter
 
 from engine.scaleway.api import Apis
 from engine.scaleway.flows import TEMP_PREFIX, Timeouts
@@ -57,3 +61,58 @@ def leftovers(apis: Apis, zone: str, bucket: str) -> dict[str, list[Any]]:
     snaps = [s.id for s in apis.block.list_snapshots_all(zone=zone, include_deleted=False)
              if TEMP_TAG in (s.tags or [])]
     return {"objects": objects, "uploads": uploads, "snapshots": snaps}
+
+
+@dataclass
+class Ran:
+    """A flow run as a job: its view (built from its events), the flow's own return value,
+    and every call it made (the view keeps only the last CALL_LOG_SIZE)."""
+
+    view: JobView
+    result: Any = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.view.id
+
+    @property
+    def state(self) -> str:
+        return self.view.state
+
+    @property
+    def error(self) -> str:
+        return self.view.error.message if self.view.error else ""
+
+    @property
+    def phases(self) -> list[Any]:
+        return self.view.phases
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        return self.view.counters
+
+
+def start_flow(runner: JobRunner, fn: Callable[[Reporter], Awaitable[Any]]) -> Ran:
+    """Submit ``fn(reporter)`` as a job; the returned Ran fills in as it runs."""
+    ran = Ran(JobView(""))
+
+    async def work(reporter: Reporter) -> Any:
+        ran.result = await fn(reporter)
+        return ran.result
+
+    def calls(event: JobEvent) -> None:
+        if event.job_id == ran.view.id and event.kind == "call":
+            ran.log.append(dict(event.data))
+
+    runner.subscribe(calls)
+    ran.view = runner.view(runner.submit(JobSpec("test", {}, "test"), work))
+    return ran
+
+
+async def run_flow(fn: Callable[[Reporter], Awaitable[Any]],
+                   runner: JobRunner | None = None) -> Ran:
+    runner = runner or JobRunner()
+    ran = start_flow(runner, fn)
+    await runner.wait(ran.id)
+    return ran

@@ -16,7 +16,7 @@ from engine.scaleway.config import scw_client
 from engine.settings import Settings
 from engine.scaleway.flows import backup_volume, cleanup_leftovers, restore_snapshot
 from engine.scaleway.inventory import list_inventory
-from tests.scaleway.helpers import FAST, leftovers, same_content
+from tests.scaleway.helpers import FAST, leftovers, run_flow, same_content, start_flow
 
 PASS = "correct horse battery staple"
 
@@ -63,11 +63,7 @@ async def _volume(apis: Apis, name: str, sandbox: Any = None) -> Any:
     return vol
 
 
-async def _run(fn: Any, runner: JobRunner | None = None) -> Any:
-    runner = runner or JobRunner()
-    job = runner.submit("test", fn)
-    await runner.wait(job.id)
-    return job
+_run = run_flow
 
 
 async def test_backup_then_restore_gives_the_same_bytes(sandbox: Any, apis: Apis, store: Any,
@@ -103,7 +99,7 @@ async def test_backup_then_restore_gives_the_same_bytes(sandbox: Any, apis: Apis
                                              zone=vol.zone, timeouts=FAST, settings=Settings()))
     assert job.state == DONE, job.error
     assert job.result.stored_bytes <= max(backup.stored_bytes // 20, 256 * 1024)
-    assert 0 <= job.extra["stored_bytes"] <= job.result.stored_bytes  # live dedup figure
+    assert 0 <= job.counters["stored_bytes"] <= job.result.stored_bytes  # live dedup figure
     apis.block.delete_volume(volume_id=new.id, zone=vol.zone)
 
 
@@ -136,7 +132,7 @@ async def test_backup_survives_429_503_and_a_dropped_s3_connection(
     sandbox.faults(rate_429=0.25, rate_503=0.15)
     runner = JobRunner()
     # Cut the next S3 bodies once the transfer starts, so the cuts hit the object's GETs.
-    runner.subscribe(lambda job, ev: sandbox.faults(rate_429=0.25, rate_503=0.15, drop_s3=3)
+    runner.subscribe(lambda ev: sandbox.faults(rate_429=0.25, rate_503=0.15, drop_s3=3)
                      if ev.kind == "phase" and ev.phase == "transfer" else None)
     job = await _run(lambda r: backup_volume(r, store=store, client=apis, volume_id=vol.id,
                                              zone=vol.zone, timeouts=FAST, settings=Settings(),
@@ -184,10 +180,10 @@ async def test_cancel_in_any_phase_cleans_up(sandbox: Any, apis: Apis, store: An
     vol = await _volume(apis, "dev-scratch", sandbox)
     runner = JobRunner()
     reached = asyncio.Event()
-    runner.subscribe(lambda job, ev: reached.set() if ev.phase == phase else None)
+    runner.subscribe(lambda ev: reached.set() if ev.phase == phase else None)
     if phase == "transfer":
         sandbox.faults(latency_ms=0)
-    job = runner.submit("b", lambda r: backup_volume(r, store=store, client=apis,
+    job = start_flow(runner, lambda r: backup_volume(r, store=store, client=apis,
                                                      volume_id=vol.id, zone=vol.zone,
                                                      timeouts=FAST, settings=Settings(),
                                                      part_size=1 << 20, concurrency=1))
@@ -227,8 +223,8 @@ async def test_cancelled_restore_leaves_no_volume_snapshot_or_object(
     before = {v.id for v in apis.block.list_volumes_all(zone=vol.zone, include_deleted=False)}
     runner = JobRunner()
     reached = asyncio.Event()
-    runner.subscribe(lambda job, ev: reached.set() if ev.phase == phase else None)
-    job = runner.submit("r", lambda r: restore_snapshot(r, store=store, client=apis,
+    runner.subscribe(lambda ev: reached.set() if ev.phase == phase else None)
+    job = start_flow(runner, lambda r: restore_snapshot(r, store=store, client=apis,
                                                         ref=backup.snapshot, zone=vol.zone,
                                                         timeouts=FAST, settings=Settings()))
     await asyncio.wait_for(reached.wait(), 30)
@@ -277,16 +273,15 @@ async def _settle(apis: Apis, zone: str, snapshot_id: str) -> None:
 
 async def test_several_volumes_at_once_under_a_limit(sandbox: Any, apis: Apis, store: Any,
                                                      clean_faults: Any) -> None:
-    from engine.scaleway.flows import submit_backups
-
     vols = [await _volume(apis, "dev-scratch", sandbox), await _volume(apis, "vault-secrets",
                                                                        sandbox)]
     runner = JobRunner(concurrency=2)
     running: list[int] = []
-    runner.subscribe(lambda job, ev: running.append(
-        sum(j.state == "running" for j in runner.jobs.values())))
-    jobs = submit_backups(runner, vols, store=store, client=apis, timeouts=FAST,
-                          settings=Settings())
+    runner.subscribe(lambda ev: running.append(
+        sum(v.state == "running" for v in runner.views())))
+    jobs = [start_flow(runner, lambda r, vol=vol: backup_volume(
+        r, store=store, client=apis, volume_id=vol.id, zone=vol.zone, timeouts=FAST,
+        settings=Settings())) for vol in vols]
     for job in jobs:
         await runner.wait(job.id)
     assert [j.state for j in jobs] == [DONE, DONE], [j.error for j in jobs]

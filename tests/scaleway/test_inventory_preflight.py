@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from engine.jobs import JobRunner
+from tests.scaleway.helpers import run_flow
 from engine.scaleway.api import Apis
 from engine.scaleway.config import scw_client
 from engine.scaleway.inventory import list_inventory, list_projects, list_volumes
@@ -33,12 +33,10 @@ async def test_inventory_walks_projects_and_zones(scw_env: Any) -> None:
 
 
 async def test_list_volumes_of_one_project_and_zone_records_calls(scw_env: Any) -> None:
-    runner = JobRunner()
     client = scw_client()
     projects = {p.name: p.id for p in await list_projects(client)}
-    job = runner.submit("inv", lambda r: list_volumes(client, projects["web-production"],
-                                                       "fr-par-1", reporter=r))
-    await runner.wait(job.id)
+    job = await run_flow(lambda r: list_volumes(client, projects["web-production"],
+                                                "fr-par-1", reporter=r))
     assert {v.name for v in job.result} >= {"web-01-data", "postgres-main"}
     assert all(v.zone == "fr-par-1" for v in job.result)
     assert any(c["path"] == "/block/v1/zones/fr-par-1/volumes" and c["status"] == 200
