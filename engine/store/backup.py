@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyfastcdc import FastCDC
 
 from engine.errors import OperationError
-from engine.store.backend import Backend, PageBuffer, is_disk_full
+from engine.store.backends.base import Backend, PageBuffer, is_disk_full
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
 from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
 from engine.store.known import KnownIds

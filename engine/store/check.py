@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.store.backend import NotFound
+from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
 from engine.store.index import Location, read_toc
 from engine.store.pack import BLOB_DATA, BLOB_TREE, PACK_MAGIC, pack_name

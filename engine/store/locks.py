@@ -13,7 +13,7 @@ import threading
 import time
 
 from engine.errors import OperationError
-from engine.store.backend import Backend, NotFound
+from engine.store.backends.base import Backend, NotFound
 
 STALE_SECONDS = 30 * 60
 REFRESH_SECONDS = 5 * 60

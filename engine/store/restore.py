@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Backend, NotFound
+from engine.store.backends.base import Backend, NotFound
 from engine.store.backup import Cancelled
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, IntegrityError, Keys, Sealer
 from engine.store.index import IndexCache, Location

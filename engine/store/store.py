@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Backend, NotFound, is_disk_full, open_backend
+from engine.store.backends import Backend, NotFound, is_disk_full, open_backend
 from engine.store.backup import BackupJob, ChunkerParams, now_iso
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file

@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Buffer, NotFound, PageBuffer, Stat
+from engine.store.backends.base import Buffer, NotFound, PageBuffer, Stat
 
 
 class S3Backend:
