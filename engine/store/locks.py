@@ -13,7 +13,7 @@ import threading
 import time
 
 from engine.errors import OperationError
-from engine.store.backends.base import Backend, NotFound
+from engine.store.backends.base import Backend, NotFound, process_gone
 
 STALE_SECONDS = 30 * 60
 REFRESH_SECONDS = 5 * 60
@@ -26,14 +26,10 @@ class LockedError(OperationError):
 def _is_stale(doc: dict, now: float) -> bool:
     if now - float(doc.get("time", 0)) > STALE_SECONDS:
         return True
-    if doc.get("host") == socket.gethostname():
-        try:
-            os.kill(int(doc.get("pid", 0)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError, OverflowError):
-            return False
-    return False
+    try:
+        return process_gone(str(doc.get("host")), int(doc.get("pid", 0)))
+    except (TypeError, ValueError):
+        return False
 
 
 class StoreLock:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
-from engine.store.backends import Backend, NotFound, is_disk_full, open_backend
+from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.backup import BackupJob, ChunkerParams, now_iso
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
@@ -184,6 +184,7 @@ class Store:
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False):
+                self.backend.remove_dead_temp_files()
                 self._sync(force=True)
                 job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
                 info, nbytes = job.run(source, name=name, tags=tags or {},
@@ -252,6 +253,7 @@ class Store:
             manifests = self._load_manifests(fresh=True)
             reader = BlobReader(self.backend, self.keys, self.cache)
             report = run_check(reader, manifests, read_data, self._sync_problems, progress)
+            report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()
             for snap_id in manifests:
@@ -264,10 +266,26 @@ class Store:
         if not new_passphrase:
             raise UsageError("an empty passphrase is not allowed")
         with self._lock(exclusive=True):
+            self.backend.remove_dead_temp_files()
             self.backend.put(KEY, make_key_file(self.keys.master, new_passphrase))
 
     def _lock(self, exclusive: bool) -> StoreLock:
         return StoreLock(self.backend, exclusive)
+
+
+def _temp_warning(temp: TempFile) -> str:
+    whose = ("its writer is gone: the next backup removes it" if temp.writer_gone
+             else "its writer may still be running")
+    return (f"leftover temporary file {temp.name} ({temp.size} bytes, last written "
+            f"{_ago(temp.age)} ago) of an interrupted write; not part of the store, {whose}")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 def _stream_size(source: BinaryIO) -> int | None:

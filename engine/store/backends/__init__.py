@@ -6,13 +6,13 @@ Dependencies point one way: ``local`` and ``s3`` import ``base``; this module im
 from __future__ import annotations
 
 from engine.errors import UsageError
-from engine.store.backends.base import (Backend, Buffer, NotFound, PageBuffer, Stat,
+from engine.store.backends.base import (Backend, Buffer, NotFound, PageBuffer, Stat, TempFile,
                                         is_disk_full)
 from engine.store.backends.local import LocalBackend
 from engine.store.backends.s3 import S3Backend
 
 __all__ = ["Backend", "Buffer", "LocalBackend", "NotFound", "PageBuffer", "S3Backend", "Stat",
-           "is_disk_full", "open_backend"]
+           "TempFile", "is_disk_full", "open_backend"]
 
 
 def open_backend(url: str) -> Backend:

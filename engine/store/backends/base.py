@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import errno
 import mmap
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,6 +62,16 @@ class Stat:
     size: int
 
 
+@dataclass
+class TempFile:
+    """A file a writer had not finished (a local ``.tmp-*``): never part of the store."""
+
+    name: str           # its path in the store, like other names
+    size: int
+    age: float          # seconds since it was last written
+    writer_gone: bool   # its writer is known to have stopped: safe to remove
+
+
 class Backend(Protocol):
     """Storage for store files.
 
@@ -93,6 +105,25 @@ class Backend(Protocol):
     def create(self) -> None:
         """Create the store location (a directory; nothing to do on S3)."""
 
+    def temp_files(self) -> list[TempFile]:
+        """Unfinished files of writers, running or gone (none on S3: a PUT leaves none)."""
+
+    def remove_dead_temp_files(self) -> list[TempFile]:
+        """Remove the unfinished files whose writer is gone; returns what was removed."""
+
+
+def process_gone(host: str, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` is known to have ended: only a process of this host
+    can be known to have (one of another host, or of a pid we may not signal, may run on)."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    return False
 
 
 def is_disk_full(exc: BaseException) -> bool:

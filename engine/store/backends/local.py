@@ -1,14 +1,28 @@
-"""The local backend: a store in a directory of a local (or mounted) file system."""
+"""The local backend: a store in a directory of a local (or mounted) file system.
+
+A file is written to ``<dir>/.tmp-<name>-<8 hex>-<pid>@<host>``, then renamed. A writer killed
+mid-write leaves that temp file; its name says whose it was, so the next writer can tell that
+the process is gone and remove it (one of another host: once it is older than TEMP_GRACE).
+"""
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine.errors import OperationError
-from engine.store.backends.base import Buffer, NotFound, PageBuffer, Stat, round_up
+from engine.store.backends.base import (Buffer, NotFound, PageBuffer, Stat, TempFile,
+                                        process_gone, round_up)
+
+TEMP_PREFIX = ".tmp-"
+# A temp file untouched for this long is a dead writer's, whoever wrote it: no put takes so long.
+TEMP_GRACE = 3600.0
+_TEMP_WRITER = re.compile(r"-[0-9a-f]{8}-(?P<pid>[0-9]+)@(?P<host>[^/]*)$")
 
 
 class LocalBackend:
@@ -36,7 +50,8 @@ class LocalBackend:
         if parent not in self._made:
             parent.mkdir(parents=True, exist_ok=True)
             self._made.add(parent)
-        tmp = parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
+        tmp = parent / (f"{TEMP_PREFIX}{path.name}-{secrets.token_hex(4)}-{os.getpid()}@"
+                        f"{_host_for_name()}")
         try:
             if not (isinstance(data, PageBuffer) and _write_direct(tmp, data)):
                 if isinstance(data, PageBuffer):
@@ -97,7 +112,7 @@ class LocalBackend:
             return
         for dirpath, _dirs, files in os.walk(base):
             for fname in files:
-                if fname.startswith(".tmp-"):
+                if fname.startswith(TEMP_PREFIX):
                     continue
                 full = os.path.join(dirpath, fname)
                 try:
@@ -118,21 +133,45 @@ class LocalBackend:
         except FileNotFoundError:
             pass
 
-    def remove_temp_files(self) -> None:
-        """Remove ``.tmp-*`` leftovers of writers that died mid-write (call under no lock race:
-        only files older than an hour are touched)."""
-        import time
-
-        limit = time.time() - 3600
+    def temp_files(self) -> list[TempFile]:
+        found, now = [], time.time()
         for dirpath, _dirs, files in os.walk(self.root):
             for fname in files:
-                if fname.startswith(".tmp-"):
-                    full = os.path.join(dirpath, fname)
-                    try:
-                        if os.stat(full).st_mtime < limit:
-                            os.unlink(full)
-                    except OSError:
-                        pass
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                full = os.path.join(dirpath, fname)
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue  # its writer just finished
+                age = max(0.0, now - st.st_mtime)
+                found.append(TempFile(os.path.relpath(full, self.root).replace(os.sep, "/"),
+                                      st.st_size, age, age > TEMP_GRACE or _writer_gone(fname)))
+        return found
+
+    def remove_dead_temp_files(self) -> list[TempFile]:
+        removed = []
+        for temp in self.temp_files():
+            if temp.writer_gone:
+                try:
+                    os.unlink(self.root / temp.name)
+                except FileNotFoundError:
+                    pass
+                removed.append(temp)
+        return removed
+
+
+def _host_for_name() -> str:
+    """This host's name as it can appear in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64]
+
+
+def _writer_gone(fname: str) -> bool:
+    """Whether the writer named in a temp file's name is known to have stopped."""
+    m = _TEMP_WRITER.search(fname)
+    if m is None or m["host"] != _host_for_name():
+        return False  # an older name, or another host's: only its age tells
+    return process_gone(socket.gethostname(), int(m["pid"]))
 
 
 def _write_direct(tmp: Path, data: PageBuffer) -> bool:
