@@ -52,9 +52,14 @@ class Store:
         if backend.exists():
             if backend.stat(CONFIG) is not None:
                 raise UsageError(f"a store already exists at {backend.url}")
-            if any(True for _ in backend.list("")):
+            leftovers = [st.name for st in backend.list("")]
+            if not _half_made(leftovers):
                 raise UsageError(f"{backend.url} is not empty and not a store: choose an empty "
                                  "or new folder")
+            # An init that stopped before its config: nothing is stored yet, start again.
+            for name in leftovers:
+                backend.delete(name)
+            backend.remove_dead_temp_files()
         chunker = DEFAULT_CHUNKER
         if chunk_avg:
             if not 1024 <= chunk_avg <= 1024 * 1024:
@@ -63,7 +68,8 @@ class Store:
         try:
             backend.create()
             master = os.urandom(32)
-            backend.put(KEY, make_key_file(master, passphrase))
+            # exclusive: a second init racing this one fails instead of replacing our key
+            backend.put(KEY, make_key_file(master, passphrase), exclusive=True)
             config = {"strongroom_store": FORMAT_VERSION, "id": os.urandom(16).hex(),
                       "created": now_iso(), "chunker": chunker.as_dict(),
                       "cipher": "aes-256-gcm", "chunk_id": "blake3-keyed",
@@ -85,6 +91,15 @@ class Store:
         try:
             raw = backend.get(CONFIG)
         except NotFound:
+            names = [st.name for st in backend.list("")]
+            if not names:
+                raise UsageError(f"{backend.url} is empty, not a store yet: run 'strongroom "
+                                 "init' to create one there, or point --store (or "
+                                 "STRONGROOM_STORE) at an existing store") from None
+            if _half_made(names):
+                raise UsageError(f"the store at {backend.url} was never finished (its creation "
+                                 "stopped before the config file was written; nothing is stored "
+                                 "in it): run 'strongroom init' again") from None
             raise UsageError(f"{backend.url} is not a strongroom store (it has no config file): "
                              "check --store (or STRONGROOM_STORE)") from None
         except (IsADirectoryError, PermissionError) as exc:
@@ -286,6 +301,12 @@ def _ago(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
+
+
+def _half_made(names: list[str]) -> bool:
+    """Whether the files of a location without a config are only what an interrupted ``init``
+    writes before its config (the key file): then ``init`` may start again there."""
+    return all(name == KEY for name in names)
 
 
 def _stream_size(source: BinaryIO) -> int | None:

@@ -1,6 +1,8 @@
 """Store hygiene: what a crash or a failing store leaves behind, and what comes after it.
 
-``.tmp-*`` files of killed writers are cleaned by the next writer and reported by check."""
+A killed ``init`` leaves a folder that ``init`` finishes; ``.tmp-*`` files of killed writers are
+cleaned by the next writer and reported by check; a lock that cannot be refreshed stops the
+operation holding it."""
 from __future__ import annotations
 
 import os
@@ -9,11 +11,75 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from engine.errors import UsageError
 from engine.store import Store
 from tests.fixtures.store import PASSPHRASE, REPO_ROOT
 
+# Runs Store.init in a process that SIGKILLs itself right after its n-th fsync: a real crash,
+# no exception handler or finally clause runs.
+_KILLED_INIT = """
+import os, signal, sys
+from engine.store import Store
+left = int(sys.argv[2])
+real_fsync = os.fsync
+def fsync(fd):
+    global left
+    real_fsync(fd)
+    left -= 1
+    if left == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.fsync = fsync
+Store.init(sys.argv[1], "first passphrase")
+"""
+
+
 def _temps(root: Path) -> list[Path]:
     return [p for p in root.rglob(".tmp-*")]
+
+
+# fsync 1: the key file's temp is written; 2: the key file is in place; 3: the config's temp is
+# written; 4: the config is in place (the store is complete).
+@pytest.mark.parametrize("kill_after", [1, 2, 3, 4])
+def test_init_killed_at_any_point_leaves_a_folder_init_finishes(tmp_path: Path, fast_kdf: None,
+                                                                kill_after: int) -> None:
+    store = tmp_path / "store"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_INIT, str(store), str(kill_after)],
+                          cwd=REPO_ROOT, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    if kill_after == 4:  # the config was in place: a store, whole
+        with pytest.raises(UsageError, match="already exists"):
+            Store.init(str(store), PASSPHRASE)
+        Store.open(str(store), "first passphrase").close()
+        return
+    assert not (store / "config").exists()
+    if (store / "keys" / "default").exists():
+        # open says what to do...
+        with pytest.raises(UsageError, match="never finished.*run 'strongroom init' again"):
+            Store.open(str(store), "first passphrase")
+    # ...and init does it: a new store, under the new passphrase, no leftovers.
+    Store.init(str(store), PASSPHRASE).close()
+    with Store.open(str(store), PASSPHRASE) as opened:
+        assert opened.snapshots() == []
+    assert _temps(store) == []
+
+
+def test_init_still_refuses_a_folder_with_anything_else(tmp_path: Path, fast_kdf: None) -> None:
+    store = tmp_path / "store"
+    (store / "keys").mkdir(parents=True)
+    (store / "keys" / "default").write_text("{}")
+    (store / "packs").mkdir()
+    (store / "packs" / "ab").write_bytes(b"data")  # a store that lost its config: keep it
+    with pytest.raises(UsageError, match="not empty and not a store"):
+        Store.init(str(store), PASSPHRASE)
+    with pytest.raises(UsageError, match="not a strongroom store"):
+        Store.open(str(store), PASSPHRASE)
+    assert (store / "keys" / "default").read_text() == "{}"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="is empty, not a store yet.*strongroom init"):
+        Store.open(str(empty), PASSPHRASE)
 
 
 # Writes one store file in a process that SIGKILLs itself once the temp file is written, before
