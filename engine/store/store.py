@@ -198,14 +198,15 @@ class Store:
         each pack lands, in order, and once more with the final figure. Raises OperationError (disk full, cancelled, store unwritable)."""
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
-            with self._lock(exclusive=False):
+            with self._lock(exclusive=False) as lock:
                 self.backend.remove_dead_temp_files()
                 self._sync(force=True)
                 job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
                 info, nbytes = job.run(source, name=name, tags=tags or {},
                                        source_info=source_info or {}, total=total or 0,
                                        progress=progress, cancel=cancel,
-                                       stored_progress=stored_progress)
+                                       stored_progress=stored_progress,
+                                       still_locked=lock.check)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
@@ -225,7 +226,7 @@ class Store:
         snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
         started = time.monotonic()
-        with self._lock(exclusive=False):
+        with self._lock(exclusive=False) as lock:
             self._sync()
             reader = BlobReader(self.backend, self.keys, self.cache)
             short = manifest.info.id[:12]
@@ -233,12 +234,13 @@ class Store:
                 if is_stream_target(out):
                     if isinstance(out, (str, os.PathLike)):
                         with open(out, "wb") as stream:
-                            restore_to_stream(reader, manifest, stream, progress, cancel)
+                            restore_to_stream(reader, manifest, stream, progress, cancel,
+                                              lock.check)
                     else:
-                        restore_to_stream(reader, manifest, out, progress, cancel)
+                        restore_to_stream(reader, manifest, out, progress, cancel, lock.check)
                     target = "stream" if not isinstance(out, (str, os.PathLike)) else str(out)
                 else:
-                    restore_to_path(reader, manifest, Path(out), progress, cancel)
+                    restore_to_path(reader, manifest, Path(out), progress, cancel, lock.check)
                     target = str(out)
             except IntegrityError as exc:
                 what = ("the output is incomplete" if is_stream_target(out)
@@ -263,11 +265,12 @@ class Store:
     def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Structure (config, keys, index vs packs' TOCs, manifests and their chunks); with
         ``read_data`` every indexed blob is read, authenticated, decompressed and re-hashed."""
-        with self._lock(exclusive=False):
+        with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
             reader = BlobReader(self.backend, self.keys, self.cache)
-            report = run_check(reader, manifests, read_data, self._sync_problems, progress)
+            report = run_check(reader, manifests, read_data, self._sync_problems, progress,
+                               lock.check)
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()

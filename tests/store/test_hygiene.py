@@ -5,16 +5,20 @@ cleaned by the next writer and reported by check; a lock that cannot be refreshe
 operation holding it."""
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
-from engine.errors import UsageError
-from engine.store import Store
+from engine.errors import OperationError, UsageError
+from engine.store import Store, locks
 from tests.fixtures.store import PASSPHRASE, REPO_ROOT
 
 # Runs Store.init in a process that SIGKILLs itself right after its n-th fsync: a real crash,
@@ -132,3 +136,140 @@ def _host() -> str:
     from engine.store.backends.local import _host_for_name
 
     return _host_for_name()
+
+
+# ---------------------------------------------------------------------------------------------
+# A lock that cannot be refreshed stops the operation (restic's rule), whatever the failure.
+
+class _LockRefreshFails:
+    """The real backend, except that rewriting a lock file (a refresh) raises ``error``, as an
+    S3 store's backend does when the endpoint fails: botocore's errors are not OSError."""
+
+    def __init__(self, real: object, error: Exception) -> None:
+        self.real, self.error, self.lock_puts = real, error, 0
+        self.failed = threading.Event()
+
+    def put(self, name: str, data: object, *, exclusive: bool = False) -> None:
+        if name.startswith("locks/"):
+            self.lock_puts += 1
+            if self.lock_puts > 1:
+                self.failed.set()
+                raise self.error
+        self.real.put(name, data, exclusive=exclusive)  # type: ignore[attr-defined]
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.real, attr)
+
+
+class _SlowSource(io.RawIOBase):
+    """``size`` bytes (one random MiB over and over) read at a steady pace."""
+
+    def __init__(self, size: int, pause: float) -> None:
+        self.size, self.pause, self.pos = size, pause, 0
+        self.block = os.urandom(1 << 20)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: object) -> int:
+        time.sleep(self.pause)
+        out = memoryview(b).cast("B")  # type: ignore[arg-type]
+        n = min(len(out), len(self.block), self.size - self.pos)
+        out[:n] = self.block[:n]
+        self.pos += n
+        return n
+
+
+class _SlowSink(io.RawIOBase):
+    def __init__(self, pause: float) -> None:
+        self.pause, self.written = pause, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: object) -> int:
+        time.sleep(self.pause)
+        self.written += len(memoryview(b))  # type: ignore[arg-type]
+        return len(memoryview(b))  # type: ignore[arg-type]
+
+
+_REFRESH_ERRORS = [
+    ClientError({"Error": {"Code": "InternalError", "Message": "We encountered an internal "
+                           "error"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "PutObject"),
+    EndpointConnectionError(endpoint_url="https://s3.fr-par.scw.cloud/backups/locks/x"),
+]
+
+
+@pytest.mark.parametrize("error", _REFRESH_ERRORS, ids=lambda e: type(e).__name__)
+def test_a_backup_that_loses_its_lock_stops_and_records_no_snapshot(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    monkeypatch.setattr(locks, "REFRESH_SECONDS", 0.05)
+    source = _SlowSource(128 << 20, pause=0.005)  # ~0.7 s to read it all
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        store.backend = _LockRefreshFails(store.backend, error)  # type: ignore[assignment]
+        with pytest.raises(OperationError) as caught:
+            store.backup(source, name="unlocked")
+    message = str(caught.value)
+    assert message.startswith("lost the store lock (refreshing locks/")
+    assert type(error).__name__ in message and "\n" not in message
+    assert source.pos < source.size  # it stopped, not ran on to the end
+    assert list((store_dir / "snapshots").glob("*")) == []
+    assert list((store_dir / "locks").iterdir()) == []  # and let go of its lock file
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        assert store.snapshots() == []
+
+
+def test_a_restore_that_loses_its_lock_stops(store_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        snap = store.backup(_SlowSource(64 << 20, pause=0), name="a").snapshot
+    monkeypatch.setattr(locks, "REFRESH_SECONDS", 0.05)
+    sink = _SlowSink(pause=0.1)  # 16 MiB segments: about 0.4 s for the image
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        failing = _LockRefreshFails(store.backend, _REFRESH_ERRORS[0])
+        store.backend = failing  # type: ignore[assignment]
+        with pytest.raises(locks.LockLost, match="lost the store lock.*ClientError"):
+            store.restore(snap.id, sink)
+    assert sink.written < snap.bytes
+
+
+def test_a_check_that_loses_its_lock_stops(store_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        store.backup(_SlowSource(1 << 20, pause=0), name="a")
+    monkeypatch.setattr(locks, "REFRESH_SECONDS", 0.01)
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        failing = _LockRefreshFails(store.backend, _REFRESH_ERRORS[1])
+        real_list = failing.real.list
+
+        def list_after_the_failure(prefix: str):  # the check starts once the lock is lost
+            if prefix == "packs/":
+                assert failing.failed.wait(5)
+                time.sleep(0.05)  # the refresher records why
+            return real_list(prefix)
+
+        failing.list = list_after_the_failure  # type: ignore[method-assign]
+        store.backend = failing  # type: ignore[assignment]
+        with pytest.raises(locks.LockLost, match="EndpointConnectionError"):
+            store.check()
+
+
+def test_a_lock_removed_by_another_process_is_lost(store_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(locks, "REFRESH_SECONDS", 0.02)
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        lock = locks.StoreLock(store.backend, exclusive=False).acquire()
+        lock.check()  # held
+        store.backend.delete(lock.name)  # what a process that judged it stale does
+        deadline = time.monotonic() + 5
+        while lock._lost is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(locks.LockLost, match="removed by another process"):
+            lock.check()
+        lock.release()
+        assert list((store_dir / "locks").iterdir()) == []  # not re-created by the refresher
+    # and one not refreshed for longer than others wait is lost too
+    late = locks.StoreLock(store.backend, exclusive=False)
+    late._refreshed -= locks.STALE_SECONDS + 1
+    with pytest.raises(locks.LockLost, match="not refreshed for 30 minutes"):
+        late.check()
