@@ -8,6 +8,7 @@ at once and none forgets the jitter.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ class RetryPolicy:
         return max(self.floor, random.uniform(0, min(self.cap, self.base * 2 ** attempt)))
 
     def with_floor(self, floor: float) -> "RetryPolicy":
-        return RetryPolicy(self.attempts, self.base, self.cap, floor)
+        return dataclasses.replace(self, floor=floor)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grimp
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = ROOT / "engine"
@@ -177,15 +176,6 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 EDGES = _import_graph()
 CYCLES = _cycles(EDGES)
-# Two cycles are being removed on their own branches while this test lands (the store's backend
-# interface vs. its S3 backend; the restore wizard vs. the main screen). While they are exactly
-# what is left the test is expected to fail; once both branches are merged it passes and this
-# mark must go. Any other cycle makes it fail outright.
-BEING_REMOVED = [["engine.store.backend", "engine.store.s3"]]
-
-
-@pytest.mark.xfail(CYCLES == BEING_REMOVED, strict=False,
-                   reason="the two cycles being removed on other branches are still here")
 def test_no_import_cycles_between_modules() -> None:
     assert set(EDGES) >= {"engine.store.store", "tui.app", "cli.main"}  # the graph is real
     found = [_describe(group, EDGES) for group in CYCLES]

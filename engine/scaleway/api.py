@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import threading
 import time
 import urllib.parse
@@ -32,6 +31,8 @@ from scaleway.iam.v1alpha1 import IamV1Alpha1API
 from scaleway.instance.v1 import InstanceV1API
 
 from engine.errors import OperationError
+# The one retry policy; other modules import these two names from here too.
+from engine.retry import DEFAULT_RETRY, RetryPolicy
 from engine.scaleway.config import region_of, s3_endpoint
 
 T = TypeVar("T")
@@ -42,24 +43,6 @@ UNCERTAIN_STATUSES = RETRY_STATUSES - {429}
 
 class CallRecorder(Protocol):
     def call(self, method: str, path: str, status: int | str, ms: float) -> None: ...
-
-
-class RetryPolicy:
-    """Exponential backoff with full jitter; small numbers in tests, patient ones in production."""
-
-    def __init__(self, attempts: int = 6, base: float = 0.5, cap: float = 20.0) -> None:
-        self.attempts, self.base, self.cap = attempts, base, cap
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), self.cap)
-            except ValueError:
-                pass
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
-
-
-DEFAULT_RETRY = RetryPolicy()
 
 
 def scw_message(exc: BaseException) -> str:
@@ -123,40 +106,48 @@ def _never_sent(exc: requests.RequestException) -> bool:
         reason, urllib3.exceptions.NewConnectionError)
 
 
+class _RetryableAnswer(Exception):
+    """A 429 or 5xx answer to a call that may be sent again (only inside :func:`_install`)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+        self.retry_after = response.headers.get("Retry-After")  # read by the retry policy
+
+
 def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any:
     """Wrap the SDK API object's single HTTP entry point with retries and the call log."""
     original = api._request
 
-    def request(method: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
-        attempt = 0
-        creating = method.upper() == "POST"
-        while True:
-            start = time.monotonic()
-            try:
-                res = original(method, path, *args, **kwargs)
-            except requests.RequestException as exc:
-                ms = (time.monotonic() - start) * 1000
-                if recorder:
-                    recorder.call(method.upper(), path, type(exc).__name__, ms)
-                if creating and not _never_sent(exc):
-                    raise UncertainOutcome(method.upper(), path, type(exc).__name__) from None
-                if attempt + 1 >= retry.attempts:
-                    raise OperationError(f"cannot reach the Scaleway API ({api.client.api_url}): "
-                                         f"{type(exc).__name__}; check the network or "
-                                         f"SCW_API_URL") from None
-                time.sleep(retry.delay(attempt))
-                attempt += 1
-                continue
-            ms = (time.monotonic() - start) * 1000
+    def once(verb: str, method: str, path: str, args: Any, kwargs: Any) -> requests.Response:
+        start = time.monotonic()
+        try:
+            res = original(method, path, *args, **kwargs)
+        except requests.RequestException as exc:
             if recorder:
-                recorder.call(method.upper(), path, res.status_code, ms)
-            if creating and res.status_code in UNCERTAIN_STATUSES:
-                raise UncertainOutcome(method.upper(), path, res.status_code)
-            if res.status_code in RETRY_STATUSES and attempt + 1 < retry.attempts:
-                time.sleep(retry.delay(attempt, res.headers.get("Retry-After")))
-                attempt += 1
-                continue
-            return res
+                recorder.call(verb, path, type(exc).__name__, (time.monotonic() - start) * 1000)
+            if verb == "POST" and not _never_sent(exc):
+                raise UncertainOutcome(verb, path, type(exc).__name__) from None
+            raise
+        if recorder:
+            recorder.call(verb, path, res.status_code, (time.monotonic() - start) * 1000)
+        if verb == "POST" and res.status_code in UNCERTAIN_STATUSES:
+            raise UncertainOutcome(verb, path, res.status_code)
+        if res.status_code in RETRY_STATUSES:
+            raise _RetryableAnswer(res)
+        return res
+
+    def request(method: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        verb = method.upper()
+        try:
+            return retry.call(lambda: once(verb, method, path, args, kwargs), retry_on=lambda exc:
+                              isinstance(exc, (_RetryableAnswer, requests.RequestException)))
+        except _RetryableAnswer as exc:
+            return exc.response  # still failing after every attempt: the SDK reports it
+        except requests.RequestException as exc:
+            raise OperationError(f"cannot reach the Scaleway API ({api.client.api_url}): "
+                                 f"{type(exc).__name__}; check the network or "
+                                 f"SCW_API_URL") from None
 
     api._request = request
     return api
@@ -170,14 +161,15 @@ def create_once(make: Callable[[], T], find: Callable[[], T | None], retry: Retr
     made a moment late), then ``find`` what that attempt may have made, by the unique name, tags
     or markers the caller gave it: if it exists, it is adopted; only if not is ``make`` called
     again. Other errors (4xx answers, failures of ``find``) go through unchanged."""
+    # Not a near-zero jitter here: a thing just made may take a moment to be listed.
+    patient = retry.with_floor(retry.base)
     last: UncertainOutcome | None = None
     for attempt in range(retry.attempts):
         try:
             return make()
         except UncertainOutcome as exc:
             last = exc
-        # Not a near-zero jitter here: a thing just made may take a moment to be listed.
-        time.sleep(max(retry.delay(attempt), retry.base))
+        time.sleep(patient.delay(attempt))
         found = find()
         if found is not None:
             return found

@@ -4,6 +4,9 @@
 into a fixed window of reused buffers (so the store pipeline reads it like a file, with no local
 copy). :class:`MultipartWriter` is the other direction: sequential writes become a multipart
 upload of at most 1000 parts, several parts in flight, a bounded number of buffers.
+
+A read cut short is asked again from where it stopped, after the retry policy's jittered delay
+(engine.retry); uploads rely on botocore's own retries (each part is one idempotent call).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import collections
 import io
 import math
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -18,11 +22,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError
 
 from engine.errors import OperationError
+from engine.retry import RetryPolicy
 from engine.scaleway.api import scw_message
 
 MiB = 1024 * 1024
 MAX_PARTS = 1000
 MIN_PART = 8 * MiB
+# Reads that fail mid-body: botocore retries the GET itself, not a body cut afterwards.
+READ_RETRY = RetryPolicy(attempts=5, base=0.5, cap=10.0)
+_READ_ERRORS = (BotoCoreError, ClientError, OSError, HTTPError)
 
 
 class Cancelled(Exception):
@@ -34,16 +42,42 @@ def part_size_for(size: int) -> int:
     return max(MIN_PART, math.ceil(size / MAX_PARTS))
 
 
-class RangedReader(io.RawIOBase):
+class _Retries:
+    """The readers' shared retry rule: a failed read is final after the policy's attempts or on
+    403/404; otherwise wait the policy's jittered delay (cut short by cancel or close)."""
+
+    retry: RetryPolicy
+    cancel: threading.Event
+    bucket: str
+    key: str
+    _closing: bool
+
+    def _after_failure(self, exc: BaseException, failures: int) -> None:
+        if failures >= self.retry.attempts or (isinstance(exc, ClientError) and
+                                               _client_status(exc) in (403, 404)):
+            raise OperationError(f"reading s3://{self.bucket}/{self.key} failed: "
+                                 f"{scw_message(exc)}") from None
+        self._pause(self.retry.delay(failures - 1))
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not (self.cancel.is_set() or self._closing):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.cancel.wait(min(left, 0.1))
+
+
+class RangedReader(_Retries, io.RawIOBase):
     """A readable stream over ``s3://bucket/key`` fed by concurrent ranged GETs, in order."""
 
     def __init__(self, s3: Any, bucket: str, key: str, size: int, *, part_size: int = 8 * MiB,
                  concurrency: int = 8, window: int | None = None,
-                 cancel: threading.Event | None = None, attempts: int = 5,
+                 cancel: threading.Event | None = None, retry: RetryPolicy = READ_RETRY,
                  on_eof: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.s3, self.bucket, self.key, self.size = s3, bucket, key, size
-        self.part_size, self.attempts = part_size, attempts
+        self.part_size, self.retry = part_size, retry
         self.cancel = cancel or threading.Event()
         self.on_eof = on_eof
         self.bytes_fetched = 0
@@ -148,15 +182,12 @@ class RangedReader(io.RawIOBase):
                 raise Cancelled("cancelled")
             try:
                 got += self._get_range(start + got, length - got, view[got:length])
-            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
-                # A dropped connection: ask again for what is still missing.
+            except _READ_ERRORS as exc:
+                # A dropped connection: ask again (after a delay) for what is still missing.
                 failures += 1
-                self.retries += 1
-                if failures >= self.attempts or (isinstance(exc, ClientError) and
-                                                 _client_status(exc) in (403, 404)):
-                    raise OperationError(
-                        f"reading s3://{self.bucket}/{self.key} failed: {scw_message(exc)}"
-                    ) from None
+                with self._lock:
+                    self.retries += 1
+                self._after_failure(exc, failures)
         return buf, length
 
     def _get_range(self, offset: int, length: int, into: memoryview) -> int:
@@ -346,17 +377,18 @@ class MultipartWriter(io.RawIOBase):
         raise err
 
 
-class StreamReader(io.RawIOBase):
+class StreamReader(_Retries, io.RawIOBase):
     """One streamed GET read in order; a cut connection resumes with a ranged GET from where it
     stopped. For servers where each ranged GET costs as much as the whole object (moto's)."""
 
     def __init__(self, s3: Any, bucket: str, key: str, size: int, *,
-                 cancel: threading.Event | None = None, attempts: int = 5,
+                 cancel: threading.Event | None = None, retry: RetryPolicy = READ_RETRY,
                  on_eof: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.s3, self.bucket, self.key, self.size = s3, bucket, key, size
         self.cancel = cancel or threading.Event()
-        self.attempts, self.on_eof = attempts, on_eof
+        self.retry, self.on_eof = retry, on_eof
+        self._closing = False
         self.pos = 0
         self.retries = 0
         self._body: Any = None
@@ -376,6 +408,8 @@ class StreamReader(io.RawIOBase):
             return 0
         failures = 0
         while True:
+            if self.cancel.is_set():
+                raise Cancelled("cancelled")
             try:
                 if self._body is None:
                     self._body = self.s3.get_object(
@@ -387,14 +421,11 @@ class StreamReader(io.RawIOBase):
                     raise OSError("the connection ended early")
                 self.pos += n
                 return n
-            except (BotoCoreError, ClientError, OSError, HTTPError) as exc:
+            except _READ_ERRORS as exc:
                 self._drop_body()
                 failures += 1
                 self.retries += 1
-                if failures >= self.attempts or (isinstance(exc, ClientError) and
-                                                 _client_status(exc) in (403, 404)):
-                    raise OperationError(f"reading s3://{self.bucket}/{self.key} failed: "
-                                         f"{scw_message(exc)}") from None
+                self._after_failure(exc, failures)
 
     def _read_into(self, out: memoryview, want: int) -> int:
         data = self._body.read(want)
@@ -410,5 +441,6 @@ class StreamReader(io.RawIOBase):
             self._body = None
 
     def close(self) -> None:
+        self._closing = True
         self._drop_body()
         super().close()

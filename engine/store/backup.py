@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyfastcdc import FastCDC
 
 from engine.errors import OperationError
-from engine.store.backend import Backend, PageBuffer, is_disk_full
+from engine.store.backends.base import Backend, PageBuffer, is_disk_full
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
 from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
 from engine.store.known import KnownIds
@@ -312,7 +312,10 @@ class BackupJob:
     def run(self, source: BinaryIO, *, name: str, tags: dict[str, str], source_info: dict,
             total: int, progress: Callable[[int, int], None] | None,
             cancel: threading.Event | None,
-            stored_progress: Callable[[int], None] | None = None) -> tuple[SnapshotInfo, int]:
+            stored_progress: Callable[[int], None] | None = None,
+            still_locked: Callable[[], None] | None = None) -> tuple[SnapshotInfo, int]:
+        """``still_locked`` raises when the store lock is lost: called for each read buffer
+        and last before the snapshot is written, so none is recorded without the lock."""
         started, when = time.monotonic(), now_iso()
         hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
@@ -355,6 +358,8 @@ class BackupJob:
                     progress(done, total)
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("backup cancelled; no snapshot was recorded")
+                if still_locked is not None:
+                    still_locked()
             if tree_count:
                 trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
             self._finish_pack()
@@ -382,6 +387,8 @@ class BackupJob:
         info.seconds = round(time.monotonic() - started, 3)
         info.stored_bytes = self.uploader.stored
         snap_id, sealed = seal_manifest(self.sealer, self.keys.chunk_id, manifest)
+        if still_locked is not None:
+            still_locked()
         try:
             self.backend.put(snapshot_name(snap_id), sealed)
         except OSError as exc:

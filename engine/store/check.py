@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.store.backend import NotFound
+from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
 from engine.store.index import Location, read_toc
 from engine.store.pack import BLOB_DATA, BLOB_TREE, PACK_MAGIC, pack_name
@@ -13,7 +13,9 @@ from engine.store.snapshot import ZERO_ID, CheckReport, Manifest, decode_tree
 
 def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], read_data: bool,
               sync_problems: list[str],
-              progress: Callable[[int, int], None] | None = None) -> CheckReport:
+              progress: Callable[[int, int], None] | None = None,
+              still_locked: Callable[[], None] | None = None) -> CheckReport:
+    """``still_locked`` raises when the store lock is lost: called for each pack and snapshot."""
     backend, cache = reader.backend, reader.cache
     report = CheckReport(ok=True, problems=list(sync_problems), read_data=read_data)
     packs = {s.name.rsplit("/", 1)[-1]: s.size for s in backend.list("packs/")}
@@ -31,6 +33,8 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
             report.problems.append(f"pack {pack_id} is in the index but missing from the store")
             bad.update((b, t) for b, t, _ in blobs)
     for pack_id, size in packs.items():
+        if still_locked is not None:
+            still_locked()
         blobs = by_pack.get(pack_id, [])
         try:
             toc = {(e.id, e.type): e for e in read_toc(backend, reader.sealer, pack_id, size)}
@@ -52,6 +56,8 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
         if progress is not None:
             progress(done, total)
     for snap_id, manifest in manifests.items():
+        if still_locked is not None:
+            still_locked()
         if isinstance(manifest, Exception):
             report.problems.append(f"snapshot {snap_id[:12]}: {manifest}")
             report.damaged_snapshots.append(snap_id)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import platformdirs
 
-from engine.store.backend import Backend, NotFound
+from engine.store.backends.base import Backend, NotFound
 from engine.store.crypto import IntegrityError, Sealer
 from engine.store.pack import (ENTRY, BlobEntry, decode_entries, encode_entries,
                                pack_name, parse_toc)

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Backend, NotFound
+from engine.store.backends.base import Backend, NotFound
 from engine.store.backup import Cancelled
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, IntegrityError, Keys, Sealer
 from engine.store.index import IndexCache, Location
@@ -209,12 +209,13 @@ def _segments(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[int, lis
 def _restore(reader: BlobReader, manifest: Manifest,
              emit: Callable[[_Segment, memoryview], None],
              progress: Callable[[int, int], None] | None,
-             cancel: threading.Event | None, page_aligned: bool = False) -> None:
+             cancel: threading.Event | None, page_aligned: bool = False,
+             still_locked: Callable[[], None] | None = None) -> None:
     """Assemble the image segment by segment (the next ones are fetched in parallel while one
     writer thread hashes the current one and hands it to ``emit``, in order), then check the
     whole digest. The main thread only plans and waits: hashing there made it the restore's
     bottleneck. Segment buffers are reused anonymous mmaps (page-aligned: fresh memory is slow
-    on these VMs)."""
+    on these VMs). ``still_locked`` raises when the store lock is lost: called per segment."""
     size, done = manifest.info.bytes, 0
     hasher = blake3.blake3()
     free: list[mmap.mmap] = []
@@ -236,6 +237,8 @@ def _restore(reader: BlobReader, manifest: Manifest,
         nonlocal done
         for fut in seg.futures:
             fut.result()
+        if still_locked is not None:
+            still_locked()
         with memoryview(seg.buf) as mem:
             view = mem[seg.lead:seg.lead + seg.size]
         settle()
@@ -350,7 +353,8 @@ class _PageWriter:
 
 def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
                     progress: Callable[[int, int], None] | None,
-                    cancel: threading.Event | None) -> None:
+                    cancel: threading.Event | None,
+                    still_locked: Callable[[], None] | None = None) -> None:
     """Assemble the image in segments, hash them in order and write them in whole pages into
     ``<out>.strongroom-tmp-XXXX`` (all-zero chunks stay holes); only when every chunk and the
     whole-image digest check out does the file get its final name."""
@@ -367,7 +371,8 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
     writer = _PageWriter(fd, tmp)
     try:
         os.ftruncate(fd, size)  # all-zero chunks stay holes
-        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True)
+        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True,
+                 still_locked=still_locked)
         writer.finish(size)
         # No fsync: forcing the image to disk would double the restore time; callers that
         # need durability sync the result.
@@ -388,10 +393,12 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
 
 def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
                       progress: Callable[[int, int], None] | None,
-                      cancel: threading.Event | None) -> None:
+                      cancel: threading.Event | None,
+                      still_locked: Callable[[], None] | None = None) -> None:
     """Sequential writes (a pipe, stdout, a multipart upload); verified all the same, but what
     was written before a failure cannot be taken back: the caller must report the failure."""
-    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel)
+    _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel,
+             still_locked=still_locked)
     flush = getattr(out, "flush", None)
     if flush is not None:
         flush()

@@ -58,6 +58,8 @@ class CheckReport:
     ok: bool
     problems: list[str] = field(default_factory=list)
     damaged_snapshots: list[str] = field(default_factory=list)
+    # Not damage: things worth knowing (leftover temp files of interrupted writes).
+    warnings: list[str] = field(default_factory=list)
     snapshots: int = 0
     packs: int = 0
     blobs: int = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Backend, NotFound, is_disk_full, open_backend
+from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.backup import BackupJob, ChunkerParams, now_iso
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
@@ -52,9 +52,14 @@ class Store:
         if backend.exists():
             if backend.stat(CONFIG) is not None:
                 raise UsageError(f"a store already exists at {backend.url}")
-            if any(True for _ in backend.list("")):
+            leftovers = [st.name for st in backend.list("")]
+            if not _half_made(leftovers):
                 raise UsageError(f"{backend.url} is not empty and not a store: choose an empty "
                                  "or new folder")
+            # An init that stopped before its config: nothing is stored yet, start again.
+            for name in leftovers:
+                backend.delete(name)
+            backend.remove_dead_temp_files()
         chunker = DEFAULT_CHUNKER
         if chunk_avg:
             if not 1024 <= chunk_avg <= 1024 * 1024:
@@ -63,7 +68,8 @@ class Store:
         try:
             backend.create()
             master = os.urandom(32)
-            backend.put(KEY, make_key_file(master, passphrase))
+            # exclusive: a second init racing this one fails instead of replacing our key
+            backend.put(KEY, make_key_file(master, passphrase), exclusive=True)
             config = {"strongroom_store": FORMAT_VERSION, "id": os.urandom(16).hex(),
                       "created": now_iso(), "chunker": chunker.as_dict(),
                       "cipher": "aes-256-gcm", "chunk_id": "blake3-keyed",
@@ -85,6 +91,15 @@ class Store:
         try:
             raw = backend.get(CONFIG)
         except NotFound:
+            names = [st.name for st in backend.list("")]
+            if not names:
+                raise UsageError(f"{backend.url} is empty, not a store yet: run 'strongroom "
+                                 "init' to create one there, or point --store (or "
+                                 "STRONGROOM_STORE) at an existing store") from None
+            if _half_made(names):
+                raise UsageError(f"the store at {backend.url} was never finished (its creation "
+                                 "stopped before the config file was written; nothing is stored "
+                                 "in it): run 'strongroom init' again") from None
             raise UsageError(f"{backend.url} is not a strongroom store (it has no config file): "
                              "check --store (or STRONGROOM_STORE)") from None
         except (IsADirectoryError, PermissionError) as exc:
@@ -183,13 +198,15 @@ class Store:
         each pack lands, in order, and once more with the final figure. Raises OperationError (disk full, cancelled, store unwritable)."""
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
-            with self._lock(exclusive=False):
+            with self._lock(exclusive=False) as lock:
+                self.backend.remove_dead_temp_files()
                 self._sync(force=True)
                 job = BackupJob(self.backend, self.keys, self.cache, self.chunker)
                 info, nbytes = job.run(source, name=name, tags=tags or {},
                                        source_info=source_info or {}, total=total or 0,
                                        progress=progress, cancel=cancel,
-                                       stored_progress=stored_progress)
+                                       stored_progress=stored_progress,
+                                       still_locked=lock.check)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
@@ -209,7 +226,7 @@ class Store:
         snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
         started = time.monotonic()
-        with self._lock(exclusive=False):
+        with self._lock(exclusive=False) as lock:
             self._sync()
             reader = BlobReader(self.backend, self.keys, self.cache)
             short = manifest.info.id[:12]
@@ -217,12 +234,13 @@ class Store:
                 if is_stream_target(out):
                     if isinstance(out, (str, os.PathLike)):
                         with open(out, "wb") as stream:
-                            restore_to_stream(reader, manifest, stream, progress, cancel)
+                            restore_to_stream(reader, manifest, stream, progress, cancel,
+                                              lock.check)
                     else:
-                        restore_to_stream(reader, manifest, out, progress, cancel)
+                        restore_to_stream(reader, manifest, out, progress, cancel, lock.check)
                     target = "stream" if not isinstance(out, (str, os.PathLike)) else str(out)
                 else:
-                    restore_to_path(reader, manifest, Path(out), progress, cancel)
+                    restore_to_path(reader, manifest, Path(out), progress, cancel, lock.check)
                     target = str(out)
             except IntegrityError as exc:
                 what = ("the output is incomplete" if is_stream_target(out)
@@ -247,11 +265,13 @@ class Store:
     def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Structure (config, keys, index vs packs' TOCs, manifests and their chunks); with
         ``read_data`` every indexed blob is read, authenticated, decompressed and re-hashed."""
-        with self._lock(exclusive=False):
+        with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
             reader = BlobReader(self.backend, self.keys, self.cache)
-            report = run_check(reader, manifests, read_data, self._sync_problems, progress)
+            report = run_check(reader, manifests, read_data, self._sync_problems, progress,
+                               lock.check)
+            report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()
             for snap_id in manifests:
@@ -264,10 +284,32 @@ class Store:
         if not new_passphrase:
             raise UsageError("an empty passphrase is not allowed")
         with self._lock(exclusive=True):
+            self.backend.remove_dead_temp_files()
             self.backend.put(KEY, make_key_file(self.keys.master, new_passphrase))
 
     def _lock(self, exclusive: bool) -> StoreLock:
         return StoreLock(self.backend, exclusive)
+
+
+def _temp_warning(temp: TempFile) -> str:
+    whose = ("its writer is gone: the next backup removes it" if temp.writer_gone
+             else "its writer may still be running")
+    return (f"leftover temporary file {temp.name} ({temp.size} bytes, last written "
+            f"{_ago(temp.age)} ago) of an interrupted write; not part of the store, {whose}")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+def _half_made(names: list[str]) -> bool:
+    """Whether the files of a location without a config are only what an interrupted ``init``
+    writes before its config (the key file): then ``init`` may start again there."""
+    return all(name == KEY for name in names)
 
 
 def _stream_size(source: BinaryIO) -> int | None:

@@ -5,12 +5,14 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from engine.scaleway.s3stream import (MAX_PARTS, MIN_PART, Cancelled, MultipartWriter,
                                       RangedReader, StreamReader, part_size_for)
+from tests.scaleway.retries import RecordingPolicy
 
 MiB = 1024 * 1024
 
@@ -146,3 +148,52 @@ def test_readers_resume_after_cut_connections(moto_client: Any, moto_bucket: str
     with reader:
         assert reader.read() == data
     assert reader.retries == 2 and cutting.calls >= 3
+
+
+class _TimedCuttingClient(_CuttingClient):
+    """A _CuttingClient that remembers when each GET was sent."""
+
+    def __init__(self, real: Any, cuts: int) -> None:
+        super().__init__(real, cuts)
+        self.sent: list[float] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.sent.append(time.monotonic())
+        return super().get_object(**kwargs)
+
+
+@pytest.mark.parametrize("kind", ["ranged", "stream"])
+def test_readers_wait_a_jittered_delay_before_asking_again(moto_client: Any, moto_bucket: str,
+                                                           kind: str) -> None:
+    data = os.urandom(2 * MiB + 5)
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=data)
+    cutting = _TimedCuttingClient(moto_client, cuts=3)
+    policy = RecordingPolicy(attempts=6, base=0.05, cap=0.2)
+    # one GET at a time, so the calls after each cut follow one another
+    reader = (RangedReader(cutting, moto_bucket, "obj", len(data), part_size=1 * MiB,
+                           concurrency=1, retry=policy) if kind == "ranged"
+              else StreamReader(cutting, moto_bucket, "obj", len(data), retry=policy))
+    with reader:
+        assert reader.read() == data
+    # Each of the three cuts waited one of the policy's delays: jittered (all different) and
+    # not zero (they used to ask again at once)...
+    assert reader.retries == 3 and len(policy.chosen) == 3
+    assert all(d > 0 for d in policy.chosen) and len(set(policy.chosen)) == 3
+    # ...really waited before the next GET.
+    gaps = [b - a for a, b in zip(cutting.sent, cutting.sent[1:])][:3]
+    assert all(gap >= 0.9 * d for gap, d in zip(gaps, policy.chosen)), (gaps, policy.chosen)
+
+
+def test_a_reader_waiting_to_retry_stops_when_cancelled(moto_client: Any,
+                                                        moto_bucket: str) -> None:
+    moto_client.put_object(Bucket=moto_bucket, Key="obj", Body=os.urandom(3000))
+    cancel = threading.Event()
+    slow = RecordingPolicy(attempts=3, base=30.0, cap=30.0, floor=30.0)
+    reader = StreamReader(_CuttingClient(moto_client, cuts=1), moto_bucket, "obj", 3000,
+                          cancel=cancel, retry=slow)
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        reader.read()
+    assert slow.chosen == [30.0] and time.monotonic() - started < 5  # cut short, not 30 s
+    reader.close()

@@ -4,18 +4,22 @@ POST again when nothing was made. Against the sandbox's ``fail_after_create`` fa
 is carried out, then answered 503), through the real SDK and boto3."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import requests
 import urllib3
 
+import engine.retry
+import engine.scaleway.api
 from engine.errors import OperationError
 from engine.jobs import DONE
 from engine.scaleway.api import Apis, RetryPolicy, UncertainOutcome, _install, create_once
 from engine.scaleway.flows import backup_volume, restore_snapshot
 from engine.settings import Settings
 from tests.scaleway.helpers import FAST, leftovers, same_content
+from tests.scaleway.retries import RecordingPolicy
 # the flow tests' fixtures (a fresh store, the sandbox's APIs, faults reset around a test)
 from tests.scaleway.test_flows import _run, _volume, apis, clean_faults, store  # noqa: F401
 
@@ -105,7 +109,7 @@ async def test_restore_adopts_the_import_and_volume_a_lost_answer_made(
 class _Answers:
     """Plays the SDK API object's ``_request``: answers (status codes or exceptions) in turn."""
 
-    def __init__(self, *answers: int | BaseException) -> None:
+    def __init__(self, *answers: int | tuple[int, dict[str, str]] | BaseException) -> None:
         self.answers = list(answers)
         self.sent: list[str] = []
         self.client = type("C", (), {"api_url": "http://127.0.0.1:9"})()
@@ -116,7 +120,8 @@ class _Answers:
         if isinstance(answer, BaseException):
             raise answer
         res = requests.Response()
-        res.status_code = answer
+        res.status_code, headers = answer if isinstance(answer, tuple) else (answer, {})
+        res.headers.update(headers)
         return res
 
 
@@ -178,3 +183,38 @@ def test_create_once_adopts_what_was_made_and_only_retries_when_nothing_was() ->
     with pytest.raises(OperationError, match="creating x failed.*504.*made nothing"):
         create_once(make, lambda: None, FAST_RETRY, "creating x")
     assert len(made) == FAST_RETRY.attempts
+
+
+def test_the_api_waits_the_one_policy_s_delays_between_attempts() -> None:
+    # One policy: api.py's names are engine.retry's, not a copy that may drift.
+    assert engine.scaleway.api.RetryPolicy is engine.retry.RetryPolicy
+    assert engine.scaleway.api.DEFAULT_RETRY is engine.retry.DEFAULT_RETRY
+    policy = RecordingPolicy(attempts=5, base=0.02, cap=0.5)
+    api = _Answers(503, (429, {"Retry-After": "0.03"}), requests.ConnectionError("aborted"), 200)
+    _install(api, _Log(), policy)
+    started = time.monotonic()
+    assert api._request("get", "/block/v1/zones/fr-par-1/volumes").status_code == 200
+    waited = time.monotonic() - started
+    assert api.sent == ["get"] * 4
+    # A jittered backoff after the 503 and the cut connection, the server's word after the 429...
+    first, after_429, third = policy.chosen
+    assert 0 < first <= 0.02 and 0 < third <= 0.08 and after_429 == 0.03
+    # ...and each one slept.
+    assert waited >= 0.9 * sum(policy.chosen)
+    # Attempts used up: the last 5xx answer goes back to the SDK, which raises its own error.
+    api = _Answers(*[503] * policy.attempts)
+    _install(api, None, policy)
+    assert api._request("get", "/x").status_code == 503 and len(api.sent) == policy.attempts
+
+
+def test_create_once_waits_at_least_the_base_before_looking() -> None:
+    policy = RecordingPolicy(attempts=4, base=0.02, cap=1.0)
+
+    def make() -> str:
+        raise UncertainOutcome("POST", "/x", 503)
+
+    with pytest.raises(OperationError, match="made nothing"):
+        create_once(make, lambda: None, policy, "creating x")
+    # A floor (the API may list a new thing late) under the same jittered backoff.
+    assert len(policy.chosen) == policy.attempts
+    assert all(d >= policy.base for d in policy.chosen)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import OperationError
-from engine.store.backend import LocalBackend, NotFound
+from engine.store.backends import LocalBackend, NotFound
 
 
 def test_read_into_matches_get(tmp_path: Path) -> None:

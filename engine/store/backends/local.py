@@ -1,99 +1,28 @@
-"""Where store files live: a small interface, and the local-directory implementation.
+"""The local backend: a store in a directory of a local (or mounted) file system.
 
-Names are relative, ``/``-separated paths such as ``config`` or ``packs/3f/3f9a…``. The store
-never updates a file in place: every file is written once, whole, and later maybe deleted.
+A file is written to ``<dir>/.tmp-<name>-<8 hex>-<pid>@<host>``, then renamed. A writer killed
+mid-write leaves that temp file; its name says whose it was, so the next writer can tell that
+the process is gone and remove it (one of another host: once it is older than TEMP_GRACE).
 """
 from __future__ import annotations
 
 import errno
-import mmap
 import os
+import re
 import secrets
+import socket
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from engine.errors import OperationError, UsageError
+from engine.errors import OperationError
+from engine.store.backends.base import (Buffer, NotFound, PageBuffer, Stat, TempFile,
+                                        process_gone, round_up)
 
-PAGE = 4096  # O_DIRECT alignment that suits 512-byte and 4 KiB logical blocks alike
-
-
-class PageBuffer:
-    """Reusable page-aligned memory (an anonymous mmap) holding ``size`` bytes of a file to
-    write. LocalBackend writes it with O_DIRECT: on these VMs filling fresh page-cache pages
-    costs ~1–3 CPU-s per GB of kernel time, a direct write almost none, and a backup's packs
-    are not read again soon. Grows on demand (a copy); never shrinks."""
-
-    def __init__(self, capacity: int):
-        self.mem = mmap.mmap(-1, _round_up(max(capacity, PAGE)))
-        self.size = 0
-
-    def append(self, data: "Buffer") -> int:
-        """Copy ``data`` to the end; returns its offset."""
-        start, end = self.size, self.size + len(data)
-        if end + PAGE > len(self.mem):  # room for the padding of the last direct write too
-            bigger = mmap.mmap(-1, _round_up(2 * (end + PAGE)))
-            bigger[:start] = self.mem[:start]
-            self.mem.close()
-            self.mem = bigger
-        self.mem[start:end] = data
-        self.size = end
-        return start
-
-    def view(self) -> memoryview:
-        return memoryview(self.mem)[:self.size]
-
-
-Buffer = bytes | bytearray | memoryview | PageBuffer
-
-
-def _round_up(n: int) -> int:
-    return (n + PAGE - 1) // PAGE * PAGE
-
-
-class NotFound(OperationError):
-    """The named file does not exist in the store."""
-
-
-@dataclass
-class Stat:
-    name: str
-    size: int
-
-
-class Backend(Protocol):
-    """Storage for store files.
-
-    Atomicity: ``put`` is all-or-nothing. A reader (another process, or a crash-restarted one)
-    sees either no file under ``name`` or the complete content; never a partial one. On a local
-    disk this is temp file + fsync + rename (+ fsync of the directory); on S3 a single PUT.
-    ``put`` with ``exclusive=True`` fails with ``FileExistsError`` if the name exists.
-    """
-
-    url: str
-
-    def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
-        """Write the whole file atomically (``data`` may be a list of buffers, written in order)."""
-
-    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
-        """Read ``length`` bytes from ``offset`` (to the end when ``length`` is None).
-        Raises NotFound if the file does not exist."""
-
-    def list(self, prefix: str) -> Iterator[Stat]:
-        """Every file whose name starts with ``prefix`` (a directory such as ``packs/``)."""
-
-    def stat(self, name: str) -> Stat | None:
-        """Size of the file, or None if it does not exist."""
-
-    def delete(self, name: str) -> None:
-        """Remove the file; no error if it is already gone."""
-
-    def exists(self) -> bool:
-        """Whether the store location itself exists."""
-
-    def create(self) -> None:
-        """Create the store location (a directory; nothing to do on S3)."""
+TEMP_PREFIX = ".tmp-"
+# A temp file untouched for this long is a dead writer's, whoever wrote it: no put takes so long.
+TEMP_GRACE = 3600.0
+_TEMP_WRITER = re.compile(r"-[0-9a-f]{8}-(?P<pid>[0-9]+)@(?P<host>[^/]*)$")
 
 
 class LocalBackend:
@@ -121,7 +50,8 @@ class LocalBackend:
         if parent not in self._made:
             parent.mkdir(parents=True, exist_ok=True)
             self._made.add(parent)
-        tmp = parent / f".tmp-{path.name}-{secrets.token_hex(4)}"
+        tmp = parent / (f"{TEMP_PREFIX}{path.name}-{secrets.token_hex(4)}-{os.getpid()}@"
+                        f"{_host_for_name()}")
         try:
             if not (isinstance(data, PageBuffer) and _write_direct(tmp, data)):
                 if isinstance(data, PageBuffer):
@@ -182,7 +112,7 @@ class LocalBackend:
             return
         for dirpath, _dirs, files in os.walk(base):
             for fname in files:
-                if fname.startswith(".tmp-"):
+                if fname.startswith(TEMP_PREFIX):
                     continue
                 full = os.path.join(dirpath, fname)
                 try:
@@ -203,21 +133,45 @@ class LocalBackend:
         except FileNotFoundError:
             pass
 
-    def remove_temp_files(self) -> None:
-        """Remove ``.tmp-*`` leftovers of writers that died mid-write (call under no lock race:
-        only files older than an hour are touched)."""
-        import time
-
-        limit = time.time() - 3600
+    def temp_files(self) -> list[TempFile]:
+        found, now = [], time.time()
         for dirpath, _dirs, files in os.walk(self.root):
             for fname in files:
-                if fname.startswith(".tmp-"):
-                    full = os.path.join(dirpath, fname)
-                    try:
-                        if os.stat(full).st_mtime < limit:
-                            os.unlink(full)
-                    except OSError:
-                        pass
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                full = os.path.join(dirpath, fname)
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue  # its writer just finished
+                age = max(0.0, now - st.st_mtime)
+                found.append(TempFile(os.path.relpath(full, self.root).replace(os.sep, "/"),
+                                      st.st_size, age, age > TEMP_GRACE or _writer_gone(fname)))
+        return found
+
+    def remove_dead_temp_files(self) -> list[TempFile]:
+        removed = []
+        for temp in self.temp_files():
+            if temp.writer_gone:
+                try:
+                    os.unlink(self.root / temp.name)
+                except FileNotFoundError:
+                    pass
+                removed.append(temp)
+        return removed
+
+
+def _host_for_name() -> str:
+    """This host's name as it can appear in a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64]
+
+
+def _writer_gone(fname: str) -> bool:
+    """Whether the writer named in a temp file's name is known to have stopped."""
+    m = _TEMP_WRITER.search(fname)
+    if m is None or m["host"] != _host_for_name():
+        return False  # an older name, or another host's: only its age tells
+    return process_gone(socket.gethostname(), int(m["pid"]))
 
 
 def _write_direct(tmp: Path, data: PageBuffer) -> bool:
@@ -234,7 +188,7 @@ def _write_direct(tmp: Path, data: PageBuffer) -> bool:
             raise
         return False
     try:
-        padded = _round_up(data.size)
+        padded = round_up(data.size)
         with memoryview(data.mem) as mem:
             pos = 0
             while pos < padded:
@@ -284,18 +238,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def open_backend(url: str) -> Backend:
-    """A backend for a store URL: ``s3://bucket/prefix`` or a local directory path."""
-    if url.startswith("s3://"):
-        from engine.store.s3 import S3Backend  # optional, only when asked for
-
-        return S3Backend(url)
-    if "://" in url and not url.startswith("file://"):
-        raise UsageError(f"unsupported store URL {url!r}: use a directory path or s3://bucket/prefix")
-    return LocalBackend(url.removeprefix("file://"))
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

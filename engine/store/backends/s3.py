@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from engine.errors import OperationError, UsageError
-from engine.store.backend import Buffer, NotFound, PageBuffer, Stat
+from engine.store.backends.base import Buffer, NotFound, PageBuffer, Stat, TempFile
 
 
 class S3Backend:
@@ -104,3 +104,9 @@ class S3Backend:
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+    def temp_files(self) -> list[TempFile]:
+        return []  # a PUT is one call: nothing half-written is ever visible
+
+    def remove_dead_temp_files(self) -> list[TempFile]:
+        return []

@@ -1,0 +1,24 @@
+"""Where store files live: one small interface (``base``) and its implementations, the local
+directory (``local``) and S3 (``s3``). ``open_backend`` picks one for a store URL.
+
+Dependencies point one way: ``local`` and ``s3`` import ``base``; this module imports all three.
+"""
+from __future__ import annotations
+
+from engine.errors import UsageError
+from engine.store.backends.base import (Backend, Buffer, NotFound, PageBuffer, Stat, TempFile,
+                                        is_disk_full)
+from engine.store.backends.local import LocalBackend
+from engine.store.backends.s3 import S3Backend
+
+__all__ = ["Backend", "Buffer", "LocalBackend", "NotFound", "PageBuffer", "S3Backend", "Stat",
+           "TempFile", "is_disk_full", "open_backend"]
+
+
+def open_backend(url: str) -> Backend:
+    """A backend for a store URL: ``s3://bucket/prefix`` or a local directory path."""
+    if url.startswith("s3://"):
+        return S3Backend(url)
+    if "://" in url and not url.startswith("file://"):
+        raise UsageError(f"unsupported store URL {url!r}: use a directory path or s3://bucket/prefix")
+    return LocalBackend(url.removeprefix("file://"))
