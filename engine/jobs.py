@@ -304,7 +304,8 @@ class Reporter:
     def call(self, method: str, path: str, status: int | str, ms: float) -> None:
         """Record one Scaleway or S3 call, for the job's log."""
         with self._lock:
-            self._emit(EventKind.CALL, data={"method": method, "path": path, "status": status,
+            self._emit(EventKind.CALL, data={"time": time.time(), "method": method,
+                                             "path": path, "status": status,
                                              "ms": round(ms, 1)})
 
     def _emit(self, kind: EventKind, **fields: Any) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -164,13 +165,13 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     report = CheckReport(**result)
     if ctx.json:
-        print_json({"ok": report.ok, "problems": report.problems,
-                    "damaged_snapshots": report.damaged_snapshots, "snapshots": report.snapshots,
-                    "packs": report.packs, "blobs": report.blobs, "read_data": report.read_data})
+        print_json(dataclasses.asdict(report))
     else:
         what = "structure and data" if report.read_data else "structure"
         for problem in report.problems:
             print(f"problem: {problem}")
+        for warning in report.warnings:
+            print(f"warning: {warning}")
         if report.damaged_snapshots:
             print("damaged snapshots: " + " ".join(s[:12] for s in report.damaged_snapshots))
         if report.ok:

@@ -6,6 +6,7 @@ operation holding it."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -273,3 +274,14 @@ def test_a_lock_removed_by_another_process_is_lost(store_dir: Path,
     late._refreshed -= locks.STALE_SECONDS + 1
     with pytest.raises(locks.LockLost, match="not refreshed for 30 minutes"):
         late.check()
+
+
+def test_the_check_command_shows_leftover_temps_as_warnings(store_dir: Path, store_cli) -> None:
+    old = store_dir / ".tmp-config-2222"
+    old.write_bytes(b"z")
+    os.utime(old, (os.path.getmtime(old) - 3 * 3600,) * 2)
+    plain = store_cli("check")
+    assert plain.code == 0, plain.stderr
+    assert "warning:" in plain.out and ".tmp-config-2222" in plain.out
+    doc = json.loads(store_cli("--json", "check").out)
+    assert doc["ok"] is True and any(".tmp-config-2222" in w for w in doc["warnings"])
