@@ -6,7 +6,7 @@ Public API (the contract other areas code against)::
 
 The on-disk format is described in docs/FORMAT.md.
 """
-from engine.store.restore import ImageReader
+from engine.store.restorer import ImageReader
 from engine.store.snapshot import BackupResult, CheckReport, RestoreResult, SnapshotInfo
 from engine.store.store import Store
 

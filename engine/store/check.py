@@ -7,7 +7,7 @@ from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
 from engine.store.index import Location, read_toc
 from engine.store.pack import BLOB_DATA, BLOB_TREE, PACK_MAGIC, pack_name
-from engine.store.restore import BlobReader
+from engine.store.repository import BlobReader
 from engine.store.snapshot import ZERO_ID, CheckReport, Manifest, decode_tree
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import blake3
@@ -18,6 +19,15 @@ TREE_ENTRY = struct.Struct("<32sI")
 ZERO_ID = bytes(32)
 CHUNKS_PER_TREE = 65536
 MANIFEST_VERSION = 1
+
+
+def iso_time(when: datetime) -> str:
+    """A time as manifests record it: UTC, microseconds, ``Z``."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_iso() -> str:
+    return iso_time(datetime.now(timezone.utc))
 
 
 @dataclass

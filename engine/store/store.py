@@ -13,15 +13,16 @@ from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
-from engine.store.backup import BackupJob, ChunkerParams, now_iso
+from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
 from engine.store.index import IndexCache
 from engine.store.locks import StoreLock
-from engine.store.restore import (BlobReader, ImageReader, is_stream_target, restore_to_path,
-                                  restore_to_stream)
+from engine.store.repository import BlobReader
+from engine.store.restorer import (ImageReader, is_stream_target, restore_to_path,
+                                   restore_to_stream)
 from engine.store.snapshot import (BackupResult, CheckReport, Manifest, RestoreResult,
-                                   SnapshotInfo, snapshot_ad)
+                                   SnapshotInfo, now_iso, snapshot_ad)
 
 FORMAT_VERSION = 1
 CONFIG = "config"
