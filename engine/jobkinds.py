@@ -27,6 +27,7 @@ class BackupParams:
     volume_name: str = ""
     bucket: str | None = None
     keep: bool | None = None  # keep the SBS snapshot and the staging object
+    time: str | None = None  # record the snapshot at this ISO 8601 time instead of now
 
     def title(self) -> str:
         return f"backup {self.volume_name or self.volume_id}"
@@ -55,6 +56,7 @@ class BackupImageParams:
     path: str
     name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    time: str | None = None  # record the snapshot at this ISO 8601 time instead of now
 
     def title(self) -> str:
         return f"backup-image {self.name or self.path}"

@@ -220,7 +220,7 @@ class Session:
         return await backup_volume(reporter, store=store, client=client, volume_id=p.volume_id,
                                    zone=p.zone, bucket=p.bucket or self.bucket_for(p.zone),
                                    keep=p.keep, settings=self.settings,
-                                   job_id=reporter.job_id)
+                                   job_id=reporter.job_id, snapshot_time=p.time)
 
     async def restore(self, reporter: Reporter, p: RestoreParams) -> RestoreOutcome:
         from engine.scaleway.flows import restore_snapshot
@@ -247,7 +247,7 @@ class Session:
                     info = {"kind": "file", "path": str(Path(p.path).resolve())}
                 return store.backup(stream, name=p.name, tags=dict(p.tags), source_info=info,
                                     progress=lambda done, total: reporter.progress(done, total),
-                                    cancel=cancel)
+                                    cancel=cancel, time=p.time)
 
         return await in_thread(run)
 

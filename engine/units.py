@@ -15,3 +15,22 @@ def human_bytes(n: float | int | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} {UNITS[-1]}"
+
+
+def utc_time(text: str) -> str:
+    """An ISO 8601 time given by a person (``--time``) as manifests record it: UTC with
+    microseconds and ``Z``. A time without an offset is taken as UTC; a bare date as its
+    midnight UTC. Raises UsageError for anything else."""
+    from datetime import datetime, timezone
+
+    from engine.errors import UsageError
+
+    raw = text.strip()
+    try:
+        when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "zZ" and raw else raw)
+    except ValueError:
+        raise UsageError(f"bad time {text!r}: give an ISO 8601 time such as "
+                         "2026-11-30T10:00:00Z (UTC unless it has an offset)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -12,7 +12,7 @@ from cli.output import print_error, print_json
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import BackupImageParams, CheckParams, RestoreImageParams
-from engine.units import human_bytes
+from engine.units import human_bytes, utc_time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="a name for the snapshot")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="a tag (repeatable)")
+    p.add_argument("--time", metavar="ISO8601",
+                   help="record the snapshot at this time instead of now (UTC unless it has "
+                        "an offset), as restic's --time")
     add_job_options(p)
     p.set_defaults(func=cmd_backup_image)
 
@@ -93,7 +96,8 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     tags = _tags(args.tag)
     stdin = args.file == "-"
     path = "-" if stdin else str(Path(args.file).resolve())
-    params = BackupImageParams(path, args.name, tags)
+    when = utc_time(args.time) if args.time else None
+    params = BackupImageParams(path, args.name, tags, when)
     with ctx.session() as session:
         work = ((lambda reporter: session.backup_image(reporter, params, sys.stdin.buffer))
                 if stdin else None)

@@ -179,10 +179,12 @@ class BackupJob:
             total: int, progress: Callable[[int, int], None] | None,
             cancel: threading.Event | None,
             stored_progress: Callable[[int], None] | None = None,
-            still_locked: Callable[[], None] | None = None) -> tuple[SnapshotInfo, int]:
+            still_locked: Callable[[], None] | None = None,
+            when: str | None = None) -> tuple[SnapshotInfo, int]:
         """``still_locked`` raises when the store lock is lost: called for each read buffer
-        and last before the snapshot is written, so none is recorded without the lock."""
-        started, when = time.monotonic(), now_iso()
+        and last before the snapshot is written, so none is recorded without the lock.
+        ``when``: the snapshot's recorded time (manifest format), now by default."""
+        started, when = time.monotonic(), when or now_iso()
         hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
         pool: queue.Queue = queue.Queue()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
+from engine.units import utc_time
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
@@ -191,12 +192,16 @@ class Store:
                source_info: dict | None = None, size_hint: int | None = None,
                progress: Progress | None = None,
                cancel: threading.Event | None = None,
-               stored_progress: Callable[[int], None] | None = None) -> BackupResult:
+               stored_progress: Callable[[int], None] | None = None,
+               time: str | None = None) -> BackupResult:
         """Back up a readable binary stream as a new snapshot (shared lock: backups may run
         concurrently). ``progress(done, total)`` is called from this thread; ``total`` is 0
         when unknown. ``stored_progress(stored)`` follows the new bytes written so far, so a
         live dedup ratio can be shown: it is called (quick, please) from the upload threads as
-        each pack lands, in order, and once more with the final figure. Raises OperationError (disk full, cancelled, store unwritable)."""
+        each pack lands, in order, and once more with the final figure. ``time``: record the
+        snapshot at this ISO 8601 time instead of now (restic's ``--time``). Raises
+        OperationError (disk full, cancelled, store unwritable)."""
+        when = utc_time(time) if time else None
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False) as lock:
@@ -207,7 +212,7 @@ class Store:
                                        source_info=source_info or {}, total=total or 0,
                                        progress=progress, cancel=cancel,
                                        stored_progress=stored_progress,
-                                       still_locked=lock.check)
+                                       still_locked=lock.check, when=when)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
