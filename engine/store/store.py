@@ -152,7 +152,8 @@ class Store:
         all from the store (check does)."""
         if self._manifests is None or fresh:
             found: dict[str, Manifest | Exception] = {}
-            kept = {} if fresh else self.cache.sealed_manifests()
+            cached = self.cache.sealed_manifests()
+            kept = {} if fresh else cached
             for st in self.backend.list("snapshots/"):
                 snap_id = st.name.rsplit("/", 1)[-1]
                 try:
@@ -164,8 +165,13 @@ class Store:
                     found[snap_id] = Manifest.decode(snap_id, plain)
                     if snap_id not in kept:
                         self.cache.keep_manifest(snap_id, sealed)
-                except (IntegrityError, NotFound, ValueError, KeyError) as exc:
+                except NotFound:  # forgotten meanwhile
+                    continue
+                except (IntegrityError, ValueError, KeyError) as exc:
                     found[snap_id] = exc
+            gone = cached.keys() - found.keys()
+            if gone:
+                self.cache.drop_manifests(gone)
             self._manifests = found
         return self._manifests
 
@@ -234,7 +240,7 @@ class Store:
         started = time.monotonic()
         with self._lock(exclusive=False) as lock:
             self._sync()
-            reader = BlobReader(self.backend, self.keys, self.cache)
+            reader = self._reader()
             short = manifest.info.id[:12]
             try:
                 if is_stream_target(out):
@@ -266,7 +272,7 @@ class Store:
         """A seekable, read-only view of the image (keep the store open while using it)."""
         manifest = self._manifest(ref)
         self._sync()
-        return ImageReader(BlobReader(self.backend, self.keys, self.cache), manifest)
+        return ImageReader(self._reader(), manifest)
 
     def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Structure (config, keys, index vs packs' TOCs, manifests and their chunks); with
@@ -274,7 +280,7 @@ class Store:
         with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
-            reader = BlobReader(self.backend, self.keys, self.cache)
+            reader = self._reader()
             report = run_check(reader, manifests, read_data, self._sync_problems, progress,
                                lock.check)
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
@@ -292,6 +298,12 @@ class Store:
         with self._lock(exclusive=True):
             self.backend.remove_dead_temp_files()
             self.backend.put(KEY, make_key_file(self.keys.master, new_passphrase))
+
+    def _reader(self) -> BlobReader:
+        """A blob reader that re-syncs the index cache once if a blob is not where the cache
+        says (a concurrent prune moved it)."""
+        return BlobReader(self.backend, self.keys, self.cache,
+                          refresh=lambda: self._sync(force=True))
 
     def _lock(self, exclusive: bool) -> StoreLock:
         return StoreLock(self.backend, exclusive)
