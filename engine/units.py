@@ -34,3 +34,20 @@ def utc_time(text: str) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def percent(text: str, what: str = "percentage") -> float:
+    """A percentage given by a person: "5", "5%", "2.5", or "unlimited" (100)."""
+    from engine.errors import UsageError
+
+    raw = str(text).strip().removesuffix("%").strip()
+    if raw == "unlimited":
+        return 100.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise UsageError(f"bad {what} {text!r}: give a percentage from 0 to 100 (such as 5 or "
+                         "5%), or 'unlimited'")
+    return value

@@ -166,7 +166,7 @@ class BackupJob:
     def _store_tree(self, entries: bytearray, offset: int, nbytes: int, count: int) -> TreeRef:
         raw = bytes(entries)
         tid = blake3.blake3(raw, key=self.keys.chunk_id).digest()
-        if tid not in self.known_trees and self.cache.lookup(tid, BLOB_TREE) is None:
+        if tid not in self.known_trees and not self.cache.has(tid, BLOB_TREE):
             packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
             payload, flag = (packed, FLAG_ZSTD) if len(packed) < len(raw) else (raw, FLAG_RAW)
             nonce = os.urandom(NONCE)

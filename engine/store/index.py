@@ -317,6 +317,38 @@ class IndexCache:
         if pack is not None:
             yield pack, entries
 
+    def copies(self, ids: Sequence[bytes], blob_type: int) -> dict[bytes, list[str]]:
+        """Every pack that holds a copy of each of ``ids`` (ids with none are left out)."""
+        found: dict[bytes, list[str]] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                for cid, pack in self._db.execute(
+                        f"SELECT id, pack FROM blobs WHERE type=? AND id IN ({marks})",
+                        (blob_type, *part)):
+                    found.setdefault(cid, []).append(pack)
+        return found
+
+    def merged_deltas(self) -> set[str]:
+        """Names of the deltas whose content the cache holds."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT name FROM deltas")}
+
+    def adopt_delta(self, name: str, pack_ids: Iterable[str]) -> None:
+        """Record a delta this process wrote from what the cache holds (prune's consolidated
+        index), so that the next sync does not read it back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?,?)",
+                                     ((p, name) for p in pack_ids))
+                self._db.execute("INSERT OR IGNORE INTO deltas VALUES (?)", (name,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def packs_via(self) -> dict[str, str]:
         with self._lock:
             return dict(self._db.execute("SELECT id, via FROM packs").fetchall())

@@ -7,7 +7,8 @@ import os
 import stat as statmod
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,11 +20,15 @@ from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
 from engine.store.index import IndexCache
 from engine.store.locks import StoreLock
+from engine.store.pruner import MAX_UNUSED_DEFAULT, Pruner
 from engine.store.repository import BlobReader
 from engine.store.restorer import (ImageReader, is_stream_target, restore_to_path,
                                    restore_to_stream)
-from engine.store.snapshot import (BackupResult, CheckReport, Manifest, RestoreResult,
-                                   SnapshotInfo, now_iso, snapshot_ad)
+from engine.store.retention import UTC, GroupBy, KeepPolicy, apply_policy, group_snapshots
+from engine.store.snapshot import (BackupResult, CheckReport, ForgetGroup, ForgetReport,
+                                   KeptSnapshot, Manifest, PruneReport, RemovedSnapshot,
+                                   RestoreResult, SnapshotInfo, now_iso, snapshot_ad,
+                                   snapshot_name)
 
 FORMAT_VERSION = 1
 CONFIG = "config"
@@ -290,6 +295,111 @@ class Store:
                 if snap_id not in report.damaged_snapshots:
                     self.cache.set_verified(snap_id, when)
         return report
+
+    def plan_forget(self, policy: KeepPolicy, group_by: GroupBy = "volume", tz: tzinfo = UTC,
+                    now: datetime | None = None) -> list[ForgetGroup]:
+        """What ``policy`` keeps (with reasons) and removes in each group of snapshots; changes
+        nothing. A group the policy would empty is returned as such: ``forget`` refuses it."""
+        groups = []
+        for key, snaps in group_snapshots(self.snapshots(), group_by).items():
+            group = ForgetGroup(key.label, {k: v for k, v in (
+                ("kind", key.kind), ("volume_id", key.volume_id), ("zone", key.zone),
+                ("name", key.name)) if v})
+            for d in apply_policy(snaps, policy, tz, now):
+                s = d.snapshot
+                if d.keep:
+                    group.keep.append(KeptSnapshot(s.id, s.time, s.name,
+                                                   [str(r) for r in d.reasons], d.matches))
+                else:
+                    group.remove.append(RemovedSnapshot(s.id, s.time, s.name))
+            groups.append(group)
+        return groups
+
+    def forget(self, refs: Sequence[str] = (), *, policy: KeepPolicy | None = None,
+               group_by: GroupBy = "volume", tz: tzinfo = UTC, dry_run: bool = False,
+               now: datetime | None = None) -> ForgetReport:
+        """Remove the named snapshots, or those that ``policy`` does not keep (restic's rules,
+        group by group). Refuses (UsageError, nothing removed) an empty policy and a policy that
+        would remove every snapshot of a group. Only snapshot files go: ``prune`` gives the
+        space of the data no snapshot needs any more back."""
+        if refs and policy is not None:
+            raise UsageError("give snapshots to remove or keep rules, not both")
+        if not refs and (policy is None or policy.empty):
+            raise UsageError("no keep rule given (such as --keep-last 7): refusing to remove "
+                             "every snapshot; name snapshots to remove them one by one")
+        if refs:
+            infos: list[SnapshotInfo] = []
+            for ref in refs:
+                info = self.resolve(ref)
+                if info not in infos:
+                    infos.append(info)
+            groups = [ForgetGroup("named snapshots", {"kind": "named"}, [],
+                                  [RemovedSnapshot(i.id, i.time, i.name) for i in infos])]
+        else:
+            assert policy is not None
+            groups = self.plan_forget(policy, group_by, tz, now)
+            emptied = [g for g in groups if g.remove and not g.keep]
+            if emptied:
+                names = ", ".join(f"{g.label} ({len(g.remove)} snapshots)" for g in emptied)
+                raise UsageError(f"the policy would remove every snapshot of {names}: nothing "
+                                 "was removed; keep at least one (such as --keep-last 1)")
+        report = ForgetReport(dry_run=dry_run, groups=groups)
+        doomed = [r.id for g in groups for r in g.remove]
+        if dry_run or not doomed:
+            return report
+        with self._lock(exclusive=False) as lock:
+            for snap_id in doomed:
+                lock.check()
+                self.backend.delete(snapshot_name(snap_id))
+                report.removed.append(snap_id)
+        self._manifests = None
+        self.cache.drop_manifests(doomed)
+        return report
+
+    def prune(self, *, dry_run: bool = False, max_unused: float = MAX_UNUSED_DEFAULT,
+              ignore_snapshots: set[str] | frozenset[str] = frozenset(),
+              phase: Callable[[str, int], None] | None = None,
+              progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> PruneReport:
+        """Give back the space of data that no snapshot needs: delete packs nothing needs,
+        repack those whose unneeded share is above ``max_unused`` percent, consolidate the
+        index. Runs beside backups (a prune lock: see docs/FORMAT.md, "Prune"); packs that a
+        running operation might still use are deleted by a later prune. ``dry_run`` changes
+        nothing and says what would be done; ``ignore_snapshots`` (dry runs only) are counted
+        as gone (what ``forget --dry-run --prune`` would give back)."""
+        if ignore_snapshots and not dry_run:
+            raise ValueError("ignore_snapshots is for dry runs")
+        load = (self._reload_manifests if not ignore_snapshots else
+                lambda: {k: v for k, v in self._reload_manifests().items()
+                         if k not in ignore_snapshots})
+        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run)
+        try:
+            with lock:
+                if not dry_run:
+                    self.backend.remove_dead_temp_files()
+                pruner = Pruner(self.backend, self.sealer, self.cache, self._reader(),
+                                manifests=load, sync=self._sync_now,
+                                lock=lock, own_lock=lock.name, phase=phase, progress=progress,
+                                cancel=cancel)
+                report = pruner.run(dry_run, max_unused)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise OperationError(f"disk full while pruning the store {self.url}: nothing "
+                                     "that snapshots need was lost; free some space (a higher "
+                                     "--max-unused repacks less) and run prune again") from None
+            raise OperationError(f"cannot prune the store {self.url}: "
+                                 f"{exc.strerror or exc}") from None
+        finally:
+            self._manifests = None
+        return report
+
+    def _reload_manifests(self) -> dict[str, Manifest | Exception]:
+        self._manifests = None
+        return self._load_manifests()
+
+    def _sync_now(self) -> list[str]:
+        self._sync(force=True)
+        return self._sync_problems
 
     def change_passphrase(self, new_passphrase: str) -> None:
         """Re-wrap the master key under a new passphrase (exclusive lock); data is untouched."""
