@@ -102,6 +102,7 @@ class Pruner:
         self.needed = _Needed(reader)
         self.report = PruneReport()
         self.written = 0  # bytes of packs and deltas this prune wrote
+        self.step = "planning"  # what it is doing, for error messages
 
     # ---- the whole run ---------------------------------------------------------------------
     def run(self, dry_run: bool, max_unused: float) -> PruneReport:
@@ -251,6 +252,7 @@ class Pruner:
     def _mark(self, packs: list[str]) -> GarbageList:
         """Write a garbage list, then record the locks that exist once it is visible."""
         self._check()
+        self.step = "marking garbage"
         glist = GarbageList(os.urandom(16).hex(), now_iso(), sorted(packs))
         self.backend.put(glist.name, seal_garbage_list(self.sealer, glist))
         glist.locks = sorted(lk.name for lk in self._other_locks())
@@ -277,6 +279,7 @@ class Pruner:
         committed since the list was written needs (recovered: the list goes, so they are live
         again). The index is rewritten without the deleted packs first."""
         self._check()
+        self.step = "deleting garbage"
         self.phase("delete", 0)
         self.sync()
         self.needed.add(self.manifests())  # snapshots committed since the plan
@@ -313,6 +316,7 @@ class Pruner:
         """Replace the index deltas that the cache holds by a few that list every pack it
         knows, except ``without``. New deltas first, old ones after: a crash in between leaves
         both (the same facts twice), never a pack that only the old ones listed."""
+        step, self.step = self.step, "rewriting the index"
         self.sync()
         old = self.cache.merged_deltas()
         old_bytes = {st.name: st.size for st in self.backend.list("index/") if st.name in old}
@@ -335,6 +339,7 @@ class Pruner:
                 self.backend.delete(name)
                 self.report.bytes_freed += old_bytes.get(name, 0)
         self.report.deltas_after = sum(1 for _ in self.backend.list("index/"))
+        self.step = step
 
     def _write_delta(self, packs: list[tuple[str, list[BlobEntry]]]) -> str:
         delta_id = new_delta_id()
@@ -350,6 +355,7 @@ class Pruner:
         """Copy the needed blobs of the packs to repack into new packs (verified on the way:
         damaged data is never copied silently)."""
         total = sum(e.stored_len for kept in plan.repack.values() for e in kept)
+        self.step = "repacking"
         self.phase("repack", total)
         writer = PackWriter(self.backend, self.sealer, self.cache)
         done = 0

@@ -373,6 +373,7 @@ class Store:
                 lambda: {k: v for k, v in self._reload_manifests().items()
                          if k not in ignore_snapshots})
         lock = StoreLock(self.backend, exclusive=False, prune=not dry_run)
+        pruner: Pruner | None = None
         try:
             with lock:
                 if not dry_run:
@@ -384,9 +385,11 @@ class Store:
                 report = pruner.run(dry_run, max_unused)
         except OSError as exc:
             if is_disk_full(exc):
-                raise OperationError(f"disk full while pruning the store {self.url}: nothing "
-                                     "that snapshots need was lost; free some space (a higher "
-                                     "--max-unused repacks less) and run prune again") from None
+                doing = f" ({pruner.step})" if pruner is not None else ""
+                raise OperationError(f"disk full while pruning the store {self.url}{doing}: "
+                                     "nothing that snapshots need was lost; free some space (a "
+                                     "higher --max-unused repacks less) and run prune "
+                                     "again") from None
             raise OperationError(f"cannot prune the store {self.url}: "
                                  f"{exc.strerror or exc}") from None
         finally:
