@@ -336,3 +336,30 @@ def test_disk_full_during_repack_is_clear_and_loses_nothing(
     assert store_cli("prune", store=url).code == 0  # with room again, it finishes
     _sound(url, {second: bytes(v2)}, tmp_path)
     _finished(url)
+
+
+def test_check_beside_a_prune_that_deletes_garbage_finds_no_problem(
+        tmp_path: Path, store_dir: Path, store_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = _scenario(str(store_dir), monkeypatch)
+    old = _lock_file(store_dir, {"exclusive": False})  # holds deletion back: packs stay garbage
+    assert json.loads(store_cli("--json", "prune").out)["packs_pending"] > 0
+    old.unlink()
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        real_list = store.backend.list
+        calls: list[str] = []
+        pruned: list[int] = []
+
+        def listing(prefix: str):  # another prune deletes the garbage right after check listed
+            names = list(real_list(prefix))
+            if prefix == "packs/":
+                calls.append(prefix)
+                if len(calls) == 2:  # the sync's listing, then check's own
+                    with Store.open(str(store_dir), PASSPHRASE) as other:
+                        pruned.append(other.prune().packs_deleted)
+            return iter(names)
+
+        monkeypatch.setattr(store.backend, "list", listing)
+        report = store.check(read_data=True)
+        assert pruned and pruned[0] > 0
+        assert report.ok, report.problems
+    _sound(str(store_dir), kept, tmp_path)
