@@ -285,8 +285,8 @@ class Session:
         reporter.phase("forget")
 
         def run(cancel: threading.Event) -> ForgetReport:
-            report = store.forget(p.snapshots, policy=policy, group_by=p.group_by,  # type: ignore[arg-type]
-                                  tz=zone, dry_run=p.dry_run)
+            report = store.forget(p.snapshots, policy=policy, tz=zone, dry_run=p.dry_run,
+                                  group_by=p.group_by)  # type: ignore[arg-type]
             if p.prune:
                 reporter.phase("prune")
                 ignore = {r.id for g in report.groups for r in g.remove} if p.dry_run else set()

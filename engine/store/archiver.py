@@ -1,11 +1,11 @@
-"""The archiver (backups): read → chunk → (hash, zero check, dedup, compress, encrypt) → pack → put.
+"""The archiver (backups): read → chunk → (hash, zero check, dedup, compress, encrypt) → pack.
 
 Threads: one reader (reads into a small pool of reused buffers, chunks them with FastCDC and
 carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
 work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
 builds chunk lists, feeds the whole-image digest and hands sealed blobs to the repository's
-PackWriter, whose two uploaders put finished packs. Bounded queues and the fixed buffer pool keep memory flat whatever the image
-size.
+PackWriter, whose two uploaders put finished packs. Bounded queues and the fixed buffer pool
+keep memory flat whatever the image size.
 """
 from __future__ import annotations
 
