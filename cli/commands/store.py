@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
     p.add_argument("snapshot", metavar="SNAPSHOT")
     p.add_argument("out", metavar="OUT|-")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_job_options(p)
     p.set_defaults(func=cmd_restore_image)
 
@@ -118,7 +119,8 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
-    params = RestoreImageParams(args.snapshot, "-" if to_stdout else str(Path(args.out).resolve()))
+    params = RestoreImageParams(args.snapshot,
+                                "-" if to_stdout else str(Path(args.out).resolve()), args.force)
     with ctx.session() as session:
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)

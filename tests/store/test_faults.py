@@ -150,7 +150,10 @@ def test_snapshot_refs(tmp_path: Path, store_dir: Path, store_cli) -> None:
     out = tmp_path / "o.img"
     assert store_cli("restore-image", ids[0][:6], str(out)).code == 0
     assert out.read_bytes() == (tmp_path / "1.img").read_bytes()
-    assert store_cli("restore-image", "latest", str(out)).code == 0
+    kept = store_cli("restore-image", "latest", str(out))
+    assert kept.code == 2 and "--force" in kept.stderr  # never replaced without asking
+    assert out.read_bytes() == (tmp_path / "1.img").read_bytes()
+    assert store_cli("restore-image", "latest", str(out), "--force").code == 0
     assert out.read_bytes() == (tmp_path / "2.img").read_bytes()
     short = store_cli("restore-image", ids[0][:5], str(out))
     assert short.code == 2 and "at least 6" in short.stderr
@@ -215,3 +218,22 @@ def test_damaged_manifest_is_reported_by_check(tmp_path: Path, store_dir: Path,
     report = store_cli("--json", "check")
     assert report.code == 1
     assert json.loads(report.out)["damaged_snapshots"] == [snap]
+
+
+def test_a_restore_to_stdout_whose_reader_goes_away_fails(tmp_path: Path, store_dir: Path,
+                                                         store_cli) -> None:
+    image = make_image(tmp_path / "big.img", 8_000_000, seed=7)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    env = dict(os.environ, STRONGROOM_PASSPHRASE=PASSPHRASE)
+    # `strongroom restore-image ID - | head -c 1000`
+    restore = subprocess.Popen([sys.executable, "-m", "cli", "--store", str(store_dir),
+                                "restore-image", snap, "-"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
+    assert restore.stdout is not None
+    head = restore.stdout.read(1000)
+    restore.stdout.close()
+    err = restore.communicate(timeout=60)[1].decode()
+    assert len(head) == 1000
+    assert restore.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "went away after" in lines[0] and "incomplete" in lines[0]
