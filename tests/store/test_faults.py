@@ -237,3 +237,23 @@ def test_a_restore_to_stdout_whose_reader_goes_away_fails(tmp_path: Path, store_
     assert restore.returncode == 1, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "went away after" in lines[0] and "incomplete" in lines[0]
+
+
+def test_a_passphrase_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path,
+                                                              store_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_PASS")}
+    bad_file = tmp_path / "pass"
+    bad_file.write_bytes(b"caf\xe9\n")  # Latin-1, not UTF-8
+    cases = [(["init"], {b"STRONGROOM_PASSPHRASE": b"caf\xe9"}, tmp_path / "new-store"),
+             (["snapshots"], {b"STRONGROOM_PASSPHRASE": b"caf\xe9"}, store_dir),
+             (["snapshots"], {b"STRONGROOM_PASSPHRASE_FILE": str(bad_file).encode()},
+              store_dir)]
+    for args, extra, store in cases:
+        full = {k.encode(): v.encode() for k, v in env.items()} | extra
+        res = subprocess.run([sys.executable, "-m", "cli", "--store", str(store), *args],
+                             env=full, capture_output=True, cwd=REPO_ROOT, timeout=60)
+        err = res.stderr.decode()
+        assert res.returncode == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "not UTF-8" in err, err
+        assert "Traceback" not in err and "damaged" not in err
+    assert not (tmp_path / "new-store").exists()
