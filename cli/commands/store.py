@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli.context import Context, read_passphrase
 from cli.jobrun import Launcher, add_job_options
-from cli.output import print_error, print_json
+from cli.output import print_error, print_json, safe
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import BackupImageParams, CheckParams, RestoreImageParams
@@ -154,7 +154,7 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
         tags = " ".join(f"{k}={v}" for k, v in sorted(i.tags.items()))
         label = " ".join(x for x in (i.name, tags) if x)
         print(f"{i.id[:12]}  {i.time[:19].replace('T', ' ')}  {human_bytes(i.bytes):>10}  "
-              f"{human_bytes(i.stored_bytes):>10}  {label}")
+              f"{human_bytes(i.stored_bytes):>10}  {safe(label)}")
     return 0
 
 

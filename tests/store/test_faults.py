@@ -257,3 +257,19 @@ def test_a_passphrase_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path,
         assert len(err.strip().splitlines()) == 1 and "not UTF-8" in err, err
         assert "Traceback" not in err and "damaged" not in err
     assert not (tmp_path / "new-store").exists()
+
+
+def test_hostile_snapshot_names_and_tags_cannot_drive_the_terminal(tmp_path: Path,
+                                                                   store_dir: Path,
+                                                                   store_cli) -> None:
+    image = make_image(tmp_path / "a.img", 100_000, seed=3)
+    name = "web\n\x1b]0;owned\x07\x1b[2J\u202eevil"
+    res = store_cli("backup-image", str(image), "--name", name, "--tag", "note=\x1b[31mred")
+    assert res.code == 0, res.stderr
+    listing = store_cli("snapshots").out
+    assert "\x1b" not in listing and "\x07" not in listing and "\u202e" not in listing
+    rows = listing.splitlines()
+    assert len(rows) == 2  # a header and one row: the newline did not split it
+    assert "\\x1b]0;owned\\x07" in rows[1] and "\\xe2\\x80\\xae" in rows[1]
+    doc = json.loads(store_cli("--json", "snapshots").out)
+    assert doc[0]["name"] == name  # --json keeps the exact text
