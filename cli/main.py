@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = ctxmod.Context.from_args(args)
         result = args.func(args, ctx)
         return EXIT_OK if result is None else int(result)
-    except KeyboardInterrupt:
-        print("strongroom: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM and SIGHUP during a job (cli/jobrun.py)
+        print(f"strongroom: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
     except StrongroomError as exc:
         if debug:
             sys.stderr.write(getattr(exc, "job_traceback", ""))  # a job's bug, from its thread
