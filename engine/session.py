@@ -23,7 +23,7 @@ import platformdirs
 from engine.errors import OperationError, UsageError
 from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, RestoreFilesParams,
                              RestoreImageParams, RestoreParams, params_of)
-from engine.jobs import JobSpec, Reporter
+from engine.jobs import JobSpec, Reporter, blocking
 from engine.settings import APP_NAME, Settings, load_settings
 
 if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported when first used
@@ -320,17 +320,9 @@ class Session:
 
 
 async def in_thread(fn: Callable[[threading.Event], T]) -> T:
-    """Run blocking work in a thread; when the job is cancelled, tell the work to stop (the
-    event it is given) and wait until it has, so nothing is left half-written behind us."""
+    """Run blocking work in a thread, handing it the event that tells it to stop."""
     cancel = threading.Event()
-    task = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        cancel.set()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
+    return await blocking(lambda: fn(cancel), cancel)
 
 
 class _Counting:
