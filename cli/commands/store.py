@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cli.context import Context, read_passphrase
 from cli.jobrun import Launcher, add_job_options
-from cli.output import print_error, print_json
+from cli.output import print_error, print_json, safe
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import (BackupImageParams, CheckParams, ForgetParams, PruneParams,
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
     p.add_argument("snapshot", metavar="SNAPSHOT")
     p.add_argument("out", metavar="OUT|-")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_job_options(p)
     p.set_defaults(func=cmd_restore_image)
 
@@ -172,7 +173,8 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
-    params = RestoreImageParams(args.snapshot, "-" if to_stdout else str(Path(args.out).resolve()))
+    params = RestoreImageParams(args.snapshot,
+                                "-" if to_stdout else str(Path(args.out).resolve()), args.force)
     with ctx.session() as session:
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
@@ -206,7 +208,7 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
         tags = " ".join(f"{k}={v}" for k, v in sorted(i.tags.items()))
         label = " ".join(x for x in (i.name, tags) if x)
         print(f"{i.id[:12]}  {i.time[:19].replace('T', ' ')}  {human_bytes(i.bytes):>10}  "
-              f"{human_bytes(i.stored_bytes):>10}  {label}")
+              f"{human_bytes(i.stored_bytes):>10}  {safe(label)}")
     return 0
 
 
@@ -282,7 +284,8 @@ def cmd_forget(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     verb = "would remove" if result["dry_run"] else "removed"
     for group in result["groups"]:
-        print(f"{group['label']}: keep {len(group['keep'])}, {verb} {len(group['remove'])}")
+        print(f"{safe(group['label'])}: keep {len(group['keep'])}, {verb} "
+              f"{len(group['remove'])}")
         for snap in group["keep"]:
             print(f"  keep    {snap['id'][:12]}  {_when(snap['time'])}  "
                   f"{', '.join(snap['reasons'])}")
@@ -328,6 +331,6 @@ def _print_prune(r: dict) -> None:
     if r["packs_recovered"]:
         print(f"kept {r['packs_recovered']} garbage packs that new snapshots need")
     if r["packs_pending"]:
-        who = "; ".join(r["waiting_for"]) or "operations that were running"
+        who = safe("; ".join(r["waiting_for"])) or "operations that were running"
         print(f"pending: {r['packs_pending']} packs ({human_bytes(r['bytes_pending'])}) wait for "
               f"{who} to end; the next prune deletes them")
