@@ -193,7 +193,9 @@ class IndexCache:
                     raw = sealer.open_object(backend.get(name), delta_ad(name.rsplit("/", 1)[-1]),
                                              f"index delta {name}")
                     packs = decode_delta(raw)
-                except (IntegrityError, NotFound, ValueError) as exc:
+                except NotFound:
+                    continue  # replaced by a prune since the listing: its successor says it all
+                except (IntegrityError, ValueError) as exc:
                     problems.append(str(exc))
                     continue
                 for pack_id, entries in packs:

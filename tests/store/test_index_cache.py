@@ -13,7 +13,8 @@ from engine.store.crypto import Keys, Sealer
 from engine.store.index import (GarbageList, IndexCache, cache_path, delta_ad, encode_delta,
                                 seal_garbage_list)
 from engine.store.known import KnownIds
-from engine.store.pack import BLOB_DATA, BlobEntry, new_pack_id, pack_name
+from engine.store.pack import (BLOB_DATA, PACK_MAGIC, BlobEntry, build_trailer, new_pack_id,
+                               pack_name)
 
 
 def entry(cid: bytes, offset: int = 8) -> BlobEntry:
@@ -106,3 +107,24 @@ def test_a_cache_of_the_older_layout_is_rebuilt(tmp_path: Path) -> None:
         assert len(cache.all_blobs()) == 2
     finally:
         cache.close()
+
+
+def test_a_delta_replaced_between_listing_and_reading_is_not_a_problem(world) -> None:
+    backend, sealer, cache = world
+    cid, a = os.urandom(32), new_pack_id()
+    backend.put(pack_name(a), PACK_MAGIC + build_trailer(sealer, a, [entry(cid)]))
+    listed = _delta(backend, sealer, [(a, [entry(cid)])])
+    real_list = backend.list
+
+    def listing(prefix: str):
+        names = list(real_list(prefix))
+        if prefix == "index/":  # a prune consolidates right after this listing
+            _delta(backend, sealer, [(a, [entry(cid)])])
+            backend.delete(listed)
+        return iter(names)
+
+    backend.list = listing  # type: ignore[method-assign]
+    assert cache.sync(backend, sealer) == []
+    backend.list = real_list  # type: ignore[method-assign]
+    assert cache.sync(backend, sealer) == []
+    assert cache.lookup(cid, BLOB_DATA).pack == a
