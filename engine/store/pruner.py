@@ -268,8 +268,10 @@ class Pruner:
         pending = {p for g in waiting for p in g.packs if p in sizes}
         self.report.packs_pending = len(pending)
         self.report.bytes_pending = sum(sizes[p] for p in pending)
-        holders = {lk.name: lk.doc for lk in self._other_locks()}
-        waits = sorted({n for g in waiting for n in (g.locks or []) if n in holders})
+        others = self._other_locks()
+        holders = {lk.name: lk.doc for lk in others}
+        waits = sorted({n for g in waiting for n in (g.locks or []) if n in holders}
+                       | ({lk.name for lk in others if not lk.knows_garbage} if waiting else set()))
         self.report.waiting_for = [f"pid {holders[n].get('pid')} on {holders[n].get('host')} "
                                    f"({n})" for n in waits]
 
