@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -167,6 +167,30 @@ def tool_env(run_dir: Path) -> dict[str, str]:
     return env
 
 
+def build_history(run_dir: Path, env: dict[str, str], names: list[str], size: int,
+                  change: float, snapshots: int, keep: int) -> None:
+    """Every version, backed up by every tool (one a day); the last ``keep`` also into the
+    tool's "ideal" repository."""
+    tools = [TOOLS[n](run_dir, env) for n in names]
+    history = History(size, change)
+    image = run_dir / "disk.img"
+    start = dt.datetime(2026, 1, 1, 3, 0, tzinfo=dt.timezone.utc)
+    t0 = time.monotonic()
+    for i in range(snapshots):
+        if i:
+            history.next()
+        history.write(image)
+        when = (start + dt.timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for tool in tools:
+            tool.backup("history", image, when, f"backup-{i:03d}")
+            if i >= snapshots - keep:  # the kept versions, alone: the ideal
+                tool.backup("ideal", image, when, f"ideal-{i:03d}")
+        print(f"\rversion {i + 1}/{snapshots} backed up ({time.monotonic() - t0:.0f} s)",
+              end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    image.unlink()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--snapshots", type=int, default=50)
@@ -189,27 +213,15 @@ def main() -> int:
     for tool in tools:
         tool.init("history")
         tool.init("ideal")
-    history = History(size, args.change)
-    image = run_dir / "disk.img"
-    start = dt.datetime(2026, 1, 1, 3, 0, tzinfo=dt.timezone.utc)
-    t0 = time.monotonic()
-    for i in range(args.snapshots):
-        if i:
-            history.next()
-        history.write(image)
-        when = (start + dt.timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for tool in tools:
-            tool.backup("history", image, when, f"backup-{i:03d}")
-            if i >= args.snapshots - args.keep:  # the kept versions, alone: the ideal
-                tool.backup("ideal", image, when, f"ideal-{i:03d}")
-        print(f"\rversion {i + 1}/{args.snapshots} backed up "
-              f"({time.monotonic() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    image.unlink()
-    # A child's peak RSS (wait4) counts what it shared with this process when it was forked:
-    # drop the image buffers (freed at once: they are mmap-backed) before measuring.
-    del history
-    gc.collect()
+    # The history is built by another process: a child's peak RSS as wait4 reports it starts
+    # from the peak of the process that forked it, so this one must stay small.
+    builder = multiprocessing.get_context("spawn").Process(
+        target=build_history, args=(run_dir, env, names, size, args.change, args.snapshots,
+                                    args.keep))
+    builder.start()
+    builder.join()
+    if builder.exitcode != 0:
+        raise SystemExit(f"building the history failed (exit {builder.exitcode})")
     rows = []
     for tool in tools:
         before = tree_size(tool.repo("history"))
