@@ -11,7 +11,8 @@ A 429 is answered as the real gateway does (recorded July 2026): an empty body, 
 ``Content-Type``, no ``Retry-After``, and ``X-Envoy-Ratelimited: true``. ``streak_429`` makes it
 last: once one fires on a route (method and path pattern, per API key), the next
 ``streak_429 - 1`` calls of that route are refused too, so a client that retries sees several in
-a row ("real-429 mode": ``rate_429=0.3, streak_429=3``).
+a row; the call after a streak goes through, as after a rate limit's window ("real-429 mode":
+``REAL_429``, bursts of three).
 
 ``rate_limit`` is the gateway's own limit: at most that many calls per ``rate_window`` seconds per
 API key, announced on every answer by ``X-Ratelimit-Limit`` (``"N, w=W"``, Envoy's form),
@@ -86,7 +87,7 @@ class FaultDice:
         self.faults = faults
         self._seed = seed
         self._random = random.Random(seed)
-        self._streaks: dict[str, int] = {}
+        self._streaks: dict[str, int] = {}   # route -> 429s left; 0: the next one passes
         self._lock = threading.Lock()
 
     def restart(self) -> None:
@@ -100,10 +101,12 @@ class FaultDice:
     def http_error(self, route: str = "") -> int | None:
         """429 or 503 when one fires for this request (of ``route``), else None."""
         with self._lock:
-            left = self._streaks.get(route, 0)
-            if left > 0:
+            left = self._streaks.pop(route, None)
+            if left is not None and left > 0:
                 self._streaks[route] = left - 1
                 return 429
+            if left == 0:           # the streak is over: this call goes through
+                return None
             roll = self._random.random()
             if roll < self.faults.rate_429:
                 if self.faults.streak_429 > 1:
