@@ -3,6 +3,7 @@ and a small admin endpoint (``/_sandbox/...``, no token: it only listens on 127.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -123,6 +124,11 @@ async def health(request: web.Request) -> web.Response:
     return replies.ok({"ok": True})
 
 
+async def get_delays(request: web.Request) -> web.Response:
+    """How long transitions take (``realistic`` > 0: the recorded durations × it)."""
+    return replies.ok(dataclasses.asdict(request.app[WORLD].delays))
+
+
 def build_app(world: World) -> web.Application:
     # Order: unknown routes first become JSON 404s, then auth, then faults closest to the client.
     app = web.Application(middlewares=[_faults, _auth, _not_found])
@@ -135,4 +141,5 @@ def build_app(world: World) -> web.Application:
     app.router.add_get(f"{ADMIN}faults", get_faults)
     app.router.add_post(f"{ADMIN}faults", set_faults)
     app.router.add_get(f"{ADMIN}health", health)
+    app.router.add_get(f"{ADMIN}delays", get_delays)
     return app
