@@ -51,21 +51,36 @@ class Context:
 
 
 def read_passphrase(var: str, prompt: str, confirm: bool) -> str:
-    """The variable ``var``, else the file named by ``var``_FILE, else a prompt on a TTY."""
+    """The variable ``var``, else the file named by ``var``_FILE, else a prompt on a TTY.
+    A passphrase is UTF-8 text (FORMAT.md): other bytes are refused, never guessed at."""
     value = os.environ.get(var)
     if value:
-        return value
+        return _utf8(value, var)
     path = os.environ.get(f"{var}_FILE")
     if path:
         try:
-            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            raw = Path(path).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read {var}_FILE {path}: {exc.strerror}") from None
+        try:
+            return raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UsageError(f"the passphrase in {var}_FILE {path} is not UTF-8 text: save "
+                             "the file as UTF-8") from None
     if not sys.stdin.isatty():
         raise UsageError(f"no passphrase: set {var} or {var}_FILE, or run on a terminal")
-    first = getpass.getpass(prompt)
+    first = _utf8(getpass.getpass(prompt), "the typed passphrase")
     if confirm and getpass.getpass("Repeat: ") != first:
         raise UsageError("the two passphrases differ; nothing was changed")
     if not first:
         raise UsageError("an empty passphrase is not allowed")
     return first
+
+
+def _utf8(text: str, where: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the locale could not decode, kept as surrogates
+        raise UsageError(f"{where} is not UTF-8 text: passphrases are UTF-8; set it from a "
+                         "UTF-8 terminal or file") from None
+    return text

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import FrameType
 from typing import TextIO
 
 from cli.context import Context
@@ -22,6 +25,36 @@ from cli.progress import ProgressBar
 from engine.errors import EXIT_INTERRUPTED, EXIT_USAGE, OperationError, UsageError
 from engine.jobs import CANCELLED, DONE, EventKind, JobEvent, JobRunner, JobSpec, JobView, Work
 from engine.session import Session
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, systemd): stop like Ctrl-C, cleaning up first."""
+
+    exit_code, message = 143, "terminated"
+
+
+class HungUp(KeyboardInterrupt):
+    """SIGHUP (the terminal or SSH session went away): a job in the daemon goes on; a job in
+    this process stops, cleaning up first."""
+
+    exit_code, message = 129, "hung up"
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise in the main thread as Ctrl-C does, so that clean-up runs."""
+    def raiser(cls: type[KeyboardInterrupt]) -> Callable[[int, FrameType | None], None]:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            raise cls()
+        return handler
+
+    old = {sig: signal.signal(sig, raiser(cls))
+           for sig, cls in ((signal.SIGTERM, Terminated), (signal.SIGHUP, HungUp))}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def add_job_options(parser: argparse.ArgumentParser) -> None:
@@ -95,10 +128,11 @@ class Launcher:
         if local and self.detach:
             raise UsageError("--detach cannot run a job that reads stdin or writes stdout: "
                              "give a file instead of -")
-        if local:
-            session.store()  # the passphrase (and a wrong one) before any job starts
-            return run_in_process(session, jobs, concurrency, show_phases)
-        return self._run_in_daemon(session, [spec for spec, _ in jobs], show_phases)
+        with signals_as_interrupts():
+            if local:
+                session.store()  # the passphrase (and a wrong one) before any job starts
+                return run_in_process(session, jobs, concurrency, show_phases)
+            return self._run_in_daemon(session, [spec for spec, _ in jobs], show_phases)
 
     def run_one(self, session: Session, spec: JobSpec, work: Work | None = None, *,
                 show_phases: bool = False) -> dict | None:
@@ -156,6 +190,8 @@ def follow(ids: Sequence[str], printer: EventPrinter) -> list[JobView]:
         thread.start()
     try:
         _wait_all(ended.values())
+    except HungUp:
+        raise  # the terminal went away, not the wish to stop: the jobs go on in the daemon
     except KeyboardInterrupt:
         with connect(start=False) as client:
             for job_id in ids:

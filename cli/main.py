@@ -59,24 +59,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = ctxmod.Context.from_args(args)
         result = args.func(args, ctx)
         return EXIT_OK if result is None else int(result)
-    except KeyboardInterrupt:
-        print("strongroom: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C; SIGTERM and SIGHUP during a job (cli/jobrun.py)
+        print(f"strongroom: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_INTERRUPTED))
     except StrongroomError as exc:
         if debug:
             sys.stderr.write(getattr(exc, "job_traceback", ""))  # a job's bug, from its thread
             raise
         print_error(str(exc))
+        _quiet_if_stdout_is_gone()
         return exc.exit_code
     except BrokenPipeError:
-        # `strongroom restore-image … - | head` is fine; silence the second error at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # A listing piped into `head`: what it wanted was printed.
+        _quiet_if_stdout_is_gone()
         return EXIT_OK
     except Exception as exc:  # anything unexpected: still one line unless --debug
         if debug:
             raise
         print_error(f"{type(exc).__name__}: {one_line(str(exc))} (run with --debug for details)")
         return 1
+
+
+def _quiet_if_stdout_is_gone() -> None:
+    """When stdout's reader went away, point stdout at /dev/null so that Python's own flush at
+    exit does not print a second, raw error."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

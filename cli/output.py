@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+from engine.terminal import show_hidden
+
 PROG = "strongroom"
 
 
@@ -16,8 +18,14 @@ def print_json(doc: Any) -> None:
 
 
 def one_line(text: str) -> str:
-    """Any message on one line: runs of whitespace (newlines too) become one space."""
-    return " ".join(text.split()) or "unknown error"
+    """Any message on one line, safe for a terminal: runs of whitespace (newlines too) become
+    one space, other hidden characters (ESC, bidi overrides) show as ``\\xNN``."""
+    return show_hidden(" ".join(text.split())) or "unknown error"
+
+
+def safe(text: object) -> str:
+    """Untrusted text (a name, a tag, a title) for one cell of a plain-text table."""
+    return show_hidden(str(text))
 
 
 def print_error(message: str) -> None:

@@ -66,6 +66,7 @@ class RestoreImageParams:
 
     snapshot: str
     out: str
+    force: bool = False  # replace an existing file
 
     def title(self) -> str:
         return f"restore-image {self.snapshot} → {self.out}"

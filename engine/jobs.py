@@ -15,6 +15,7 @@ forgets the oldest finished jobs past :attr:`JobRunner.keep_finished`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import json
@@ -25,10 +26,11 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from engine.errors import EXIT_PROBLEM, StrongroomError
 
+T = TypeVar("T")
 # A JSON value, as json.loads gives it back.
 JSON = Union[None, bool, int, float, str, list["JSON"], dict[str, "JSON"]]
 
@@ -259,6 +261,20 @@ def to_plain(value: Any) -> JSON:
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     return json.loads(json.dumps(value, default=str))
+
+
+async def blocking(fn: Callable[[], T], cancel: threading.Event) -> T:
+    """Run blocking work in a thread. When the job is cancelled, set ``cancel`` (the work
+    watches it) and wait until the work has stopped, so nothing is left half-written behind
+    the cancelled job; then let the cancellation through."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 Listener = Callable[[JobEvent], None]

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import platformdirs
 
-from engine.errors import UsageError
+from engine.errors import OperationError, UsageError
 from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, RestoreFilesParams,
                              RestoreImageParams, RestoreParams, params_of)
-from engine.jobs import JobSpec, Reporter
+from engine.jobs import JobSpec, Reporter, blocking
 from engine.settings import APP_NAME, Settings, load_settings
 
 if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported when first used
@@ -255,13 +255,26 @@ class Session:
 
     async def restore_image(self, reporter: Reporter, p: RestoreImageParams,
                             out: BinaryIO | None = None) -> RestoreResult:
-        """``out``: a stream only this process has (stdout) instead of the file ``p.out``."""
+        """``out``: a stream only this process has (stdout) instead of the file ``p.out``.
+        An existing file is replaced only with ``p.force``; a stream whose reader goes away
+        is an error that says how much of the image was delivered."""
         store = await asyncio.to_thread(self.store)
+        await asyncio.to_thread(store.resolve, p.snapshot)  # a bad name is the first error
+        if out is None and not p.force and os.path.isfile(p.out):
+            raise UsageError(f"{p.out} exists: give another name, or --force to replace it")
         reporter.phase("restore")
-        target: BinaryIO | str = out if out is not None else p.out
-        return await in_thread(lambda cancel: store.restore(
-            p.snapshot, target, cancel=cancel,
-            progress=lambda done, total: reporter.progress(done, total)))
+        target: BinaryIO | str = p.out if out is None else _Counting(out)
+
+        def run(cancel: threading.Event) -> RestoreResult:
+            try:
+                return store.restore(p.snapshot, target, cancel=cancel,
+                                     progress=lambda done, total: reporter.progress(done, total))
+            except BrokenPipeError:
+                sent = target.sent if isinstance(target, _Counting) else 0
+                raise OperationError(f"the reader of the image went away after {sent} bytes: "
+                                     "what it got is incomplete") from None
+
+        return await in_thread(run)
 
     async def check(self, reporter: Reporter, p: CheckParams) -> CheckReport:
         store = await asyncio.to_thread(self.store)
@@ -309,17 +322,24 @@ class Session:
 
 
 async def in_thread(fn: Callable[[threading.Event], T]) -> T:
-    """Run blocking work in a thread; when the job is cancelled, tell the work to stop (the
-    event it is given) and wait until it has, so nothing is left half-written behind us."""
+    """Run blocking work in a thread, handing it the event that tells it to stop."""
     cancel = threading.Event()
-    task = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        cancel.set()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
+    return await blocking(lambda: fn(cancel), cancel)
+
+
+class _Counting:
+    """A write-only stream that counts what its destination accepted."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out, self.sent = out, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        written = self._out.write(data)
+        self.sent += len(data) if written is None else written
+        return len(data) if written is None else written
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 @contextlib.contextmanager

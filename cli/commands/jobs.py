@@ -8,7 +8,7 @@ import time
 
 from cli.context import Context
 from cli.jobrun import EventPrinter, follow
-from cli.output import print_json
+from cli.output import print_json, safe
 from engine.daemon.client import DaemonClient
 from engine.errors import EXIT_PROBLEM
 from engine.jobs import DONE, FINISHED
@@ -130,7 +130,7 @@ def _print_list(jobs: list[dict], as_json: bool) -> None:
         progress = f"{human_bytes(done)}/{human_bytes(total)}" if total else ""
         phase = "" if job["state"] in FINISHED else job["phase"]
         print(f"{job['id'][:12]}  {job['state']:11}  {phase:9}  {progress:>21}  "
-              f"{_when(job['started']):16}  {job['title']}")
+              f"{_when(job['started']):16}  {safe(job['title'])}")
 
 
 def _print_show(view: object, as_json: bool) -> None:
@@ -144,17 +144,17 @@ def _print_show(view: object, as_json: bool) -> None:
         doc["calls"] = {"counts": dict(view.calls.counts), "recent": list(view.calls.recent)}
         print_json(doc)
         return
-    print(f"{view.id}  {view.title}\nstate    {view.state}\nstarted  {_when(view.created)}"
+    print(f"{view.id}  {safe(view.title)}\nstate    {view.state}\nstarted  {_when(view.created)}"
           + (f"\nended    {_when(view.ended)}" if view.ended else ""))
     for phase in view.phases:
         took = f"{(phase.ended or time.time()) - phase.started:.1f} s"
         print(f"  {phase.name:12} {took}")
     if view.error:
-        print(f"error    {view.error.message}")
+        print(f"error    {safe(view.error.message)}")
     if view.result:
         for key, value in view.result.items():
             if isinstance(value, (str, int, float)):
-                print(f"  {key:14} {value}")
+                print(f"  {key:14} {safe(value)}")
     if view.calls.counts:
         print("calls    " + ", ".join(f"{k} ×{n}" for k, n in sorted(view.calls.counts.items())))
 

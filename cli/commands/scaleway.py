@@ -5,7 +5,7 @@ import argparse
 
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options, raise_failures
-from cli.output import print_json, print_warning
+from cli.output import print_json, print_warning, safe
 from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
@@ -136,6 +136,7 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
+    rows = [tuple(safe(cell) for cell in row) for row in rows]  # names and tags are untrusted
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

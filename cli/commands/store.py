@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli.context import Context, read_passphrase
 from cli.jobrun import Launcher, add_job_options
-from cli.output import print_error, print_json
+from cli.output import print_error, print_json, safe
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import BackupImageParams, CheckParams, RestoreImageParams
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
     p.add_argument("snapshot", metavar="SNAPSHOT")
     p.add_argument("out", metavar="OUT|-")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_job_options(p)
     p.set_defaults(func=cmd_restore_image)
 
@@ -118,7 +119,8 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
-    params = RestoreImageParams(args.snapshot, "-" if to_stdout else str(Path(args.out).resolve()))
+    params = RestoreImageParams(args.snapshot,
+                                "-" if to_stdout else str(Path(args.out).resolve()), args.force)
     with ctx.session() as session:
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
@@ -152,7 +154,7 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
         tags = " ".join(f"{k}={v}" for k, v in sorted(i.tags.items()))
         label = " ".join(x for x in (i.name, tags) if x)
         print(f"{i.id[:12]}  {i.time[:19].replace('T', ' ')}  {human_bytes(i.bytes):>10}  "
-              f"{human_bytes(i.stored_bytes):>10}  {label}")
+              f"{human_bytes(i.stored_bytes):>10}  {safe(label)}")
     return 0
 
 

@@ -16,15 +16,17 @@ Everything else is literal. ``Entry.path`` is always in this form, and so is wha
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from engine.explore.errors import BadPathError
+from engine.terminal import hex_escape as _hex
+from engine.terminal import hidden as _hidden
+from engine.terminal import show_hidden
+
+__all__ = ["show_hidden", "escape_text", "escape_name", "unescape_component", "split_path",
+           "join_components", "InodeRef", "Component", "INODE_COMPONENT"]
 
 INODE_COMPONENT = re.compile(r"<([0-9]{1,20})>")
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
-# Unicode categories shown as escapes: controls, invisible formatting (bidi overrides that
-# reorder a line, zero-width characters), line and paragraph separators, surrogates.
-_HIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Cs"}
 
 
 class InodeRef(int):
@@ -32,18 +34,6 @@ class InodeRef(int):
 
 
 Component = str | InodeRef
-
-
-def _hidden(ch: str) -> bool:
-    return unicodedata.category(ch) in _HIDDEN_CATEGORIES
-
-
-def _hex(ch: str) -> str:
-    try:
-        raw = ch.encode("utf-8", "surrogateescape")  # an undecodable byte: itself again
-    except UnicodeEncodeError:  # a lone surrogate no decoder made: shown, never a crash
-        raw = ch.encode("utf-8", "surrogatepass")
-    return "".join(f"\\x{b:02x}" for b in raw)
 
 
 def escape_text(text: str, slash: bool = False) -> str:
@@ -59,12 +49,6 @@ def escape_text(text: str, slash: bool = False) -> str:
         else:
             out.append(ch)
     return "".join(out)
-
-
-def show_hidden(text: str) -> str:
-    """A message for a terminal: hidden characters as ``\\xNN``, the rest (backslashes of
-    escaped paths included) as is."""
-    return "".join(_hex(ch) if _hidden(ch) else ch for ch in text)
 
 
 def escape_name(name: str) -> str:

@@ -18,7 +18,7 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from scaleway import ScalewayException
 from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 
 from engine.errors import OperationError, UsageError
+from engine.jobs import blocking
 from engine.retry import PollPolicy, RetryPolicy, poll
 from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_denied,
                                  is_not_found, scw_message, status_of)
@@ -199,7 +200,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
                                             done, size, stored_bytes=last_stored),
                                         stored_progress=stored)
 
-            result = await _blocking(run_backup, cancel)
+            result = await blocking(run_backup, cancel)
             reporter.phase("cleanup")
             outcome = BackupOutcome(
                 volume_id=vol.id, volume_name=vol.name, zone=zone, snapshot=result.snapshot.id,
@@ -223,11 +224,17 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
     # that cannot take an export.
     vol = await _get_volume(apis, zone, volume_id)
     await check_bucket(apis, bucket, region, export=True)
-    await temps.lease.start()
+    return await _leased(temps.lease, run(), cancel)
+
+
+async def _leased(lease: Lease, work: Awaitable[T], cancel: threading.Event) -> T:
+    """Run a flow's work under its lease: renewed while it runs; a lease that cannot be
+    renewed stops the work (its threads through ``cancel``); released at the end."""
+    await lease.start()
     try:
-        return await temps.lease.guard(run(), on_lost=cancel.set)
+        return await lease.guard(work, on_lost=cancel.set)
     finally:
-        await asyncio.shield(temps.lease.release())
+        await asyncio.shield(lease.release())
 
 
 async def _after_failure(apis: Apis, temps: _Temps, t: Timeouts, keep: bool) -> None:
@@ -527,11 +534,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
             raise
 
     await check_bucket(apis, bucket, region)
-    await temps.lease.start()
-    try:
-        return await temps.lease.guard(run(), on_lost=cancel.set)
-    finally:
-        await asyncio.shield(temps.lease.release())
+    return await _leased(temps.lease, run(), cancel)
 
 
 def _image_refusal(store: Any, ref: str) -> str:
@@ -554,7 +557,7 @@ async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: t
         finally:
             writer.close()
 
-    await _blocking(run, cancel)
+    await blocking(run, cancel)
 
 
 async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
@@ -681,18 +684,6 @@ async def _wait(fetch: Callable[[], Any], done: set[str], pending: set[str], tim
                               f"retry later, a later backup reuses a finished export")
 
     return await poll(get, finished, timeout=timeout, policy=t.poll, on_timeout=gave_up)
-
-
-async def _blocking(fn: Callable[[], T], cancel: threading.Event) -> T:
-    """Run ``fn`` in a thread; on cancellation tell it to stop and wait until it has."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        cancel.set()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
 
 
 async def _settled(fn: Callable[[], T], made: Callable[[T], None] | None = None) -> T:

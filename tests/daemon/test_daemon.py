@@ -184,7 +184,7 @@ def test_a_dropped_terminal_never_cancels_the_job(
     _wait_for(lambda: slow_source.fed >= 2 * MiB, what="the job to read")
     proc.send_signal(signal.SIGHUP)  # what a closed SSH session sends
     proc.wait(30)
-    assert proc.returncode == -signal.SIGHUP
+    assert proc.returncode == 129
     (job,) = _jobs(store_cli)
     assert job["state"] == "running"
     slow_source.close()  # end of the image: the job can finish
@@ -302,3 +302,21 @@ def test_clients_of_another_environment_are_refused(
     assert other.code == 2 and "daemon --stop" in other.stderr
     with DaemonClient() as client:
         assert client.hello()["running"] == 0
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_term_and_hup_clean_up_an_in_process_job(store_dir: Path, slow_source: SlowSource,
+                                                 store_cli: Callable[..., CliResult],
+                                                 sig: int, code: int) -> None:
+    env = dict(os.environ, STRONGROOM_PASSPHRASE="correct horse battery staple")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "--store", str(store_dir),
+                             "backup-image", str(slow_source.path), "--no-daemon"], env=env,
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(lambda: slow_source.fed >= 2 * MiB, what="the job to read")
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == code, err
+    assert list((store_dir / "locks").iterdir()) == []  # the lock was given back
+    assert not list(store_dir.rglob(".tmp-*"))  # no half-written pack
+    assert json.loads(store_cli("--json", "snapshots").out) == []

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scaleway.block.v1 import CreateVolumeRequestFromEmpty
 
 from cli.main import main
 from engine.scaleway.api import Apis
@@ -99,3 +100,23 @@ def test_bad_arguments_are_one_line_usage_errors(sandbox: Any, scw_env: Any, cli
     assert main(["--store", cli_store, "backup", legacy["id"]]) == 2
     assert "cannot be backed up" in capsys.readouterr().err
     assert main(["--store", cli_store, "restore", "latest", "--zone", "xx-yyy-9"]) == 2
+
+
+def test_inventory_escapes_hostile_volume_names(scw_env: Any, scw_client: Any,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    client = scw_client()
+    apis = Apis(client)
+    project = apis.account.list_projects_all()[0].id
+    name = "evil\n\x1b]0;owned\x07\u202e"
+    vol = apis.block.create_volume(zone="fr-par-1", name=name, perf_iops=5000,
+                                   project_id=project,
+                                   from_empty=CreateVolumeRequestFromEmpty(size=10_000_000_000))
+    try:
+        assert main(["inventory", "--zone", "fr-par-1"]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+        (row,) = [line for line in out.splitlines() if vol.id in line]
+        assert row.startswith("evil\\x0a\\x1b]0;owned\\x07\\xe2\\x80\\xae ")
+    finally:
+        apis.block.wait_for_volume(volume_id=vol.id, zone="fr-par-1")
+        apis.block.delete_volume(volume_id=vol.id, zone="fr-par-1")

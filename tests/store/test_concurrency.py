@@ -23,7 +23,7 @@ def test_two_backups_at_once(tmp_path: Path, store_dir: Path, store_cli) -> None
     ids = [json.loads(out)["snapshot"] for out, _ in results]
     for snap, img in zip(ids, images):
         out = tmp_path / "out.img"
-        assert store_cli("restore-image", snap, str(out)).code == 0
+        assert store_cli("restore-image", snap, str(out), "--force").code == 0
         assert out.read_bytes() == img.read_bytes()
     assert store_cli("check", "--read-data").code == 0
     assert not list((store_dir / "locks").iterdir())

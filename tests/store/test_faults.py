@@ -150,7 +150,10 @@ def test_snapshot_refs(tmp_path: Path, store_dir: Path, store_cli) -> None:
     out = tmp_path / "o.img"
     assert store_cli("restore-image", ids[0][:6], str(out)).code == 0
     assert out.read_bytes() == (tmp_path / "1.img").read_bytes()
-    assert store_cli("restore-image", "latest", str(out)).code == 0
+    kept = store_cli("restore-image", "latest", str(out))
+    assert kept.code == 2 and "--force" in kept.stderr  # never replaced without asking
+    assert out.read_bytes() == (tmp_path / "1.img").read_bytes()
+    assert store_cli("restore-image", "latest", str(out), "--force").code == 0
     assert out.read_bytes() == (tmp_path / "2.img").read_bytes()
     short = store_cli("restore-image", ids[0][:5], str(out))
     assert short.code == 2 and "at least 6" in short.stderr
@@ -215,3 +218,58 @@ def test_damaged_manifest_is_reported_by_check(tmp_path: Path, store_dir: Path,
     report = store_cli("--json", "check")
     assert report.code == 1
     assert json.loads(report.out)["damaged_snapshots"] == [snap]
+
+
+def test_a_restore_to_stdout_whose_reader_goes_away_fails(tmp_path: Path, store_dir: Path,
+                                                         store_cli) -> None:
+    image = make_image(tmp_path / "big.img", 8_000_000, seed=7)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    env = dict(os.environ, STRONGROOM_PASSPHRASE=PASSPHRASE)
+    # `strongroom restore-image ID - | head -c 1000`
+    restore = subprocess.Popen([sys.executable, "-m", "cli", "--store", str(store_dir),
+                                "restore-image", snap, "-"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
+    assert restore.stdout is not None
+    head = restore.stdout.read(1000)
+    restore.stdout.close()
+    err = restore.communicate(timeout=60)[1].decode()
+    assert len(head) == 1000
+    assert restore.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "went away after" in lines[0] and "incomplete" in lines[0]
+
+
+def test_a_passphrase_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path,
+                                                              store_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_PASS")}
+    bad_file = tmp_path / "pass"
+    bad_file.write_bytes(b"caf\xe9\n")  # Latin-1, not UTF-8
+    cases = [(["init"], {b"STRONGROOM_PASSPHRASE": b"caf\xe9"}, tmp_path / "new-store"),
+             (["snapshots"], {b"STRONGROOM_PASSPHRASE": b"caf\xe9"}, store_dir),
+             (["snapshots"], {b"STRONGROOM_PASSPHRASE_FILE": str(bad_file).encode()},
+              store_dir)]
+    for args, extra, store in cases:
+        full = {k.encode(): v.encode() for k, v in env.items()} | extra
+        res = subprocess.run([sys.executable, "-m", "cli", "--store", str(store), *args],
+                             env=full, capture_output=True, cwd=REPO_ROOT, timeout=60)
+        err = res.stderr.decode()
+        assert res.returncode == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1 and "not UTF-8" in err, err
+        assert "Traceback" not in err and "damaged" not in err
+    assert not (tmp_path / "new-store").exists()
+
+
+def test_hostile_snapshot_names_and_tags_cannot_drive_the_terminal(tmp_path: Path,
+                                                                   store_dir: Path,
+                                                                   store_cli) -> None:
+    image = make_image(tmp_path / "a.img", 100_000, seed=3)
+    name = "web\n\x1b]0;owned\x07\x1b[2J\u202eevil"
+    res = store_cli("backup-image", str(image), "--name", name, "--tag", "note=\x1b[31mred")
+    assert res.code == 0, res.stderr
+    listing = store_cli("snapshots").out
+    assert "\x1b" not in listing and "\x07" not in listing and "\u202e" not in listing
+    rows = listing.splitlines()
+    assert len(rows) == 2  # a header and one row: the newline did not split it
+    assert "\\x1b]0;owned\\x07" in rows[1] and "\\xe2\\x80\\xae" in rows[1]
+    doc = json.loads(store_cli("--json", "snapshots").out)
+    assert doc[0]["name"] == name  # --json keeps the exact text
