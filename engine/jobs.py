@@ -45,6 +45,7 @@ class EventKind(str, enum.Enum):
     PHASE = "phase"          # a new step: phase, bytes_total, message
     PROGRESS = "progress"    # bytes_done / bytes_total, rate; data: counters such as stored_bytes
     CALL = "call"            # one Scaleway or S3 call; data: method, path, status, ms
+    #                          (and request_id when the answer had one)
     FINISHED = "finished"    # state done/failed/cancelled; data: result | error, calls
 
 
@@ -317,12 +318,16 @@ class Reporter:
                        rate=done / elapsed if elapsed > 0 else 0.0, message=self._message,
                        data=dict(counters))
 
-    def call(self, method: str, path: str, status: int | str, ms: float) -> None:
-        """Record one Scaleway or S3 call, for the job's log."""
+    def call(self, method: str, path: str, status: int | str, ms: float, *,
+             request_id: str | None = None) -> None:
+        """Record one Scaleway or S3 call, for the job's log; ``request_id`` (the answer's
+        X-Request-Id, what Scaleway support asks for) is in the event's data when known."""
+        data: dict[str, JSON] = {"time": time.time(), "method": method, "path": path,
+                                 "status": status, "ms": round(ms, 1)}
+        if request_id:
+            data["request_id"] = request_id
         with self._lock:
-            self._emit(EventKind.CALL, data={"time": time.time(), "method": method,
-                                             "path": path, "status": status,
-                                             "ms": round(ms, 1)})
+            self._emit(EventKind.CALL, data=data)
 
     def _emit(self, kind: EventKind, **fields: Any) -> None:
         fields.setdefault("bytes_done", self._done)

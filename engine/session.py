@@ -108,12 +108,12 @@ class Session:
 
     def inventory(self, projects: list[str] | None = None, zones: list[str] | None = None,
                   with_backups: bool = True) -> list[VolumeInfo]:
-        """Every volume the key can see; with each one's last backup when the store opens."""
-        from engine.scaleway.config import ZONES
+        """Every volume the key can see (in every Block zone the API serves, unless ``zones``);
+        with each one's last backup when the store opens."""
         from engine.scaleway.inventory import list_inventory
         store = self._store_quietly() if with_backups else None
         return asyncio.run(list_inventory(self.client(), store, projects=projects,
-                                          zones=zones or ZONES))
+                                          zones=zones or None))
 
     def find_volume(self, ref: str, inventory: list[VolumeInfo] | None = None) -> VolumeInfo:
         """A backupable volume by id or unique name."""
@@ -138,10 +138,12 @@ class Session:
         self.settings.buckets = dict(buckets)
 
     def preflight(self, project_id: str | None = None, zone: str | None = None,
-                  bucket: str | None = None) -> PreflightReport:
+                  bucket: str | None = None, volume_id: str | None = None) -> PreflightReport:
+        """``volume_id``: also check that this volume (in ``zone``) can be exported."""
         from engine.scaleway.preflight import preflight
         return asyncio.run(preflight(self.client(), project_id=project_id, zone=zone,
-                                     bucket=bucket or (self.bucket_for(zone) if zone else None)))
+                                     bucket=bucket or (self.bucket_for(zone) if zone else None),
+                                     volume_id=volume_id))
 
     # -- the store -----------------------------------------------------------------------------
     @property

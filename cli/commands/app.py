@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
+from cli.commands.sandbox import add_timing_options, delays_from
 from cli.context import Context
 from engine.errors import OperationError
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_tui)
     p = sub.add_parser("demo", help="the sandbox and the app together, on a throwaway store")
     p.add_argument("--seed", type=int, default=0, help="seed of the sandbox's made-up inventory")
+    add_timing_options(p)
     p.set_defaults(func=run_demo)
 
 
@@ -73,12 +75,14 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
     from engine.sandbox import Sandbox
     from engine.session import Session
 
+    delays = delays_from(args)
     app = _app_module()
     sweep_dead_demos()
     with tempfile.TemporaryDirectory(prefix=DEMO_PREFIX) as tmp:
         (Path(tmp) / OWNER).write_text(f"{os.getpid()}\n")
         print("strongroom demo: starting the local Scaleway…", file=sys.stderr, flush=True)
-        with Sandbox(Path(tmp) / "sandbox", profile="demo", seed=args.seed) as sandbox:
+        with Sandbox(Path(tmp) / "sandbox", profile="demo", seed=args.seed,
+                     delays=delays) as sandbox:
             saved = {k: os.environ.get(k) for k in sandbox.env}
             os.environ.update(sandbox.env)
             try:

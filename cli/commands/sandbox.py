@@ -35,11 +35,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--delay", type=float, default=None, metavar="SECONDS",
                    help="how long each status transition takes (creating, updating, "
                         "exporting...; default: 0.3)")
+    add_timing_options(p)
     p.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE",
                    help="inject a fault from the start: latency_ms=200, rate_429=0.1, "
-                        "rate_503=0.05, fail_export=true, drop_s3=3, fail_after_create=1 "
-                        "(repeatable)")
+                        "rate_503=0.05, fail_export=true, drop_s3=3, fail_after_create=1, "
+                        "streak_429=3 (429s in a row; the real-429 mode is rate_429=0.3 "
+                        "with streak_429=3), rate_limit=1000 with rate_window=10 (calls per "
+                        "window per key) (repeatable)")
     p.set_defaults(func=run_sandbox)
+
+
+def add_timing_options(p: argparse.ArgumentParser) -> None:
+    """--timing and --time-scale, for `strongroom sandbox` and `strongroom demo`."""
+    p.add_argument("--timing", choices=("fast", "realistic"), default="fast",
+                   help="fast: every status transition takes a moment; realistic: as long as "
+                        "the real API was recorded taking, by size (a snapshot up to 87 s, an "
+                        "import about 2 to 4 minutes)")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="FACTOR",
+                   help="with --timing realistic: multiply those durations (0.1: ten times "
+                        "faster; default 1)")
+
+
+def delays_from(args: argparse.Namespace) -> Any:
+    """The sandbox's Delays for --timing/--time-scale (and `strongroom sandbox`'s --delay);
+    None for the default."""
+    from engine.sandbox import Delays
+
+    delay = getattr(args, "delay", None)
+    if args.timing == "realistic":
+        if delay is not None:
+            raise UsageError("--delay and --timing realistic do not go together: choose one")
+        try:
+            return Delays.realistic_timing(args.time_scale)
+        except ValueError as exc:
+            raise UsageError(f"--time-scale: {exc}") from None
+    if args.time_scale != 1.0:
+        raise UsageError("--time-scale goes with --timing realistic")
+    if delay is not None:
+        if not 0 <= delay <= 3600:
+            raise UsageError("--delay must be between 0 and 3600 seconds")
+        return Delays(*(delay,) * 5)
+    return None
 
 
 def default_state_dir() -> Path:
@@ -61,15 +97,13 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 
 
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.sandbox import Delays, Sandbox
+    from engine.sandbox import Sandbox
 
     for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{name} must be between 0 and 65535")
     state = Path(args.state) if args.state else default_state_dir()
-    if args.delay is not None and not 0 <= args.delay <= 3600:
-        raise UsageError("--delay must be between 0 and 3600 seconds")
-    delays = None if args.delay is None else Delays(*(args.delay,) * 5)
+    delays = delays_from(args)
     try:
         sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
                           faults=parse_faults(args.fault), delays=delays, s3_port=args.s3_port)

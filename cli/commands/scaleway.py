@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "strongroom-staging-<region>)")
     p.add_argument("--project", help="project id (default: the profile's default project)")
     p.add_argument("--zone", help="zone (default: the profile's default zone)")
+    p.add_argument("--volume", metavar="ID", help="also check that this volume (in --zone) "
+                                                   "can be exported (1 GB to 1 TB, not legacy)")
     p.set_defaults(func=cmd_preflight)
 
     p = sub.add_parser("backup", help="back up SBS volumes into the store")
@@ -75,7 +77,8 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session(ask=False) as session:
-        report = session.preflight(project_id=args.project, zone=args.zone, bucket=args.bucket)
+        report = session.preflight(project_id=args.project, zone=args.zone, bucket=args.bucket,
+                                   volume_id=args.volume)
     if ctx.json:
         print_json(report.to_dict())
     else:

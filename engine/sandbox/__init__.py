@@ -8,11 +8,16 @@ against it unchanged.
 
 - API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only),
   "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
-  Storage: every Block call answers 403 permissions_denied).
+  Storage: every Block call answers 403 permissions_denied), "user" (a person's key, no
+  application: rights through its own policy and its group's; it may also attach volumes).
 - Faults: ``sb.faults(latency_ms=…, rate_429=…, rate_503=…, fail_export=…, drop_s3=…,
-  fail_after_create=…, fail_updates=…)`` (the next N creating POSTs are done, then answered
-  503; every PATCH answered 503), or
-  ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names sent change).
+  fail_after_create=…, fail_updates=…, streak_429=…, rate_limit=…, rate_window=…)`` (the next N
+  creating POSTs are done, then answered 503; every PATCH answered 503; 429s as the real
+  gateway sends them, ``streak_429`` in a row; the per-key rate limit and its X-Ratelimit-*
+  headers), or ``GET``/``POST`` a JSON object on ``{api_url}/_sandbox/faults`` (only the names
+  sent change). The real-429 mode is ``faults.REAL_429``.
+- Timing: ``delays=Delays.realistic_timing(scale)`` (or ``sb.set_delays(...)`` while running):
+  the recorded real durations, growing with sizes, times ``scale``; the default is 0.3 s each.
 - State: ``state_dir/state.json`` plus sparse ``volumes/<id>.raw`` and ``snapshots/<id>.raw``
   files and the saved staging objects; a sandbox started on the same folder finds them again.
 """
@@ -28,11 +33,11 @@ from typing import Any
 from aiohttp import web
 
 from engine.sandbox import seed as seeding
-from engine.sandbox.faults import FaultDice, Faults
+from engine.sandbox.faults import REAL_429, FaultDice, Faults
 from engine.sandbox.state import State
 from engine.sandbox.world import Delays, World
 
-__all__ = ["Sandbox", "Delays", "Faults"]
+__all__ = ["Sandbox", "Delays", "Faults", "REAL_429"]
 
 PROFILES = ("small", "demo")
 log = logging.getLogger(__name__)
@@ -73,9 +78,10 @@ class Sandbox:
             state.load()
             self.seed, self.profile = state.doc["seed"], state.doc.get("profile", self.profile)
         # S3 answers AccessDenied to the keys whose IAM grants no Object Storage right.
-        denied = {access for role, access in seeding.ACCESS_KEYS.items()
-                  if not any(p.startswith("ObjectStorage")
-                             for p in seeding.KEY_PERMISSIONS[role])}
+        from engine.sandbox import iam
+
+        denied = {key["access_key"] for key in state.coll("api_keys").values()
+                  if not iam.allowed(iam.permission_sets(state, key), "object_storage", "read")}
         storage = Storage(self.state_dir, self.seed, denied, port=self._s3_port)
         # Volume contents build while the S3 process starts: both take seconds.
         with ThreadPoolExecutor(1, thread_name_prefix="sandbox-fill") as pool:
@@ -102,12 +108,14 @@ class Sandbox:
     def _fill_volumes(self, state: State, storage: Any) -> None:
         storage.fill_volumes(list(state.coll("volumes").values()), self.state_dir, self.seed,
                              self.profile)
+        from engine.sandbox.state import make_sparse, sparse_copy
+
         for snapshot in state.coll("snapshots").values():
             source = snapshot.get("_from_volume")
             if source:
-                from engine.sandbox.state import sparse_copy
-
                 sparse_copy(state.volume_path(source), state.snapshot_path(snapshot["id"]))
+            elif snapshot.get("_empty"):
+                make_sparse(state.snapshot_path(snapshot["id"]), snapshot["size"])
 
     def _serve(self) -> None:
         from engine.sandbox.server import build_app
@@ -195,14 +203,27 @@ class Sandbox:
 
     def faults(self, latency_ms: int = 0, rate_429: float = 0.0, rate_503: float = 0.0,
                fail_export: bool = False, drop_s3: int = 0, fail_after_create: int = 0,
-               fail_updates: bool = False) -> None:
-        """Set every fault at once (call with no argument to clear them)."""
+               fail_updates: bool = False, streak_429: int = 1, rate_limit: int | None = None,
+               rate_window: float | None = None) -> None:
+        """Set every fault at once (call with no argument to clear them; the rate limit goes
+        back to its default)."""
+        default = Faults()
         self.world.faults.update({"latency_ms": latency_ms, "rate_429": rate_429,
                                   "rate_503": rate_503, "fail_export": fail_export,
                                   "drop_s3": drop_s3, "fail_after_create": fail_after_create,
-                                  "fail_updates": fail_updates})
+                                  "fail_updates": fail_updates, "streak_429": streak_429,
+                                  "rate_limit": default.rate_limit if rate_limit is None
+                                  else rate_limit,
+                                  "rate_window": default.rate_window if rate_window is None
+                                  else rate_window})
         self.world.dice.restart()
+        self.world.limiter.reset()
         self.world.storage.set_drop(drop_s3)
+
+    def set_delays(self, delays: Delays) -> Delays:
+        """Change how long transitions take from now on; returns the delays it replaces."""
+        before, self.world.delays = self.world.delays, delays
+        return before
 
     def volume_path(self, volume_id: str) -> Path:
         return self.world.state.volume_path(volume_id)

@@ -9,9 +9,11 @@ from engine.sandbox.world import WORLD
 
 
 async def list_projects(request: web.Request) -> web.Response:
-    iam.require(request, "project", "read")
+    iam.require(request, "project", "read", "project")
     world = request.app[WORLD]
-    projects = list(world.state.coll("projects").values())
+    mine = iam.caller_org(request)
+    projects = [p for p in world.state.coll("projects").values()
+                if p["organization_id"] == mine]
     org = request.query.get("organization_id")
     if org:
         projects = [p for p in projects if p["organization_id"] == org]
@@ -26,11 +28,13 @@ async def list_projects(request: web.Request) -> web.Response:
 
 
 async def get_project(request: web.Request) -> web.Response:
-    iam.require(request, "project", "read")
+    iam.require(request, "project", "read", "project")
     project_id = request.match_info["project_id"]
     project = request.app[WORLD].state.coll("projects").get(project_id)
     if project is None:
         raise replies.not_found("project_id", project_id)
+    if project["organization_id"] != iam.caller_org(request):
+        raise replies.permissions_denied("project", "read")
     return ok(project)
 
 

@@ -18,7 +18,7 @@ _PRICES = {"sbs_5k": (0, 110000), "sbs_15k": (0, 160000)}
 
 
 async def list_volume_types(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=False)
+    zone = zone_of(request, write=False, resource="volume_type")
     types = []
     for iops, name in IOPS_TYPES.items():
         nanos = _PRICES[name][1]

@@ -25,8 +25,9 @@ def world_of(request: web.Request) -> World:
     return world
 
 
-def zone_of(request: web.Request, write: bool) -> str:
-    iam.require(request, "block", "write" if write else "read")
+def zone_of(request: web.Request, write: bool, resource: str) -> str:
+    """The path's zone, once the caller may read (or write) Block ``resource``s."""
+    iam.require(request, "block", "write" if write else "read", resource)
     zone = request.match_info["zone"]
     if zone not in REGION_OF_ZONE:
         raise replies.invalid_argument("zone", f"unknown zone {zone!r}", reason="format")
@@ -45,18 +46,30 @@ def render(request: web.Request, coll: str, obj: dict[str, Any]) -> dict[str, An
     return out
 
 
-def find(world: World, coll: str, zone: str, ident: str, resource: str) -> dict[str, Any]:
+def find(request: web.Request, coll: str, zone: str, ident: str, resource: str,
+         action: str = "read") -> dict[str, Any]:
+    """The object, if in this zone; another organization's answers 403 (as recorded for
+    snapshots), not 404."""
+    world: World = request.app[WORLD]
     obj = world.state.coll(coll).get(ident)
     if obj is None or obj["zone"] != zone:
         raise replies.not_found(resource, ident)
+    if not _ours(request, obj):
+        raise replies.permissions_denied(resource, action)
     return obj
 
 
-def project_of(world: World, body: dict[str, Any]) -> str:
+def _ours(request: web.Request, obj: dict[str, Any]) -> bool:
+    project = request.app[WORLD].state.coll("projects").get(obj.get("project_id", ""), {})
+    return project.get("organization_id") == iam.caller_org(request)
+
+
+def project_of(request: web.Request, body: dict[str, Any]) -> str:
     project_id = body.get("project_id") or ""
     if not project_id:
         raise replies.invalid_argument("project_id", "project_id is required", reason="required")
-    if project_id not in world.state.coll("projects"):
+    project = request.app[WORLD].state.coll("projects").get(project_id)
+    if project is None or project["organization_id"] != iam.caller_org(request):
         raise replies.permissions_denied("project", "write")
     return project_id
 
@@ -91,7 +104,8 @@ def refuse_busy(resource: str, obj: dict[str, Any]) -> None:
 
 
 def filtered(request: web.Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The filters both listings share."""
+    """The filters both listings share; never another organization's objects."""
+    items = [i for i in items if _ours(request, i)]
     for param in ("project_id", "organization_id"):
         value = request.query.get(param)
         if value and param == "project_id":

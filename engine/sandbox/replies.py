@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-# Scaleway sends these on every answer; clients may log the request id.
+# Scaleway sends these on every answer (the server adds X-Request-Id, see server.py).
 _HEADERS = {"Server": "Scaleway API Gateway (sandbox)"}
 
 
@@ -53,6 +53,7 @@ def precondition(precondition_name: str, help_message: str) -> ApiError:
 
 
 def permissions_denied(resource: str, action: str) -> ApiError:
+    """``resource`` names the object type (snapshot, volume, server, api_key), as recorded."""
     return ApiError(403, {"details": [{"action": action, "resource": resource}],
                           "message": "insufficient permissions", "type": "permissions_denied"})
 
@@ -62,9 +63,9 @@ def denied_authentication(reason: str) -> ApiError:
                           "reason": reason, "type": "denied_authentication"})
 
 
-def too_many_requests() -> ApiError:
-    return ApiError(429, {"message": "rate limit exceeded, please retry later",
-                          "type": "too_many_requests"}, headers={"Retry-After": "1"})
+def too_many_requests() -> web.Response:
+    """The gateway's 429, as recorded: no body, no Content-Type, no Retry-After."""
+    return web.Response(status=429, headers={**_HEADERS, "X-Envoy-Ratelimited": "true"})
 
 
 def unavailable() -> ApiError:

@@ -37,7 +37,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-REGIONS = ("fr-par", "nl-ams", "pl-waw")
+REGIONS = ("fr-par", "nl-ams", "pl-waw", "it-mil")
 BUCKET_PREFIX = "strongroom-staging-"
 STAGING_BUCKETS: dict[str, str] = {region: BUCKET_PREFIX + region for region in REGIONS}
 

@@ -9,9 +9,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 ZONES = ("fr-par-1", "fr-par-2", "nl-ams-1")
+# The Block zones the sandbox serves: those of the real API (it-mil-1 answers 200 since 2026).
 REGION_OF_ZONE = {"fr-par-1": "fr-par", "fr-par-2": "fr-par", "fr-par-3": "fr-par",
                   "nl-ams-1": "nl-ams", "nl-ams-2": "nl-ams", "nl-ams-3": "nl-ams",
-                  "pl-waw-1": "pl-waw", "pl-waw-2": "pl-waw", "pl-waw-3": "pl-waw"}
+                  "pl-waw-1": "pl-waw", "pl-waw-2": "pl-waw", "pl-waw-3": "pl-waw",
+                  "it-mil-1": "it-mil"}
 IOPS_TYPES = {5000: "sbs_5k", 15000: "sbs_15k"}
 GB = 1_000_000_000
 
@@ -28,7 +30,12 @@ KEY_PERMISSIONS: dict[str, list[str]] = {
                 "IAMReadOnly"],
 }
 ACCESS_KEYS = {"full": "SCWSANDBOXFULL000001", "readonly": "SCWSANDBOXREAD000001",
-               "nobucket": "SCWSANDBOXNOBKT00001", "noblock": "SCWSANDBOXNOBLK00001"}
+               "nobucket": "SCWSANDBOXNOBKT00001", "noblock": "SCWSANDBOXNOBLK00001",
+               "user": "SCWSANDBOXUSER000001"}
+# The "user" key belongs to a person, not an application: its rights come from a policy of
+# its own (reads) and from a group's policy (Block, Object Storage, Instances: it may attach).
+USER_PERMISSIONS = (["ProjectReadOnly", "IAMReadOnly"],
+                    ["BlockStorageFullAccess", "ObjectStorageFullAccess", "InstancesFullAccess"])
 
 PERMISSION_SETS = [
     ("AllProductsFullAccess", "projects", "Full access to all products"),
@@ -101,7 +108,7 @@ def build(seed: int) -> dict[str, Any]:
     doc: dict[str, Any] = {"seed": seed, "organization_id": org, "projects": {}, "volumes": {},
                            "snapshots": {}, "servers": {}, "instance_volumes": {},
                            "applications": {}, "api_keys": {}, "groups": {}, "policies": {},
-                           "rules": {}}
+                           "rules": {}, "users": {}}
     project_ids = _projects(doc, ids, org)
     server_id = ids.uuid()
     volumes = [_volume(doc, ids, spec, project_ids) for spec in VOLUMES]
@@ -110,6 +117,12 @@ def build(seed: int) -> dict[str, Any]:
     _server(doc, ids, org, project_ids[1], server_id, web, legacy)
     _snapshot(doc, ids, volumes[1], "postgres-main-nightly")
     _iam(doc, ids, org, project_ids)
+    # Drawn after everything above, so the ids seeded before stay what they were.
+    _user(doc, ids, org, project_ids)
+    _legacy_in_block(doc, ids, legacy, server_id)
+    _image_snapshot(doc, ids, web)
+    _neighbour(doc, ids)
+    volumes[3]["kms_key_id"] = ids.uuid()      # vault-secrets: encrypted with a KMS key
     return doc
 
 
@@ -247,3 +260,91 @@ def _iam(doc: dict[str, Any], ids: Ids, org: str, project_ids: list[str]) -> Non
 
 def _scope(permission_set: str) -> str:
     return next(scope for name, scope, _ in PERMISSION_SETS if name == permission_set)
+
+
+def _user(doc: dict[str, Any], ids: Ids, org: str, project_ids: list[str]) -> None:
+    """A person's API key (``user_id``, no application): its rights through its own policy and
+    through a group's."""
+    user_id, stamp = ids.uuid(), ids.time()
+    doc["users"][user_id] = {
+        "id": user_id, "email": "ops@example.com", "username": "ops@example.com",
+        "first_name": "Olga", "last_name": "Ops", "phone_number": "", "locale": "en_US",
+        "created_at": stamp, "updated_at": stamp, "organization_id": org, "deletable": True,
+        "last_login_at": stamp, "type": "member", "two_factor_enabled": False,
+        "status": "activated", "mfa": False, "account_root_user_id": ids.uuid(), "tags": [],
+        "locked": False}
+    access = ACCESS_KEYS["user"]
+    doc["api_keys"][access] = {
+        "access_key": access, "secret_key": ids.uuid(), "description": "sandbox user key",
+        "created_at": stamp, "updated_at": stamp, "expires_at": None,
+        "default_project_id": org, "editable": True, "deletable": True, "managed": False,
+        "creation_ip": "127.0.0.1", "user_id": user_id, "_role": "user"}
+    group_id = ids.uuid()
+    doc["groups"][group_id] = {
+        "id": group_id, "organization_id": org, "name": "storage-operators",
+        "description": "People who back up volumes", "created_at": stamp, "updated_at": stamp,
+        "user_ids": [user_id], "application_ids": [], "tags": ["storage"], "editable": True,
+        "deletable": True, "managed": False}
+    own, shared = USER_PERMISSIONS
+    for name, sets, principal in ((f"ops-{user_id[:8]}", own, {"user_id": user_id}),
+                                  ("storage-operators", shared, {"group_id": group_id})):
+        policy_id = ids.uuid()
+        rules = [{"id": ids.uuid(), "permission_set_names": [p for p in sets
+                                                              if _scope(p) == "projects"],
+                  "permission_sets_scope_type": "projects", "condition": "",
+                  "project_ids": list(project_ids)},
+                 {"id": ids.uuid(), "permission_set_names": [p for p in sets
+                                                              if _scope(p) == "organization"],
+                  "permission_sets_scope_type": "organization", "condition": "",
+                  "organization_id": org}]
+        rules = [r for r in rules if r["permission_set_names"]]
+        doc["policies"][policy_id] = {
+            "id": policy_id, "name": name, "description": f"rights of {name}",
+            "organization_id": org, "created_at": stamp, "updated_at": stamp,
+            "editable": True, "deletable": True, "managed": False, "nb_rules": len(rules),
+            "nb_scopes": len(rules), "nb_permission_sets": len(sets), "tags": ["storage"],
+            **principal}
+        doc["rules"][policy_id] = rules
+
+
+def _legacy_in_block(doc: dict[str, Any], ids: Ids, legacy: dict[str, Any],
+                     server_id: str) -> None:
+    """A legacy Instance volume seen through the Block API, as migrated ones are: type b_ssd,
+    class bssd, the same id."""
+    volume = {"id": legacy["id"], "name": legacy["name"], "type": "b_ssd",
+              "size": legacy["size"], "project_id": legacy["project"],
+              "created_at": legacy["creation_date"].replace("+00:00", "Z"),
+              "updated_at": legacy["modification_date"].replace("+00:00", "Z"),
+              "references": [{"id": ids.uuid(), "product_resource_type": "instance_server",
+                              "product_resource_id": server_id, "created_at": ids.time(),
+                              "type": "exclusive", "status": "attached"}],
+              "parent_snapshot_id": None, "status": "in_use", "tags": [],
+              "specs": {"perf_iops": None, "class": "bssd"}, "last_detached_at": None,
+              "kms_key_id": None, "zone": legacy["zone"], "_content": "home"}
+    doc["volumes"][volume["id"]] = volume
+
+
+def _image_snapshot(doc: dict[str, Any], ids: Ids, volume: dict[str, Any]) -> None:
+    """A snapshot an Instance image is made of: in_use, with the image's link."""
+    _snapshot(doc, ids, volume, "web-01-golden-image")
+    snap = list(doc["snapshots"].values())[-1]
+    snap["status"] = "in_use"
+    snap["tags"] = ["image"]
+    snap["references"] = [{"id": ids.uuid(), "product_resource_type": "instance_image",
+                           "product_resource_id": ids.uuid(), "created_at": ids.time(),
+                           "type": "link", "status": "attached"}]
+
+
+def _neighbour(doc: dict[str, Any], ids: Ids) -> None:
+    """Another organization's project and snapshot, in a zone ours uses: never listed to us,
+    and reading it is denied (403), not unknown (404)."""
+    org, project_id, sid, stamp = ids.uuid(), ids.uuid(), ids.uuid(), ids.time()
+    doc["projects"][project_id] = {
+        "id": project_id, "name": "default", "organization_id": org, "created_at": stamp,
+        "updated_at": stamp, "description": "another organization's",
+        "qualification": {"architecture_type": "unknown_architecture_type"}}
+    doc["snapshots"][sid] = {
+        "id": sid, "name": "neighbour-db", "size": 10 * GB, "project_id": project_id,
+        "created_at": stamp, "updated_at": stamp, "references": [], "status": "available",
+        "tags": [], "zone": "fr-par-1", "class": "sbs", "public": False, "kms_key_id": None,
+        "parent_volume": None, "_empty": True}

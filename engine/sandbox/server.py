@@ -3,18 +3,36 @@ and a small admin endpoint (``/_sandbox/...``, no token: it only listens on 127.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from engine.sandbox import account, block, iam, instance, replies
-from engine.sandbox.world import GRANTED_SETS, WORLD, World
+from engine.sandbox.world import CALLER, GRANTED_SETS, WORLD, World
 
 ADMIN = "/_sandbox/"
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_EXTRA_HEADERS = web.RequestKey("extra_headers", dict)
+
+
+def _route(request: web.Request) -> str:
+    """What a rate limit counts by: the key, the method and the path pattern."""
+    resource = request.match_info.route.resource
+    pattern = resource.canonical if resource is not None else request.path
+    return f"{request.headers.get('X-Auth-Token', '')} {request.method} {pattern}"
+
+
+async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer carries a request id (what Scaleway support asks for) and, under a rate
+    limit, the X-Ratelimit-* headers; errors raised by handlers included."""
+    response.headers["X-Request-Id"] = str(uuid.uuid4())
+    for name, value in request.get(_EXTRA_HEADERS, {}).items():
+        response.headers.setdefault(name, value)
 
 
 @web.middleware
@@ -22,13 +40,19 @@ async def _faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     world: World = request.app[WORLD]
     if request.path.startswith(ADMIN):
         return await handler(request)
+    token = request.headers.get("X-Auth-Token", "")
+    quota = world.limiter.take(token) if token else None
+    if quota is not None:
+        request[_EXTRA_HEADERS] = quota.headers()
     if world.faults.latency_ms:
         await asyncio.sleep(world.faults.latency_ms / 1000)
+    if quota is not None and quota.over:
+        return replies.too_many_requests()
     if request.method == "PATCH" and world.faults.fail_updates:
         raise replies.unavailable()
-    code = world.dice.http_error()
+    code = world.dice.http_error(_route(request))
     if code == 429:
-        raise replies.too_many_requests()
+        return replies.too_many_requests()
     if code == 503:
         raise replies.unavailable()
     response = await handler(request)
@@ -49,7 +73,8 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     key = iam.key_for_secret(world, token)
     if key is None:
         raise replies.denied_authentication("invalid_argument")
-    request[GRANTED_SETS] = iam.permission_sets(world, key)
+    request[CALLER] = key
+    request[GRANTED_SETS] = iam.permission_sets(world.state, key)
     return await handler(request)
 
 
@@ -89,6 +114,7 @@ async def set_faults(request: web.Request) -> web.Response:
     except ValueError as exc:
         return replies.ok({"message": str(exc), "type": "invalid_arguments"}, status=400)
     world.dice.restart()
+    world.limiter.reset()
     if "drop_s3" in changes:
         world.storage.set_drop(world.faults.drop_s3)
     return await get_faults(request)
@@ -98,10 +124,16 @@ async def health(request: web.Request) -> web.Response:
     return replies.ok({"ok": True})
 
 
+async def get_delays(request: web.Request) -> web.Response:
+    """How long transitions take (``realistic`` > 0: the recorded durations × it)."""
+    return replies.ok(dataclasses.asdict(request.app[WORLD].delays))
+
+
 def build_app(world: World) -> web.Application:
     # Order: unknown routes first become JSON 404s, then auth, then faults closest to the client.
     app = web.Application(middlewares=[_faults, _auth, _not_found])
     app[WORLD] = world
+    app.on_response_prepare.append(_stamp)
     block.add_routes(app)
     account.add_routes(app)
     instance.add_routes(app)
@@ -109,4 +141,5 @@ def build_app(world: World) -> web.Application:
     app.router.add_get(f"{ADMIN}faults", get_faults)
     app.router.add_post(f"{ADMIN}faults", set_faults)
     app.router.add_get(f"{ADMIN}health", health)
+    app.router.add_get(f"{ADMIN}delays", get_delays)
     return app

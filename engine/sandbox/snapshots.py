@@ -1,5 +1,9 @@
 """Block API snapshots: list, get, create (a point-in-time copy of the volume's bytes), update,
-delete, and the asynchronous export to and import from Object Storage as QCOW2."""
+delete, and the asynchronous export to and import from Object Storage as QCOW2.
+
+As recorded: while a snapshot is made its ``references`` hold an ``internal`` one; an image or
+a volume using it makes it ``in_use`` (a ``link`` reference), and it cannot be deleted then;
+exports take snapshots of 1 GB to 1 TB, to buckets without SSE-KMS default encryption."""
 from __future__ import annotations
 
 import asyncio
@@ -15,12 +19,12 @@ from engine.sandbox.block_fields import (MAX_EXPORT, MIN_SIZE, find, filtered, p
                                          zone_of)
 from engine.sandbox.replies import json_body, ok, paginate
 from engine.sandbox.seed import REGION_OF_ZONE
-from engine.sandbox.state import now_iso, sparse_copy
+from engine.sandbox.state import internal_reference, now_iso, snapshot_status, sparse_copy
 from engine.sandbox.world import World
 
 
 async def list_snapshots(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=False)
+    zone = zone_of(request, write=False, resource="snapshot")
     world = world_of(request)
     snapshots = [s for s in world.state.coll("snapshots").values() if s["zone"] == zone]
     volume_id = request.query.get("volume_id")
@@ -34,18 +38,19 @@ async def list_snapshots(request: web.Request) -> web.Response:
 
 
 async def get_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=False)
-    snapshot = find(world_of(request), "snapshots", zone, request.match_info["snapshot_id"],
-                     "snapshot")
+    zone = zone_of(request, write=False, resource="snapshot")
+    world_of(request)
+    snapshot = find(request, "snapshots", zone, request.match_info["snapshot_id"], "snapshot")
     return ok(render(request, "snapshots", snapshot))
 
 
 async def create_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="snapshot")
     world = world_of(request)
     body = await json_body(request)
-    volume = find(world, "volumes", zone, str(body.get("volume_id")), "volume")
-    project_id = project_of(world, {"project_id": body.get("project_id") or volume["project_id"]})
+    volume = find(request, "volumes", zone, str(body.get("volume_id")), "volume")
+    project_id = project_of(request,
+                            {"project_id": body.get("project_id") or volume["project_id"]})
     refuse_busy("volume", volume)
     snapshot_id = str(uuid.uuid4())
     await asyncio.to_thread(sparse_copy, world.state.volume_path(volume["id"]),
@@ -56,8 +61,9 @@ async def create_snapshot(request: web.Request) -> web.Response:
                          {"id": volume["id"], "name": volume["name"], "type": volume["type"],
                           "status": volume["status"]})
     snapshot["public"] = bool(body.get("public", False))
+    snapshot["kms_key_id"] = volume.get("kms_key_id")
     world.state.coll("snapshots")[snapshot_id] = snapshot
-    world.state.schedule(snapshot, "available", world.delays.create)
+    world.state.schedule(snapshot, "available", world.delays.seconds("snapshot", volume["size"]))
     world.state.save()
     return ok(render(request, "snapshots", snapshot))
 
@@ -65,15 +71,17 @@ async def create_snapshot(request: web.Request) -> web.Response:
 def _snapshot(snapshot_id: str, name: str, size: int, project_id: str, tags: list[str],
               zone: str, stamp: str, parent: dict[str, Any] | None) -> dict[str, Any]:
     return {"id": snapshot_id, "name": name, "size": size, "project_id": project_id,
-            "created_at": stamp, "updated_at": stamp, "references": [], "status": "creating",
+            "created_at": stamp, "updated_at": stamp, "references": [internal_reference()],
+            "status": "creating",
             "tags": tags, "zone": zone, "class": "sbs", "public": False, "kms_key_id": None,
             "parent_volume": parent}
 
 
 async def update_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="snapshot")
     world = world_of(request)
-    snapshot = find(world, "snapshots", zone, request.match_info["snapshot_id"], "snapshot")
+    snapshot = find(request, "snapshots", zone, request.match_info["snapshot_id"], "snapshot",
+                    "write")
     body = await json_body(request)
     if body.get("name"):
         snapshot["name"] = body["name"]
@@ -87,10 +95,14 @@ async def update_snapshot(request: web.Request) -> web.Response:
 
 
 async def delete_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="snapshot")
     world = world_of(request)
-    snapshot = find(world, "snapshots", zone, request.match_info["snapshot_id"], "snapshot")
+    snapshot = find(request, "snapshots", zone, request.match_info["snapshot_id"], "snapshot",
+                    "write")
     refuse_busy("snapshot", snapshot)
+    if snapshot["status"] == "in_use":
+        raise replies.precondition("resource_still_in_use",
+                                   "an image or a volume still uses this snapshot")
     del world.state.coll("snapshots")[snapshot["id"]]
     world.state.save()
     world.state.snapshot_path(snapshot["id"]).unlink(missing_ok=True)
@@ -114,16 +126,19 @@ def _bucket(world: World, body: dict[str, Any], zone: str) -> tuple[str, str]:
 
 
 async def export_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="snapshot")
     world = world_of(request)
-    snapshot = find(world, "snapshots", zone, request.match_info["snapshot_id"], "snapshot")
-    iam.require(request, "object_storage", "write")
+    snapshot = find(request, "snapshots", zone, request.match_info["snapshot_id"], "snapshot")
+    iam.require(request, "object_storage", "write", "bucket")
     body = await json_body(request)
     bucket, key = _bucket(world, body, zone)
     refuse_busy("snapshot", snapshot)
     if not MIN_SIZE <= snapshot["size"] <= MAX_EXPORT:
         raise replies.invalid_argument("snapshot_id", "only snapshots of 1 GB to 1 TB can be "
                                                       "exported")
+    if await asyncio.to_thread(world.storage.bucket_kms_encrypted, bucket):
+        raise replies.invalid_argument(
+            "bucket", "buckets with SSE-KMS default encryption are not supported for exports")
     snapshot["status"] = "exporting"
     snapshot["updated_at"] = now_iso()
     snapshot["_job"] = "export"
@@ -140,19 +155,20 @@ async def _run_export(world: World, snapshot: dict[str, Any], bucket: str, key: 
             await asyncio.to_thread(world.storage.export, path, snapshot["size"], bucket, key)
         except Exception:  # the real API fails exports silently: no object appears
             pass
-    await asyncio.sleep(max(0.0, world.delays.export - (time.monotonic() - started)))
+    await asyncio.sleep(max(0.0, world.delays.seconds("export", snapshot["size"])
+                            - (time.monotonic() - started)))
     snapshot.pop("_job", None)
-    snapshot["status"] = "available"
+    snapshot["status"] = snapshot_status(snapshot)
     snapshot["updated_at"] = now_iso()
     world.state.save()
 
 
 async def import_snapshot(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="snapshot")
     world = world_of(request)
-    iam.require(request, "object_storage", "read")
+    iam.require(request, "object_storage", "read", "object")
     body = await json_body(request)
-    project_id = project_of(world, body)
+    project_id = project_of(request, body)
     bucket, key = _bucket(world, body, zone)
     # Refused at once, as the real API does: missing object, not QCOW2, backing file,
     # encrypted or compressed image.
@@ -179,8 +195,9 @@ async def _run_import(world: World, snapshot: dict[str, Any], bucket: str, key: 
         status = "available"
     except Exception:
         status = "error"
-    await asyncio.sleep(max(0.0, world.delays.import_ - (time.monotonic() - started)))
+    await asyncio.sleep(max(0.0, world.delays.seconds("import", snapshot["size"])
+                            - (time.monotonic() - started)))
     snapshot.pop("_job", None)
-    snapshot["status"] = status
+    snapshot["status"] = snapshot_status(snapshot) if status == "available" else status
     snapshot["updated_at"] = now_iso()
     world.state.save()

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 COLLECTIONS = ("projects", "volumes", "snapshots", "servers", "instance_volumes",
-               "applications", "api_keys", "groups", "policies", "rules")
+               "applications", "api_keys", "groups", "policies", "rules", "users")
 
 # Objects in these states are busy: another change waits until they settle.
 TRANSIENT = {"creating", "updating", "exporting", "deleting", "snapshotting"}
@@ -87,12 +88,22 @@ class State:
         """``obj`` takes ``status`` once ``delay`` seconds have passed (checked on each read)."""
         obj["_next"] = [status, time.time() + delay]
 
+    def schedule_reference(self, volume: dict[str, Any], ref_id: str, status: str,
+                           delay: float) -> None:
+        """The volume's reference ``ref_id`` becomes ``status`` (``attached``; ``detached``
+        removes it) once ``delay`` seconds have passed."""
+        volume.setdefault("_refs", []).append([ref_id, status, time.time() + delay])
+
     def settle(self) -> None:
         """Apply every transition that is due."""
         changed = False
         stamp = time.time()
         for name in ("volumes", "snapshots", "servers"):
-            for obj in self.doc[name].values():
+            for obj in list(self.doc[name].values()):
+                for due in [r for r in obj.get("_refs", []) if r[2] <= stamp]:
+                    obj["_refs"].remove(due)
+                    self._set_reference(obj, due[0], due[1])
+                    changed = True
                 nxt = obj.get("_next")
                 if nxt and nxt[1] <= stamp and not obj.get("_job"):
                     obj.pop("_next")
@@ -107,10 +118,33 @@ class State:
             obj["state_detail"] = "booted" if status == "running" else ""
             obj["modification_date"] = instance_time(now_iso())
             return
-        if coll == "volumes" and status == "available" and _attached(obj):
-            status = "in_use"
+        if coll == "volumes" and status == "available":
+            if _attached(obj):
+                status = "in_use"
+            clone_of = obj.pop("_clone_of", None)
+            if clone_of:         # the snapshot it was made from is free again
+                unlink_snapshot(self.doc["snapshots"].get(clone_of[0]), clone_of[1])
+        if coll == "snapshots" and status == "available":
+            status = snapshot_status(obj)
         obj["status"] = status
         obj["updated_at"] = now_iso()
+
+    def _set_reference(self, volume: dict[str, Any], ref_id: str, status: str) -> None:
+        refs = volume.get("references", [])
+        ref = next((r for r in refs if r["id"] == ref_id), None)
+        if ref is None:
+            return
+        stamp = now_iso()
+        if status == "detached":
+            refs.remove(ref)
+            if not _attached(volume) and volume["status"] == "in_use":
+                volume["status"] = "available"
+            volume["last_detached_at"] = stamp
+        else:
+            ref["status"] = status
+            if status == "attached" and volume["status"] == "available":
+                volume["status"] = "in_use"
+        volume["updated_at"] = stamp
 
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +153,45 @@ def public(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attached(volume: dict[str, Any]) -> bool:
-    return any(ref.get("status") == "attached" for ref in volume.get("references", []))
+    return any(ref.get("status") in ("attached", "attaching", "detaching")
+               for ref in volume.get("references", []))
+
+
+def internal_reference() -> dict[str, Any]:
+    """What a snapshot's references hold while Scaleway makes it (recorded)."""
+    return {"id": str(uuid.uuid4()), "product_resource_type": "internal",
+            "product_resource_id": "00000000-0000-0000-0000-000000000000",
+            "created_at": now_iso(), "type": "unknown_type", "status": "attached"}
+
+
+def snapshot_status(snapshot: dict[str, Any]) -> str:
+    """A settled snapshot is ``in_use`` while an image or a volume links to it, else
+    ``available``; the internal reference of its making goes."""
+    snapshot["references"] = [r for r in snapshot.get("references", [])
+                              if r.get("product_resource_type") != "internal"]
+    linked = any(r.get("type") == "link" and r.get("status") == "attached"
+                 for r in snapshot["references"])
+    return "in_use" if linked else "available"
+
+
+def link_snapshot(snapshot: dict[str, Any], volume: dict[str, Any]) -> None:
+    """A volume is being made from ``snapshot``: the snapshot is in use until it is made."""
+    ref = {"id": str(uuid.uuid4()), "product_resource_type": "sbs_volume",
+           "product_resource_id": volume["id"], "created_at": now_iso(), "type": "link",
+           "status": "attached"}
+    snapshot.setdefault("references", []).append(ref)
+    snapshot["status"] = "in_use"
+    snapshot["updated_at"] = now_iso()
+    volume["_clone_of"] = [snapshot["id"], ref["id"]]
+
+
+def unlink_snapshot(snapshot: dict[str, Any] | None, ref_id: str) -> None:
+    if snapshot is None:
+        return
+    snapshot["references"] = [r for r in snapshot.get("references", []) if r["id"] != ref_id]
+    if snapshot["status"] == "in_use":
+        snapshot["status"] = snapshot_status(snapshot)
+        snapshot["updated_at"] = now_iso()
 
 
 def sparse_copy(src: Path, dst: Path, size: int | None = None) -> None:

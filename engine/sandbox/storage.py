@@ -71,6 +71,19 @@ class Storage:
                     region)
             return self._clients[region]
 
+    def bucket_kms_encrypted(self, bucket: str) -> bool:
+        """Whether the bucket encrypts new objects with SSE-KMS by default (exports refuse it)."""
+        from botocore.exceptions import ClientError
+
+        client = self.client(self.bucket_region(bucket) or "fr-par")
+        try:
+            config = client.get_bucket_encryption(Bucket=bucket)
+        except ClientError:      # ServerSideEncryptionConfigurationNotFoundError: none
+            return False
+        rules = config.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+        return any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+                   == "aws:kms" for r in rules)
+
     def export(self, volume_file: Path, size: int, bucket: str, key: str) -> None:
         from engine.sandbox.transfer import export_volume_to_bucket
 

@@ -1,8 +1,15 @@
 """Block API volumes: list (filters, pagination), get, create from empty or from a snapshot,
-update (name, tags, size, IOPS), delete. Volume bytes live in sparse files."""
+update (name, tags, size, IOPS), delete. Volume bytes live in sparse files.
+
+As recorded on the real API: a volume made from a snapshot may not be smaller than it (412
+``precondition_failed``, ``resource_not_usable``); IOPS cannot change while the volume is
+``creating`` (400 on ``perf_iops``); the snapshot a volume is being made from is ``in_use``
+(a ``link`` reference) until the volume is ``available``; ``kms_key_id`` is stored, and passes
+from a volume to its snapshots and from a snapshot to the volumes made of it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -13,11 +20,13 @@ from engine.sandbox.block_fields import (find, filtered, iops_of, project_of, re
                                          render, size_of, tags_of, world_of, zone_of)
 from engine.sandbox.replies import json_body, multi, ok, paginate
 from engine.sandbox.seed import IOPS_TYPES
-from engine.sandbox.state import make_sparse, now_iso, sparse_copy
+from engine.sandbox.state import link_snapshot, make_sparse, now_iso, sparse_copy
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 async def list_volumes(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=False)
+    zone = zone_of(request, write=False, resource="volume")
     world = world_of(request)
     volumes = [v for v in world.state.coll("volumes").values() if v["zone"] == zone]
     wanted = multi(request, "volume_ids")
@@ -36,18 +45,30 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 
 async def get_volume(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=False)
-    volume = find(world_of(request), "volumes", zone, request.match_info["volume_id"], "volume")
+    zone = zone_of(request, write=False, resource="volume")
+    world_of(request)
+    volume = find(request, "volumes", zone, request.match_info["volume_id"], "volume")
     return ok(render(request, "volumes", volume))
 
 
+def kms_key_of(body: dict[str, Any]) -> str | None:
+    key = body.get("kms_key_id")
+    if key is None or key == "":
+        return None
+    if not isinstance(key, str) or not _UUID.match(key):
+        raise replies.invalid_argument("kms_key_id", "kms_key_id must be a UUID",
+                                       reason="format")
+    return key
+
+
 async def create_volume(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="volume")
     world = world_of(request)
     body = await json_body(request)
-    project_id = project_of(world, body)
+    project_id = project_of(request, body)
     iops = iops_of(body.get("perf_iops"))
     name = body.get("name") or f"vol-{uuid.uuid4().hex[:8]}"
+    kms_key_id = kms_key_of(body)
     from_empty, from_snapshot = body.get("from_empty"), body.get("from_snapshot")
     if bool(from_empty) == bool(from_snapshot):
         raise replies.invalid_argument("from_empty", "give exactly one of from_empty and "
@@ -58,38 +79,50 @@ async def create_volume(request: web.Request) -> web.Response:
     if from_empty:
         size = size_of(from_empty.get("size"))
         await asyncio.to_thread(make_sparse, path, size)
+        delay = world.delays.seconds("volume", size)
     else:
-        snapshot = find(world, "snapshots", zone, str(from_snapshot.get("snapshot_id")),
-                         "snapshot")
+        snapshot = find(request, "snapshots", zone, str(from_snapshot.get("snapshot_id")),
+                        "snapshot")
         refuse_busy("snapshot", snapshot)
         size = from_snapshot.get("size")
-        size = snapshot["size"] if size is None else size_of(size)
+        # the SDK sends 0 when no size is given: the snapshot's size, as on the real API
+        size = snapshot["size"] if size in (None, 0) else size_of(size)
         if size < snapshot["size"]:
-            raise replies.invalid_argument(
-                "size", f"size must be at least the snapshot's size ({snapshot['size']} bytes)")
+            raise replies.precondition(
+                "resource_not_usable",
+                f"the volume must be at least as large as its snapshot "
+                f"({snapshot['size']} bytes)")
         parent = snapshot["id"]
+        kms_key_id = kms_key_id or snapshot.get("kms_key_id")
         await asyncio.to_thread(sparse_copy, world.state.snapshot_path(parent), path, size)
+        delay = world.delays.seconds("volume", size)
     stamp = now_iso()
     volume = {"id": volume_id, "name": name, "type": IOPS_TYPES[iops], "size": size,
               "project_id": project_id, "created_at": stamp, "updated_at": stamp,
               "references": [], "parent_snapshot_id": parent, "status": "creating",
               "tags": tags_of(body), "specs": {"perf_iops": iops, "class": "sbs"},
-              "last_detached_at": None, "kms_key_id": None, "zone": zone}
+              "last_detached_at": None, "kms_key_id": kms_key_id, "zone": zone}
+    if parent is not None:
+        link_snapshot(world.state.coll("snapshots")[parent], volume)
     world.state.coll("volumes")[volume_id] = volume
-    world.state.schedule(volume, "available", world.delays.create)
+    world.state.schedule(volume, "available", delay)
     world.state.save()
     return ok(render(request, "volumes", volume))
 
 
 async def update_volume(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="volume")
     world = world_of(request)
-    volume = find(world, "volumes", zone, request.match_info["volume_id"], "volume")
+    volume = find(request, "volumes", zone, request.match_info["volume_id"], "volume", "write")
     body = await json_body(request)
-    refuse_busy("volume", volume)
-    resize = body.get("size") is not None and body["size"] != volume["size"]
     iops = body.get("perf_iops")
     retune = iops is not None and iops != volume["specs"]["perf_iops"]
+    if retune and volume["status"] == "creating":
+        # recorded: a 400 on the argument, not the 409 transient_state of other changes
+        raise replies.invalid_argument("perf_iops", "the volume is being created: its IOPS "
+                                       "can be changed once it is available")
+    refuse_busy("volume", volume)
+    resize = body.get("size") is not None and body["size"] != volume["size"]
     if resize:
         size = size_of(body["size"])
         if size < volume["size"]:
@@ -107,7 +140,7 @@ async def update_volume(request: web.Request) -> web.Response:
     volume["updated_at"] = now_iso()
     if resize or retune:
         volume["status"] = "updating"
-        world.state.schedule(volume, "available", world.delays.update)
+        world.state.schedule(volume, "available", world.delays.seconds("update", volume["size"]))
     world.state.save()
     return ok(render(request, "volumes", volume))
 
@@ -118,10 +151,11 @@ def _grow(path: Any, size: int) -> None:
 
 
 async def delete_volume(request: web.Request) -> web.Response:
-    zone = zone_of(request, write=True)
+    zone = zone_of(request, write=True, resource="volume")
     world = world_of(request)
-    volume = find(world, "volumes", zone, request.match_info["volume_id"], "volume")
-    if any(r["status"] == "attached" for r in volume["references"]):
+    volume = find(request, "volumes", zone, request.match_info["volume_id"], "volume", "write")
+    if any(r["status"] in ("attached", "attaching", "detaching")
+           for r in volume["references"]):
         raise replies.precondition("resource_still_in_use",
                                    "detach the volume from its server first")
     refuse_busy("volume", volume)

@@ -1,8 +1,15 @@
 """Thin wrappers around the synchronous Scaleway SDK and boto3.
 
 Every HTTP call goes through one place so that it is retried (429 and 5xx, exponential backoff
-with jitter), timed and recorded with ``reporter.call(method, path, status, ms)`` for the job log.
-The SDK and boto3 block: callers run them with :func:`call` (``asyncio.to_thread``).
+with jitter), timed and recorded with ``reporter.call(method, path, status, ms, request_id=…)``
+for the job log (``X-Request-Id``: what Scaleway support asks for; recorders without that
+keyword get the four arguments). The SDK and boto3 block: callers run them with :func:`call`
+(``asyncio.to_thread``).
+
+The real gateway answers a rate-limited call with an empty 429 (no JSON, no ``Retry-After``),
+which the SDK cannot parse: such answers are handled here, before the SDK sees them, and once
+the attempts run out they end in one :class:`GatewayError` that says what happened. When the
+``X-Ratelimit-*`` headers say the limit is near, calls slow down (:class:`RateGauge`).
 
 A POST creates something (a snapshot, an export, a volume): a 5xx or a dropped connection may
 come after Scaleway did it, so it is not blindly sent again. It raises :class:`UncertainOutcome`,
@@ -12,11 +19,12 @@ not processed, and reads, deletes of a known id and updates are idempotent: thos
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import boto3
@@ -42,13 +50,28 @@ UNCERTAIN_STATUSES = RETRY_STATUSES - {429}
 
 
 class CallRecorder(Protocol):
-    def call(self, method: str, path: str, status: int | str, ms: float) -> None: ...
+    def call(self, method: str, path: str, status: int | str, ms: float, *,
+             request_id: str | None = None) -> None: ...
+
+
+def request_id_of(response: Any) -> str | None:
+    """The Scaleway answer's ``X-Request-Id``, if any."""
+    headers = getattr(response, "headers", None) or {}
+    return headers.get("X-Request-Id") or None
+
+
+def _stamp(status: int | str, request_id: str | None) -> str:
+    return f"[HTTP {status}" + (f", request id {request_id}]" if request_id else "]")
 
 
 def scw_message(exc: BaseException) -> str:
-    """Scaleway's own words for an API error, on one line (never the request's secrets)."""
+    """Scaleway's own words for an API error, on one line (never the request's secrets), with
+    the request id Scaleway support asks for."""
+    if isinstance(exc, GatewayError):
+        return exc.message
     if isinstance(exc, ScalewayException):
         status = exc.response.status_code
+        stamp = _stamp(status, request_id_of(exc.response))
         try:
             body = exc.response.json()
         except ValueError:
@@ -56,19 +79,28 @@ def scw_message(exc: BaseException) -> str:
         if isinstance(body, dict):
             text = str(body.get("message") or body.get("type") or "")
             details = [f"{k}: {v}" for k, v in body.items()
-                       if k in ("resource", "resource_id", "help_message") and v]
+                       if k in ("resource", "resource_id", "precondition", "help_message") and v]
+            for item in body.get("details") or []:
+                if not isinstance(item, dict):
+                    continue
+                if item.get("action") or item.get("resource"):   # a 403: what was denied
+                    details.append(f"{item.get('action', '?')} {item.get('resource', '?')}")
+                elif item.get("argument_name"):
+                    details.append(f"{item['argument_name']}: "
+                                   f"{item.get('help_message') or item.get('reason', '')}")
             fields = body.get("fields")
             if isinstance(fields, dict):
                 details += [f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
                             for k, v in fields.items()]
             if details:
                 text += " (" + ", ".join(details) + ")"
-            return f"{text} [HTTP {status}]"
-        return f"{(exc.response.text or '').strip()[:200]} [HTTP {status}]"
+            return f"{text} {stamp}"
+        return f"{(exc.response.text or '').strip()[:200]} {stamp}".strip()
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"{err.get('Code', '')}: {err.get('Message', '')} [HTTP {status}]"
+        meta = exc.response.get("ResponseMetadata", {})
+        return (f"{err.get('Code', '')}: {err.get('Message', '')} "
+                f"{_stamp(meta.get('HTTPStatusCode', '?'), meta.get('RequestId'))}")
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -87,14 +119,48 @@ def is_not_found(exc: BaseException) -> bool:
     return status_of(exc) == 404
 
 
+def is_denied(exc: BaseException) -> bool:
+    """A 403: the object exists but is not the caller's to see or change (another
+    organization's snapshot answers so, not 404)."""
+    return status_of(exc) == 403
+
+
+class GatewayError(OperationError, ScalewayException):
+    """An error answer without a JSON body (the gateway's empty 429, a bare 5xx) that the SDK
+    cannot read, after the last attempt: one clear message, the request id included. Still a
+    ``ScalewayException`` (``.response``), so every handler of API errors handles it."""
+
+    def __init__(self, method: str, path: str, response: requests.Response,
+                 attempts: int) -> None:
+        self.response = response
+        status = response.status_code
+        stamp = _stamp(status, request_id_of(response))
+        times = f" {attempts} times in a row" if attempts > 1 else ""
+        if status == 429:
+            self.message = (f"Scaleway rate-limited {method} {path}{times} {stamp}: too many "
+                            f"calls for this API key; wait a minute, then retry")
+        else:
+            support = ", or ask Scaleway support with the request id" if request_id_of(
+                response) else ""
+            self.message = (f"Scaleway's gateway answered {method} {path} with no details"
+                            f"{times} {stamp}; retry later{support}")
+        Exception.__init__(self, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class UncertainOutcome(OperationError):
     """A creating call (POST) failed after it may have reached Scaleway: whether the thing was
     made is unknown until someone looks (see :func:`create_once`)."""
 
-    def __init__(self, method: str, path: str, status: int | str) -> None:
+    def __init__(self, method: str, path: str, status: int | str,
+                 request_id: str | None = None) -> None:
         self.method, self.path, self.status = method, path, status
+        self.request_id = request_id
         super().__init__(f"Scaleway answered {status} to {method} {path}, which may have been "
-                         f"done anyway: check the project for a duplicate, then retry")
+                         f"done anyway: check the project for a duplicate, then retry"
+                         + (f" (request id {request_id})" if request_id else ""))
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -115,24 +181,134 @@ class _RetryableAnswer(Exception):
         self.retry_after = response.headers.get("Retry-After")  # read by the retry policy
 
 
-def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any:
-    """Wrap the SDK API object's single HTTP entry point with retries and the call log."""
+def _readable(response: requests.Response) -> bool:
+    """Whether the SDK can read this error answer (a JSON object body)."""
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:     # requests' JSONDecodeError: an empty or non-JSON body
+        return False
+
+
+def recording(recorder: CallRecorder | None) -> Callable[..., None] | None:
+    """``recorder.call`` that passes the request id only to recorders that take it (a recorder
+    written before request ids keeps its four arguments)."""
+    if recorder is None:
+        return None
+    try:
+        params = inspect.signature(recorder.call).parameters.values()
+    except (TypeError, ValueError):
+        params = []  # type: ignore[assignment]
+    takes = any(p.name == "request_id" or p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in params)
+
+    def record(method: str, path: str, status: int | str, ms: float,
+               request_id: str | None = None) -> None:
+        if takes and request_id:
+            recorder.call(method, path, status, ms, request_id=request_id)
+        else:
+            recorder.call(method, path, status, ms)
+
+    return record
+
+
+class RateGauge:
+    """What the gateway's ``X-Ratelimit-*`` headers said last for one API key, so that calls
+    slow down before the limit instead of running into 429s: above :attr:`LOW` of the window's
+    calls left, no wait; below, the calls left are spread over what is left of the window;
+    none left, the window's end is awaited. Thread-safe; shared by every API of the key."""
+
+    LOW = 0.1
+    MOST = 60.0    # never wait longer than this on the headers' word
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self.reset_at = 0.0
+
+    def note(self, headers: Mapping[str, str]) -> None:
+        limit = _leading_int(headers.get("X-Ratelimit-Limit"))
+        remaining = _leading_int(headers.get("X-Ratelimit-Remaining"))
+        reset = _number(headers.get("X-Ratelimit-Reset"))
+        if limit is None or remaining is None or reset is None:
+            return
+        if reset > 1e9:                 # an epoch time rather than seconds from now
+            reset -= time.time()
+        with self._lock:
+            self.limit, self.remaining = limit, remaining
+            self.reset_at = self._clock() + max(0.0, reset)
+
+    def pause(self) -> float:
+        """Seconds to wait before the next call (which it counts)."""
+        with self._lock:
+            if self.limit is None or self.remaining is None:
+                return 0.0
+            left = self.reset_at - self._clock()
+            if left <= 0:                       # a new window: known at the next answer
+                self.remaining = None
+                return 0.0
+            if self.remaining > max(1, int(self.limit * self.LOW)):
+                self.remaining -= 1
+                return 0.0
+            wait = left if self.remaining <= 0 else left / (self.remaining + 1)
+            self.remaining = max(0, self.remaining - 1)
+            return min(wait, self.MOST)
+
+
+def _leading_int(value: str | None) -> int | None:
+    """``"1000, w=10"`` (Envoy's form) or ``"1000"`` → 1000."""
+    try:
+        return int(str(value).split(",")[0].strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+_GAUGES: dict[tuple[str, str], RateGauge] = {}
+_GAUGES_LOCK = threading.Lock()
+
+
+def rate_gauge(client: Any) -> RateGauge:
+    """The one gauge of an API key (a rate limit counts per key, whichever object calls)."""
+    key = (str(getattr(client, "api_url", "")), str(getattr(client, "access_key", "")))
+    with _GAUGES_LOCK:
+        return _GAUGES.setdefault(key, RateGauge())
+
+
+def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy,
+             gauge: RateGauge | None = None) -> Any:
+    """Wrap the SDK API object's single HTTP entry point with retries, the rate gauge and the
+    call log."""
     original = api._request
+    record = recording(recorder)
+    gauge = gauge or RateGauge()
 
     def once(verb: str, method: str, path: str, args: Any, kwargs: Any) -> requests.Response:
+        wait = gauge.pause()
+        if wait > 0:
+            time.sleep(wait)
         start = time.monotonic()
         try:
             res = original(method, path, *args, **kwargs)
         except requests.RequestException as exc:
-            if recorder:
-                recorder.call(verb, path, type(exc).__name__, (time.monotonic() - start) * 1000)
+            if record:
+                record(verb, path, type(exc).__name__, (time.monotonic() - start) * 1000)
             if verb == "POST" and not _never_sent(exc):
                 raise UncertainOutcome(verb, path, type(exc).__name__) from None
             raise
-        if recorder:
-            recorder.call(verb, path, res.status_code, (time.monotonic() - start) * 1000)
+        gauge.note(res.headers)
+        rid = request_id_of(res)
+        if record:
+            record(verb, path, res.status_code, (time.monotonic() - start) * 1000, rid)
         if verb == "POST" and res.status_code in UNCERTAIN_STATUSES:
-            raise UncertainOutcome(verb, path, res.status_code)
+            raise UncertainOutcome(verb, path, res.status_code, rid)
         if res.status_code in RETRY_STATUSES:
             raise _RetryableAnswer(res)
         return res
@@ -140,14 +316,21 @@ def _install(api: Any, recorder: CallRecorder | None, retry: RetryPolicy) -> Any
     def request(method: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         verb = method.upper()
         try:
-            return retry.call(lambda: once(verb, method, path, args, kwargs), retry_on=lambda exc:
-                              isinstance(exc, (_RetryableAnswer, requests.RequestException)))
+            res = retry.call(lambda: once(verb, method, path, args, kwargs), retry_on=lambda exc:
+                             isinstance(exc, (_RetryableAnswer, requests.RequestException)))
         except _RetryableAnswer as exc:
-            return exc.response  # still failing after every attempt: the SDK reports it
+            # still failing after every attempt: the SDK reports a readable answer; one it
+            # cannot parse (the gateway's empty 429) is reported here, clearly
+            if not _readable(exc.response):
+                raise GatewayError(verb, path, exc.response, retry.attempts) from None
+            return exc.response
         except requests.RequestException as exc:
             raise OperationError(f"cannot reach the Scaleway API ({api.client.api_url}): "
                                  f"{type(exc).__name__}; check the network or "
                                  f"SCW_API_URL") from None
+        if res.status_code >= 400 and not _readable(res):
+            raise GatewayError(verb, path, res, 1)
+        return res
 
     api._request = request
     return api
@@ -174,8 +357,10 @@ def create_once(make: Callable[[], T], find: Callable[[], T | None], retry: Retr
         if found is not None:
             return found
     assert last is not None
+    rid = f" (last request id {last.request_id})" if last.request_id else ""
     raise OperationError(f"{what} failed: Scaleway answered {last.status} to {last.method} "
-                         f"{last.path} {retry.attempts} times and made nothing; retry later")
+                         f"{last.path} {retry.attempts} times and made nothing{rid}; "
+                         f"retry later")
 
 
 class Apis:
@@ -184,10 +369,11 @@ class Apis:
     def __init__(self, client: Client, recorder: CallRecorder | None = None,
                  retry: RetryPolicy = DEFAULT_RETRY, s3_concurrency: int = 16) -> None:
         self.client, self.recorder, self.retry = client, recorder, retry
-        self.block = _install(BlockV1API(client), recorder, retry)
-        self.account = _install(AccountV3ProjectAPI(client), recorder, retry)
-        self.instance = _install(InstanceV1API(client), recorder, retry)
-        self.iam = _install(IamV1Alpha1API(client), recorder, retry)
+        self.gauge = rate_gauge(client)
+        self.block = _install(BlockV1API(client), recorder, retry, self.gauge)
+        self.account = _install(AccountV3ProjectAPI(client), recorder, retry, self.gauge)
+        self.instance = _install(InstanceV1API(client), recorder, retry, self.gauge)
+        self.iam = _install(IamV1Alpha1API(client), recorder, retry, self.gauge)
         self._s3: dict[str, Any] = {}
         self._s3_lock = threading.Lock()
         self._s3_concurrency = s3_concurrency
@@ -231,6 +417,9 @@ def make_s3_client(client: Client, region: str, recorder: CallRecorder | None = 
 
 
 def _record_s3(s3: Any, recorder: CallRecorder) -> None:
+    record = recording(recorder)
+    assert record is not None
+
     def before_send(request: Any, **_: Any) -> None:
         request.context["strongroom_start"] = time.monotonic()
         request.context["strongroom_call"] = (request.method, urllib.parse.urlsplit(request.url).path)
@@ -241,7 +430,10 @@ def _record_s3(s3: Any, recorder: CallRecorder) -> None:
         start = context.get("strongroom_start", time.monotonic())
         status: int | str = (response_dict or {}).get("status_code") or (
             type(exception).__name__ if exception else "?")
-        recorder.call(method, path, status, (time.monotonic() - start) * 1000)
+        headers = (response_dict or {}).get("headers") or {}
+        rid = next((headers[name] for name in ("x-amz-request-id", "x-amzn-requestid")
+                    if headers.get(name)), None)
+        record(method, path, status, (time.monotonic() - start) * 1000, rid)
 
     s3.meta.events.register("request-created.s3", before_send)
     s3.meta.events.register("response-received.s3", received)

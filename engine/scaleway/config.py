@@ -13,9 +13,24 @@ if TYPE_CHECKING:
 from engine.errors import UsageError
 
 ZONES: tuple[str, ...] = ("fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "nl-ams-2", "nl-ams-3",
-                          "pl-waw-1", "pl-waw-2", "pl-waw-3")
-# The one zone table: every driver and module takes zones and regions from here.
+                          "pl-waw-1", "pl-waw-2", "pl-waw-3", "it-mil-1")
+# The one zone table, for what no API can tell (offline: argument choices, the settings'
+# buckets, the wizard's zone list; the SDK's own locality list lacks pl-waw-3 and it-mil-1).
+# Where the API can tell, the inventory asks it: engine.scaleway.inventory.block_zones.
 REGIONS: tuple[str, ...] = tuple(dict.fromkeys(z.rsplit("-", 1)[0] for z in ZONES))
+GB = 1000 ** 3                         # Scaleway sizes volumes in decimal gigabytes
+EXPORT_MIN, EXPORT_MAX = 1 * GB, 1000 * GB   # snapshots export to Object Storage only in this range
+
+
+def export_refusal(size: int) -> str:
+    """Why a volume of ``size`` bytes cannot be exported (so backed up), or "" if it can."""
+    if size > EXPORT_MAX:
+        return (f"too large to export (1 TB max): the volume is {size / GB:g} GB, and Scaleway "
+                f"exports snapshots of 1 GB to 1 TB only")
+    if size < EXPORT_MIN:
+        return (f"too small to export (1 GB min): the volume is {size / GB:g} GB, and Scaleway "
+                f"exports snapshots of 1 GB to 1 TB only")
+    return ""
 DEFAULT_REGION, DEFAULT_ZONE = "fr-par", "fr-par-1"
 HOW_TO_SET = ("set SCW_ACCESS_KEY and SCW_SECRET_KEY, or run `scw init` to write "
               "~/.config/scw/config.yaml (pick a profile with --profile or SCW_PROFILE)")

@@ -29,10 +29,11 @@ from scaleway.block.v1 import CreateVolumeRequestFromSnapshot
 from engine.errors import OperationError, UsageError
 from engine.jobs import blocking
 from engine.retry import PollPolicy, RetryPolicy, poll
-from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_not_found,
-                                 scw_message, status_of)
-from engine.scaleway.config import region_of, s3_endpoint
-from engine.scaleway.inventory import TEMP_TAG
+from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_denied,
+                                 is_not_found, scw_message, status_of)
+from engine.scaleway.config import export_refusal, region_of, s3_endpoint
+from engine.scaleway.images import HEAD, import_refusal
+from engine.scaleway.inventory import LEGACY_TYPES, TEMP_TAG
 from engine.scaleway.leases import (LEASE_PREFIX, Claim, Holders, Lease, LeaseTerms,
                                     lease_key, read_holders)
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
@@ -98,6 +99,7 @@ class RestoreOutcome:
     snapshot_id: str  # the SBS snapshot the volume was made from
     store_snapshot: str
     warnings: list[str] = field(default_factory=list)
+    kms_key_id: str | None = None  # the original's KMS key, kept
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +109,8 @@ class _NullReporter:
     def phase(self, name: str, total: int = 0, message: str = "") -> None: ...
     def progress(self, done: int, total: int | None = None, message: str | None = None,
                  **extra: Any) -> None: ...
-    def call(self, method: str, path: str, status: int | str, ms: float) -> None: ...
+    def call(self, method: str, path: str, status: int | str, ms: float, *,
+             request_id: str | None = None) -> None: ...
 
 
 @dataclass
@@ -164,7 +167,6 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
 
     async def run() -> BackupOutcome:
         try:
-            vol = await _get_volume(apis, zone, volume_id)
             resumed = await _find_resumable(apis, temps, vol, t)
             with contextlib.suppress(OperationError):  # tidying up after others is best effort
                 await cleanup_leftovers(apis, zone, bucket, min_age=leftovers_min_age,
@@ -220,7 +222,10 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
             raise
 
     reporter.phase("snapshot", message=f"snapshot of {volume_id}")
-    await check_bucket(apis, bucket, region)
+    # Before anything is made: a volume that cannot be exported (legacy, over 1 TB), a bucket
+    # that cannot take an export.
+    vol = await _get_volume(apis, zone, volume_id)
+    await check_bucket(apis, bucket, region, export=True)
     return await _leased(temps.lease, run(), cancel)
 
 
@@ -375,11 +380,14 @@ async def _find_resumable(apis: Apis, temps: _Temps, vol: Any, t: Timeouts) -> b
             snap = await asyncio.to_thread(apis.block.get_snapshot, snapshot_id=snap_id,
                                            zone=temps.zone)
         except ScalewayException as exc:
+            if is_denied(exc):
+                continue  # another organization's snapshot: not ours to reuse or remove
             if not is_not_found(exc):
                 raise describe(exc, f"reading snapshot {snap_id}") from None
             snap = None
         if snap is not None and (holders.for_snapshot(snap.id, snap.tags or []).holder
-                                 or str(snap.status) not in ("available", "exporting")):
+                                 or str(snap.status) not in ("available", "in_use",
+                                                             "exporting")):
             continue
         hold = {snap_id: list(snap.tags or [])} if snap is not None else {}
         if await temps.lease.claim([key], hold=hold, whole=True):
@@ -399,7 +407,8 @@ def _source_info(vol: Any, scw_snapshot_id: str, settings: Settings, bucket: str
             "perf_iops": getattr(vol.specs, "perf_iops", None) if vol.specs else None,
             "project_id": vol.project_id, "zone": str(vol.zone), "tags": list(vol.tags or []),
             "environment": settings.environment, "data_class": settings.data_class,
-            "scw_snapshot_id": scw_snapshot_id, "bucket": bucket, "format": "qcow2"}
+            "scw_snapshot_id": scw_snapshot_id, "bucket": bucket, "format": "qcow2",
+            "kms_key_id": getattr(vol, "kms_key_id", None) or None}
 
 
 def _store_tags(vol: Any, settings: Settings) -> dict[str, str]:
@@ -447,6 +456,11 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     iops = int(iops or src.get("perf_iops") or 5000)
     if iops not in IOPS_TYPES:
         raise UsageError(f"IOPS must be one of {', '.join(map(str, IOPS_TYPES))}, not {iops}")
+    kms_key_id = src.get("kms_key_id") or None     # the restored volume keeps the original's
+    refusal = await asyncio.to_thread(_image_refusal, store, info.id)
+    if refusal:
+        raise UsageError(f"snapshot {info.id[:8]} cannot be restored into Scaleway: {refusal}; "
+                         f"restore it to a file with `strongroom restore-image` instead")
     owner = job_id or uuid.uuid4().hex
     job = owner if job_id else owner[:12]
     s3 = apis.s3(region)
@@ -495,7 +509,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
             def create_volume() -> Any:
                 return apis.block.create_volume(
                     zone=zone, name=new_name, perf_iops=iops, project_id=project,
-                    tags=[str(x) for x in src.get("tags") or []],
+                    tags=[str(x) for x in src.get("tags") or []], kms_key_id=kms_key_id,
                     from_snapshot=CreateVolumeRequestFromSnapshot(
                         snapshot_id=snap.id,
                         size=target_size if target_size > snap_size else None))
@@ -514,7 +528,8 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
             warnings = await _remove_temps(apis, temps, t)
             return RestoreOutcome(volume_id=vol.id, name=vol.name, zone=zone, project_id=project,
                                   size=int(vol.size or 0), type=str(vol.type_),
-                                  snapshot_id=snap.id, store_snapshot=info.id, warnings=warnings)
+                                  snapshot_id=snap.id, store_snapshot=info.id, warnings=warnings,
+                                  kms_key_id=getattr(vol, "kms_key_id", None) or None)
         except BaseException:
             cancel.set()
             await asyncio.shield(_after_failure(apis, temps, t, keep=False))
@@ -522,6 +537,12 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
 
     await check_bucket(apis, bucket, region)
     return await _leased(temps.lease, run(), cancel)
+
+
+def _image_refusal(store: Any, ref: str) -> str:
+    """Why Scaleway's import would refuse the stored image, read from its first bytes."""
+    with store.open_image(ref) as image:
+        return import_refusal(image.read(HEAD))
 
 
 async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: threading.Event,
@@ -561,8 +582,10 @@ async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # shared steps
 
-async def check_bucket(apis: Apis, bucket: str, region: str) -> None:
-    """The staging bucket must exist and be in the zone's region (exports stay in a region)."""
+async def check_bucket(apis: Apis, bucket: str, region: str, export: bool = False) -> None:
+    """The staging bucket must exist and be in the zone's region (exports stay in a region);
+    for an ``export``, it must not encrypt with SSE-KMS by default (Scaleway cannot export to
+    such a bucket)."""
     s3 = apis.s3(region)
     try:
         where = (await asyncio.to_thread(s3.get_bucket_location, Bucket=bucket)).get(
@@ -577,13 +600,36 @@ async def check_bucket(apis: Apis, bucket: str, region: str) -> None:
     if where != region:
         raise OperationError(f"the staging bucket {bucket} is in region {where}, not {region}: "
                              f"use a bucket in {region} (--bucket, or the settings)")
+    if export and await asyncio.to_thread(bucket_uses_kms, s3, bucket):
+        raise OperationError(f"the staging bucket {bucket} encrypts objects with SSE-KMS by "
+                             f"default, and Scaleway cannot export to such a bucket: remove "
+                             f"its default encryption or use another bucket")
+
+
+def bucket_uses_kms(s3: Any, bucket: str) -> bool:
+    """Whether the bucket's default encryption is SSE-KMS (unknown, or none: False)."""
+    try:
+        config = s3.get_bucket_encryption(Bucket=bucket)
+    except (ClientError, BotoCoreError):   # none set, or not ours to read: nothing to refuse
+        return False
+    rules = config.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    return any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "aws:kms"
+               for r in rules)
 
 
 async def _get_volume(apis: Apis, zone: str, volume_id: str) -> Any:
+    """The volume to back up; refused at once if it cannot be exported."""
     try:
         vol = await asyncio.to_thread(apis.block.get_volume, volume_id=volume_id, zone=zone)
     except ScalewayException as exc:
         raise _volume_error(exc, volume_id, zone, "reading the volume") from None
+    kind = str(vol.type_)
+    if kind in LEGACY_TYPES or str(getattr(vol.specs, "class_", "") or "") == "bssd":
+        raise OperationError(f"volume {vol.name} ({vol.id}) cannot be backed up: it is "
+                             f"{LEGACY_TYPES.get(kind, LEGACY_TYPES['b_ssd'])}")
+    refusal = export_refusal(int(vol.size or 0))
+    if refusal:
+        raise OperationError(f"volume {vol.name} ({vol.id}) cannot be backed up: {refusal}")
     if str(vol.status) not in ("available", "in_use"):
         raise OperationError(f"volume {vol.name} ({vol.id}) is {vol.status}: wait until it is "
                              f"available or in use, then retry")
@@ -599,6 +645,10 @@ def _volume_error(exc: ScalewayException, volume_id: str, zone: str, doing: str)
 
 async def _wait_snapshot(apis: Apis, zone: str, snapshot_id: str, done: set[str],
                          pending: set[str], timeout: float, what: str, t: Timeouts) -> Any:
+    """``in_use`` (an image or a volume links to it) is as settled as ``available``."""
+    if "available" in done:
+        done = done | {"in_use"}
+
     def fetch() -> Any:
         return apis.block.get_snapshot(snapshot_id=snapshot_id, zone=zone)
 
@@ -677,10 +727,12 @@ async def _remove_temps(apis: Apis, temps: _Temps, t: Timeouts) -> list[str]:
 async def _delete_snapshot(apis: Apis, zone: str, snapshot_id: str, t: Timeouts) -> list[str]:
     # A snapshot being created or exported cannot be deleted yet: let it settle first, and try
     # again while the API still calls it busy (409/412).
+    # In use (a volume being made from it): deleting waits until the volume is made.
     async def attempt() -> None:
         with contextlib.suppress(OperationError):
-            await _wait_snapshot(apis, zone, snapshot_id, {"available", "error"},
-                                 {"creating", "exporting"}, min(t.export, 3600), "the snapshot", t)
+            await _wait(lambda: apis.block.get_snapshot(snapshot_id=snapshot_id, zone=zone),
+                        {"available", "error"}, {"creating", "exporting", "in_use"},
+                        min(t.export, 3600), f"the snapshot {snapshot_id}", t)
         await asyncio.to_thread(apis.block.delete_snapshot, snapshot_id=snapshot_id, zone=zone)
 
     busy = RetryPolicy(attempts=5, base=t.poll_min, cap=t.poll_max, floor=t.poll_min)
@@ -817,8 +869,8 @@ class _Sweepable:
         return time.time() - when.timestamp() >= self.min_age
 
     def snapshot(self, snap: Any) -> bool:
-        if str(snap.status) in ("creating", "exporting"):
-            return False  # busy: someone's export may still be writing
+        if str(snap.status) in ("creating", "exporting", "in_use"):
+            return False  # busy: someone's export may still be writing, or something uses it
         of_volume = self.volume_id is not None and \
             getattr(snap.parent_volume, "id", None) == self.volume_id
         return self._rule(self.holders.for_snapshot(snap.id, snap.tags or []), of_volume,

@@ -2,10 +2,17 @@
 
 Each level has its own function so the TUI's tree can load lazily; :func:`list_inventory` walks
 everything, each project × zone concurrently. Blocking SDK calls run in threads.
+
+The zones are asked of the API (:func:`block_zones`: the Block volume types of each zone the
+SDK or the zone table names); the table is used as is only when the API cannot tell. A volume
+that cannot be backed up says why: a legacy Instance volume (also when the Block API shows a
+migrated one, type ``b_ssd``), one too large to export (1 TB max), one busy.
 """
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,7 +20,7 @@ from typing import Any
 from scaleway import ScalewayException
 
 from engine.scaleway.api import Apis, apis_for, CallRecorder, describe, status_of
-from engine.scaleway.config import ZONES
+from engine.scaleway.config import ZONES, export_refusal
 
 LEGACY_TYPES = {"b_ssd": "a legacy Instance block volume (b_ssd): migrate it to Block Storage "
                          "(SBS) first, e.g. `scw instance volume plan-migration`",
@@ -85,19 +92,23 @@ async def list_volumes(client: Any, project_id: str, zone: str,
     servers, legacy = await asyncio.gather(_servers(apis, project_id, zone),
                                            _legacy_volumes(apis, project_id, zone))
     infos = [_from_sbs(v, zone, servers) for v in volumes]
-    infos += [_from_instance(v, zone, project_id, servers) for v in legacy]
+    # A migrated legacy volume shows in both APIs, with one id: listed once.
+    seen = {v.id for v in infos}
+    infos += [_from_instance(v, zone, project_id, servers) for v in legacy if v.id not in seen]
     _add_backups(infos, snapshots or [])
     return sorted(infos, key=lambda v: (v.name.lower(), v.id))
 
 
 async def list_inventory(client: Any, store: Any = None, *,
                          projects: Iterable[str] | None = None,
-                         zones: Iterable[str] = ZONES, concurrency: int = 8,
+                         zones: Iterable[str] | None = None, concurrency: int = 8,
                          reporter: CallRecorder | None = None) -> list[VolumeInfo]:
-    """Every volume of the organization (or of ``projects``), each project × zone in parallel."""
+    """Every volume of the organization (or of ``projects``), each project × zone in parallel;
+    in every Block zone the API serves unless ``zones`` are given."""
     apis = _apis(client, reporter)
     project_ids = list(projects) if projects is not None else [
         p.id for p in await list_projects(apis)]
+    zones = list(zones) if zones is not None else await block_zones(apis)
     snapshots = await asyncio.to_thread(store.snapshots) if store is not None else []
     sem = asyncio.Semaphore(concurrency)
 
@@ -107,6 +118,48 @@ async def list_inventory(client: Any, store: Any = None, *,
 
     results = await asyncio.gather(*(one(p, z) for p in project_ids for z in zones))
     return [v for chunk in results for v in chunk]
+
+
+ZONES_FOR = 3600.0      # seconds the zones found are trusted (per API endpoint and key)
+_ZONES: dict[tuple[str, str], tuple[float, list[str]]] = {}
+_ZONES_LOCK = threading.Lock()
+
+
+def candidate_zones() -> list[str]:
+    """The zones the zone table or the SDK's locality list names (table order first)."""
+    from scaleway_core.bridge import ALL_ZONES
+
+    return list(dict.fromkeys([*ZONES, *ALL_ZONES]))
+
+
+async def block_zones(client: Any, reporter: CallRecorder | None = None,
+                      fresh: bool = False) -> list[str]:
+    """The zones the Block API serves, asked of the API (``ListVolumeTypes`` answers 200 in
+    each), among :func:`candidate_zones`; a zone whose answer cannot tell (no right to read
+    Block, a rate limit) is kept, as the table has it. Remembered for :data:`ZONES_FOR`."""
+    apis = _apis(client, reporter)
+    key = (str(apis.client.api_url), str(apis.client.access_key))
+    with _ZONES_LOCK:
+        known = _ZONES.get(key)
+    if known is not None and not fresh and time.monotonic() - known[0] < ZONES_FOR:
+        return list(known[1])
+
+    async def served(zone: str) -> bool | None:
+        try:
+            await asyncio.to_thread(apis.block.list_volume_types, zone=zone, page_size=1)
+        except ScalewayException as exc:
+            if status_of(exc) in (400, 404, 501):
+                return False           # not a Block zone (an unknown zone, an unserved one)
+            return None
+        return True
+
+    candidates = candidate_zones()
+    answers = await asyncio.gather(*(served(z) for z in candidates))
+    zones = [z for z, ok in zip(candidates, answers) if ok is not False]
+    if all(ok is not None for ok in answers):       # the API told: trust it for a while
+        with _ZONES_LOCK:
+            _ZONES[key] = (time.monotonic(), zones)
+    return zones
 
 
 async def _servers(apis: Apis, project_id: str, zone: str) -> dict[str, str]:
@@ -129,15 +182,25 @@ async def _legacy_volumes(apis: Apis, project_id: str, zone: str) -> list[Any]:
 
 def _from_sbs(v: Any, zone: str, servers: dict[str, str]) -> VolumeInfo:
     server_id = next((r.product_resource_id for r in (v.references or [])
-                      if str(r.product_resource_type) == "instance_server"), None)
+                      if str(r.product_resource_type) == "instance_server"
+                      and str(r.status) in ("attaching", "attached", "detaching")), None)
     status = str(v.status)
+    kind = str(v.type_)
+    legacy = kind in LEGACY_TYPES or str(getattr(v.specs, "class_", "") or "") == "bssd"
     info = VolumeInfo(id=v.id, name=v.name, zone=str(v.zone or zone), project_id=v.project_id,
-                      size=int(v.size or 0), type=str(v.type_),
-                      perf_iops=getattr(v.specs, "perf_iops", None) if v.specs else None,
+                      size=int(v.size or 0), type=kind,
+                      perf_iops=(getattr(v.specs, "perf_iops", None) or None) if v.specs
+                      else None,
                       status=status, tags=list(v.tags or []), server_id=server_id,
                       server=servers.get(server_id) if server_id else None,
                       csi=v.name.startswith("pvc-"))
-    if status not in ("available", "in_use"):
+    too_large = export_refusal(info.size)
+    if legacy:
+        info.backupable = False
+        info.reason = f"not backupable: {LEGACY_TYPES.get(kind, LEGACY_TYPES['b_ssd'])}"
+    elif too_large:
+        info.backupable, info.reason = False, f"not backupable: {too_large}"
+    elif status not in ("available", "in_use"):
         info.backupable, info.reason = False, f"the volume is {status}; wait until it is " \
                                               f"available or in use"
     return info

@@ -1,5 +1,7 @@
-"""Before a backup: are the credentials valid, are the right permission sets granted on the
-project, and is the staging bucket there, in the right region, and writable?"""
+"""Before a backup: are the credentials valid (an application's key or a user's), are the right
+permission sets granted on the project, is the staging bucket there, in the right region,
+writable and without SSE-KMS default encryption (Scaleway cannot export to such a bucket), and,
+given a volume, can it be exported at all (1 GB to 1 TB, not a legacy volume)?"""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scaleway import ScalewayException
 
 from engine.scaleway.api import Apis, apis_for, CallRecorder, scw_message, status_of
-from engine.scaleway.config import region_of
+from engine.scaleway.config import export_refusal, region_of
 from engine.settings import load_settings
 
 OK, MISSING, UNVERIFIED = "ok", "missing", "could not verify"
@@ -75,8 +77,9 @@ class PreflightReport:
 
 
 async def preflight(client: Any, *, project_id: str | None = None, zone: str | None = None,
-                    bucket: str | None = None,
+                    bucket: str | None = None, volume_id: str | None = None,
                     reporter: CallRecorder | None = None) -> PreflightReport:
+    """``volume_id``: also check that this volume (in ``zone``) can be exported."""
     apis = apis_for(client, reporter)
     zone = zone or apis.client.default_zone or "fr-par-1"
     region = region_of(zone)
@@ -92,7 +95,37 @@ async def preflight(client: Any, *, project_id: str | None = None, zone: str | N
     elif key is not None:
         await _permissions(apis, key, project_id, report)
     await asyncio.to_thread(_bucket_checks, apis, bucket, region, report)
+    if volume_id:
+        await asyncio.to_thread(_volume_check, apis, volume_id, zone, report)
     return report
+
+
+def _volume_check(apis: Apis, volume_id: str, zone: str, report: PreflightReport) -> None:
+    from engine.scaleway.inventory import LEGACY_TYPES
+
+    try:
+        vol = apis.block.get_volume(volume_id=volume_id, zone=zone)
+    except ScalewayException as exc:
+        report.checks.append(CheckResult(
+            "volume", MISSING if status_of(exc) in (403, 404) else UNVERIFIED,
+            f"volume {volume_id} in {zone}: {scw_message(exc)}",
+            "pick a volume from `strongroom inventory`"))
+        return
+    kind = str(vol.type_)
+    if kind in LEGACY_TYPES or str(getattr(vol.specs, "class_", "") or "") == "bssd":
+        report.checks.append(CheckResult(
+            "volume", MISSING, f"volume {vol.name} is {LEGACY_TYPES.get(kind, LEGACY_TYPES['b_ssd'])}",
+            "migrate it to Block Storage (SBS) first"))
+        return
+    refusal = export_refusal(int(vol.size or 0))
+    if refusal:
+        report.checks.append(CheckResult(
+            "volume", MISSING, f"volume {vol.name}: {refusal}",
+            "back up its data from inside the server (a file-level backup), or split it "
+            "across volumes of 1 TB or less"))
+        return
+    report.checks.append(CheckResult("volume", OK, f"volume {vol.name} can be exported "
+                                                   f"({int(vol.size or 0) / 1e9:g} GB)"))
 
 
 async def _credentials(apis: Apis, report: PreflightReport) -> Any:
@@ -178,6 +211,37 @@ def _organization_of(apis: Apis, principal: dict[str, list[str]]) -> str | None:
     return apis.iam.get_user(user_id=principal["user_ids"][0]).organization_id
 
 
+def _encryption_check(s3: Any, bucket: str, report: PreflightReport) -> None:
+    try:
+        config = s3.get_bucket_encryption(Bucket=bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ServerSideEncryptionConfigurationNotFoundError", "NotImplemented",
+                    "NoSuchBucketEncryption"):
+            report.checks.append(CheckResult("bucket encryption", OK,
+                                             "no SSE-KMS default encryption"))
+        else:
+            report.checks.append(CheckResult(
+                "bucket encryption", UNVERIFIED, f"cannot read it: {scw_message(exc)}",
+                "make sure the bucket has no SSE-KMS default encryption"))
+        return
+    except BotoCoreError as exc:
+        report.checks.append(CheckResult("bucket encryption", UNVERIFIED, str(exc), ""))
+        return
+    rules = config.get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+    if any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "aws:kms"
+           for r in rules):
+        report.checks.append(CheckResult(
+            "bucket encryption", MISSING,
+            f"bucket {bucket} encrypts with SSE-KMS by default: Scaleway cannot export "
+            f"snapshots to it",
+            f"remove its default encryption (`aws s3api delete-bucket-encryption --bucket "
+            f"{bucket}`) or choose another bucket with --bucket"))
+    else:
+        report.checks.append(CheckResult("bucket encryption", OK,
+                                         "no SSE-KMS default encryption"))
+
+
 def _bucket_checks(apis: Apis, bucket: str, region: str, report: PreflightReport) -> None:
     s3 = apis.s3(region)
     try:
@@ -212,6 +276,7 @@ def _bucket_checks(apis: Apis, bucket: str, region: str, report: PreflightReport
             report.checks.append(CheckResult(
                 "bucket region", MISSING, f"bucket {bucket} is in {where}, not {region}",
                 f"use a bucket in {region} (exports and imports stay in the zone's region)"))
+    _encryption_check(s3, bucket, report)
     probe = f"{TEMP_PREFIX}preflight-{uuid.uuid4().hex[:12]}"
     try:
         s3.put_object(Bucket=bucket, Key=probe, Body=b"strongroom preflight probe\n")

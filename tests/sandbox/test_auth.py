@@ -33,7 +33,8 @@ def test_missing_or_unknown_token_is_denied(sandbox):
 def test_key_without_block_rights_gets_permissions_denied(scw_client):
     api = v1.BlockV1API(scw_client("noblock"))
     body = _denied(api.list_volumes, include_deleted=False)
-    assert body == {"details": [{"action": "read", "resource": "block"}],
+    # the object type is named, not the product (as recorded)
+    assert body == {"details": [{"action": "read", "resource": "volume"}],
                     "message": "insufficient permissions", "type": "permissions_denied"}
     # the same key still reads projects and servers
     assert AccountV3ProjectAPI(scw_client("noblock")).list_projects().total_count == 3
@@ -46,7 +47,7 @@ def test_readonly_key_reads_but_cannot_change(scw_client, sandbox):
     assert volumes.total_count >= 1
     body = _denied(api.create_volume, name="nope", perf_iops=5000,
                    from_empty=v1.CreateVolumeRequestFromEmpty(size=5 * GB))
-    assert body["details"] == [{"action": "write", "resource": "block"}]
+    assert body["details"] == [{"action": "write", "resource": "volume"}]
     body = _denied(api.update_volume, volume_id=volumes.volumes[0].id, zone="nl-ams-1",
                    name="renamed")
     assert body["type"] == "permissions_denied"
@@ -62,7 +63,7 @@ def test_key_without_object_storage_cannot_export(scw_client, sandbox):
     nobucket = v1.BlockV1API(scw_client("nobucket"))
     body = _denied(nobucket.export_snapshot_to_object_storage, snapshot_id=snap.id,
                    bucket=sandbox.buckets["fr-par"], key="denied.qcow2")
-    assert body["details"] == [{"action": "write", "resource": "object_storage"}]
+    assert body["details"] == [{"action": "write", "resource": "bucket"}]
     assert full.get_snapshot(snapshot_id=snap.id).status == "available"
     full.delete_snapshot(snapshot_id=snap.id)
     full.delete_volume(volume_id=volume.id)

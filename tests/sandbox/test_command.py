@@ -17,9 +17,9 @@ EXPECTED = ["SCW_API_URL", "SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_ORGA
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(state: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+def _start(state: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, str]]:
     proc = subprocess.Popen([sys.executable, "-m", "cli", "sandbox", "--state", str(state),
-                             "--profile", "small", "--fault", "latency_ms=1"],
+                             "--profile", "small", "--fault", "latency_ms=1", *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={k: v for k, v in os.environ.items()
                                  if not k.startswith("SCW_")})
@@ -105,3 +105,36 @@ def test_json_prints_one_document(state_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_realistic_timing_mode(state_dir):
+    proc, env = _start(state_dir, "--timing", "realistic", "--time-scale", "0.5",
+                       "--fault", "streak_429=3")
+    try:
+        delays = requests.get(f"{env['SCW_API_URL']}/_sandbox/delays", timeout=30).json()
+        assert delays["realistic"] == 0.5
+        faults = requests.get(f"{env['SCW_API_URL']}/_sandbox/faults", timeout=30).json()
+        assert faults["streak_429"] == 3
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("argv", [
+    ["sandbox", "--timing", "realistic", "--delay", "1"],
+    ["sandbox", "--time-scale", "2"],
+    ["demo", "--timing", "realistic", "--time-scale", "0"],
+])
+def test_timing_options_are_checked_before_anything_starts(tmp_path, argv, capsys):
+    from cli.main import main
+
+    if argv[0] == "sandbox":
+        argv = [*argv, "--state", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("strongroom: error: --") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "state.json").exists()

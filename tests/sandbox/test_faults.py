@@ -34,16 +34,17 @@ def test_latency(sandbox_faults, scw_client):
     assert time.monotonic() - started >= 0.3
 
 
-@pytest.mark.parametrize("fault,code,kind", [("rate_429", 429, "too_many_requests"),
-                                             ("rate_503", 503, "service_unavailable")])
-def test_error_rates(sandbox_faults, scw_client, fault, code, kind):
-    api = v1.BlockV1API(scw_client())
+@pytest.mark.parametrize("fault,code", [("rate_429", 429), ("rate_503", 503)])
+def test_error_rates(sandbox_faults, scw_client, fault, code):
     sandbox_faults.faults(**{fault: 1.0})
-    with pytest.raises(ScalewayException) as err:
-        api.list_volumes(include_deleted=False)
-    assert err.value.status_code == code and err.value.response.json()["type"] == kind
-    if code == 429:
-        assert err.value.response.headers["Retry-After"] == "1"
+    access, secret = sandbox_faults.keys["full"]
+    answer = requests.get(f"{sandbox_faults.api_url}/block/v1/zones/fr-par-1/volumes",
+                          headers={"X-Auth-Token": secret}, timeout=30)
+    assert answer.status_code == code
+    if code == 429:   # the real gateway's: no body (tests/sandbox/test_real_api.py)
+        assert answer.content == b"" and "Retry-After" not in answer.headers
+    else:
+        assert answer.json()["type"] == "service_unavailable"
     sandbox_faults.faults(**{fault: 0.5})
     codes = {_status(sandbox_faults) for _ in range(40)}
     assert codes == {200, code}

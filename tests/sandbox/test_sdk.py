@@ -44,9 +44,12 @@ def test_seeded_inventory(scw_client):
     assert {v.type_ for v in volumes} >= {"sbs_5k", "sbs_15k"}
     assert all(v.size >= 5 * GB for v in volumes)
     assert any(v.name.startswith("pvc-") for v in volumes)
-    attached = [v for v in volumes if v.references]
+    attached = [v for v in volumes if v.references and v.type_ != "b_ssd"]
     assert len(attached) == 1 and attached[0].status == "in_use"
     assert attached[0].references[0].product_resource_type == "instance_server"
+    # the server's legacy root volume, seen through the Block API as migrated ones are
+    legacy = [v for v in volumes if v.type_ == "b_ssd"]
+    assert [v.specs.class_ for v in legacy] == ["bssd"] and legacy[0].status == "in_use"
 
 
 def test_list_filters_and_pagination(scw_client):
@@ -76,7 +79,7 @@ def test_list_filters_and_pagination(scw_client):
     server_id = next(v for v in everything.volumes if v.references).references[0]
     mounted = api.list_volumes(zone="fr-par-1", project_id=web, include_deleted=False,
                                product_resource_id=server_id.product_resource_id)
-    assert [v.name for v in mounted.volumes] == ["web-01-data"]
+    assert sorted(v.name for v in mounted.volumes) == ["web-01-data", "web-01-legacy-root"]
     newest_first = api.list_volumes(zone="fr-par-1", project_id=web, include_deleted=False,
                                     order_by=v1.ListVolumesRequestOrderBy.CREATED_AT_DESC)
     assert [v.id for v in newest_first.volumes] == [v.id for v in everything.volumes][::-1]
@@ -157,7 +160,7 @@ def test_snapshot_lifecycle_and_volume_from_snapshot(scw_client, sandbox):
         api.create_volume(name="too-small", perf_iops=15000,
                           from_snapshot=v1.CreateVolumeRequestFromSnapshot(
                               snapshot_id=snap.id, size=5 * GB))
-    assert err.value.status_code == 400
+    assert err.value.status_code == 412      # as recorded: a precondition, not a bad argument
     restored = api.create_volume(name="sdk-from-snap", perf_iops=15000,
                                  from_snapshot=v1.CreateVolumeRequestFromSnapshot(
                                      snapshot_id=snap.id, size=30 * GB))

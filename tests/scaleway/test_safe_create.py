@@ -121,6 +121,8 @@ class _Answers:
             raise answer
         res = requests.Response()
         res.status_code, headers = answer if isinstance(answer, tuple) else (answer, {})
+        headers = dict(headers)
+        res._content = headers.pop("_body", "").encode()
         res.headers.update(headers)
         return res
 
@@ -201,8 +203,10 @@ def test_the_api_waits_the_one_policy_s_delays_between_attempts() -> None:
     assert 0 < first <= 0.02 and 0 < third <= 0.08 and after_429 == 0.03
     # ...and each one slept.
     assert waited >= 0.9 * sum(policy.chosen)
-    # Attempts used up: the last 5xx answer goes back to the SDK, which raises its own error.
-    api = _Answers(*[503] * policy.attempts)
+    # Attempts used up: the last 5xx answer with a JSON body goes back to the SDK, which
+    # raises its own error; one the SDK cannot read is one clear error here (test_rate_limits).
+    api = _Answers(*[(503, {"_body": '{"type": "service_unavailable", "message": "x"}'})]
+                   * policy.attempts)
     _install(api, None, policy)
     assert api._request("get", "/x").status_code == 503 and len(api.sent) == policy.attempts
 

@@ -314,12 +314,15 @@ class RestoreWizard(Screen[None]):
         bucket = self.app.session.bucket_for(zone)  # type: ignore[attr-defined]
         src = self._source()
         project_label = self._project_labels.get(project_id, project_id)
+        # the restore keeps the original's KMS key (engine.scaleway.flows): say so
+        kms = src.get("kms_key_id")
         self.query_one("#review-text", Static).update(Content(
             f"snapshot   {self.snapshot.id[:12]} of {src.get('volume_name', '–')} "
             f"({short_time(self.snapshot.time)})\n"
             f"new volume {name}\nproject    {project_label}\nzone       {zone}\n"
             f"size       {human_gb(size)}\nIOPS       {self._iops()}\n"
-            f"via bucket {bucket} ({region_of(zone)})\n"))
+            + (f"KMS key    {kms} (kept: the original's)\n" if kms else "")
+            + f"via bucket {bucket} ({region_of(zone)})\n"))
         self.checks_ok = False
         self.query_one("#preflight", Static).update(Content("⋯ running preflight…"))
         self.query_one("#confirm-input", Input).value = ""
@@ -385,9 +388,12 @@ class RestoreWizard(Screen[None]):
         self.query_one("#job-summary", Label).update(job_summary(view, bar_width=30))
         end = self.query_one("#job-end", Static)
         if view.state == DONE and view.result is not None:
+            kms = view.result.get("kms_key_id")
             end.update(Content.assemble(("✔ restored: ", "$sr-ok"),
                                         f"new volume {self.params.name} — id "
-                                        f"{view.result['volume_id']}\n\n"
+                                        f"{view.result['volume_id']}"
+                                        + (f", encrypted with the original's KMS key {kms}"
+                                           if kms else "") + "\n\n"
                                         "enter: go to the new volume · esc: back"))
             self.query_one("#progress").focus()
         elif view.finished:
