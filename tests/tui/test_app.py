@@ -29,7 +29,7 @@ def make_app(session: FakeSession | None = None) -> StrongroomApp:
 
 
 def views(app: StrongroomApp) -> list[JobView]:
-    return app.runner.views()
+    return app.jobs.views()
 
 
 async def open_fr_par_1(pilot) -> InventoryTree:  # noqa: ANN001
@@ -280,14 +280,14 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         assert wizard.job_id is None
         wizard.query_one("#confirm-input", Input).value = "web-[copy]"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: wizard.job_id and app.runner.view(wizard.job_id).state
+        await wait_for(pilot, lambda: wizard.job_id and app.jobs.view(wizard.job_id).state
                        == DONE)
         await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")
         req = session.restored[0]  # the RestoreParams, back from the job's JSON spec
         assert (req.snapshot, req.name, req.zone, req.project_id, req.size, req.iops) == (
             "b2c3d4e5f6071829", "web-[copy]", "fr-par-1", session.projects[0].id,
             30_000_000_000, 15000)
-        assert app.runner.view(wizard.job_id).result["volume_id"] == "vol-new00000"
+        assert app.jobs.view(wizard.job_id).result["volume_id"] == "vol-new00000"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         tree = app.screen.query_one(InventoryTree)
@@ -332,3 +332,4 @@ async def test_an_api_error_with_markup_shows_literally() -> None:
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
         assert "[strongroom-x] says [b]no[/b]" in screen_text(pilot)
+

@@ -103,7 +103,7 @@ class JobsPanel(ListView):
         self.rebuild()
 
     def rebuild(self) -> None:
-        views = self.app.runner.views()[:MAX_ROWS]  # type: ignore[attr-defined]
+        views = self.app.jobs.views()[:MAX_ROWS]  # type: ignore[attr-defined]
         self.clear()
         if not views:
             self.append(ListItem(Static("no jobs yet — mark volumes with space, then b"),
@@ -113,7 +113,7 @@ class JobsPanel(ListView):
 
     def jobs_changed(self, ids: set[str]) -> None:
         rows = {row.job_id: row for row in self.query(JobRow)}
-        views = {v.id: v for v in self.app.runner.views()}  # type: ignore[attr-defined]
+        views = {v.id: v for v in self.app.jobs.views()}  # type: ignore[attr-defined]
         if any(job_id not in rows for job_id in ids if job_id in views):
             index = self.index
             self.rebuild()
