@@ -21,6 +21,8 @@ from engine.jobs import CALL_LOG_SIZE, EventKind, JobEvent, JobView
 from tui.format import human_duration
 from tui.widgets.jobs import JobsPanel, job_headline, job_summary
 
+ALL_ROWS = 200  # the jobs screen's rows (the daemon's journal keeps up to 500 jobs)
+
 
 class JobsScreen(Screen[None]):
     HELP_TITLE = "jobs"
@@ -29,7 +31,7 @@ class JobsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
-        yield JobsPanel(id="all-jobs")
+        yield JobsPanel(max_rows=ALL_ROWS, id="all-jobs")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
