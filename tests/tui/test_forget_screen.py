@@ -49,15 +49,40 @@ async def test_forget_by_policy_from_the_store_screen(tmp_path: Path, fast_kdf: 
             confirm.focus()
             await pilot.press(*"web", "enter")  # not the name: nothing happens
             await pilot.pause(0.1)
-            assert isinstance(app.screen, ForgetScreen) and not app.runner.views()
+            assert isinstance(app.screen, ForgetScreen) and not app.jobs.views()
             confirm.value = ""
             await pilot.press(*"web-data", "enter")
             await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="back")
-            [view] = app.runner.views()
-            await app.runner.wait(view.id)
-            view = app.runner.view(view.id)
-            assert view.state == DONE, view.error
+            await wait_for(pilot, lambda: [v.state for v in app.jobs.views()] == [DONE],
+                           timeout=60, what="the forget job")
+            [view] = app.jobs.views()
             assert len(view.result["removed"]) == 3 and view.result["prune"]["snapshots"] == 2
     with Store.open(url, "pw") as store:
         assert [s.time[:10] for s in store.snapshots()] == ["2026-11-04", "2026-11-05"]
         assert store.check(read_data=True).ok
+
+
+async def test_p_prunes_the_store_as_a_job(tmp_path: Path, fast_kdf: None) -> None:
+    from engine.store import Store
+    from tui.app import StrongroomApp
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.store import StoreScreen
+
+    url = str(tmp_path / "store")
+    with Store.init(url, "pw") as store:
+        first = store.backup(io.BytesIO(b"\1" * 400_000), name="disk").snapshot.id
+        store.backup(io.BytesIO(b"\2" * 400_000), name="disk")
+        store.forget([first])
+    with Session(Settings(), store_url=url, passphrase=lambda: "pw") as session:
+        app = StrongroomApp(session)
+        async with app.run_test(size=(110, 32)) as pilot:
+            await pilot.pause(0.2)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store")
+            await pilot.press("P")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: [v.state for v in app.jobs.views()] == [DONE],
+                           timeout=60, what="the prune job")
+            [view] = app.jobs.views()
+            assert view.kind == "prune" and view.result["packs_deleted"] == 1

@@ -169,7 +169,7 @@ class ForgetScreen(Screen[None]):
             return
         doomed = [s.id for s in group.remove]
         params = ForgetParams(snapshots=doomed, prune=True)
-        self.app.runner.submit(jobkinds.spec(  # type: ignore[attr-defined]
+        self.app.submit_job(jobkinds.spec(  # type: ignore[attr-defined]
             params, f"forget {len(doomed)} of {self.volume_name} --prune"))
         self.notify(f"forgetting {len(doomed)} snapshots of {self.volume_name}, then pruning",
                     markup=False)

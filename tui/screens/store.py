@@ -219,7 +219,7 @@ class StoreScreen(Screen[None]):
 
         def decided(yes: bool | None) -> None:
             if yes:
-                self.app.runner.submit(jobkinds.spec(PruneParams()))  # type: ignore[attr-defined]
+                self.app.submit_job(jobkinds.spec(PruneParams()))  # type: ignore[attr-defined]
                 self.notify("prune started: see the jobs panel", markup=False)
 
         self.app.push_screen(ConfirmScreen(
