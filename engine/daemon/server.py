@@ -33,6 +33,7 @@ from engine.settings import load_settings
 log = logging.getLogger("strongroom.daemon")
 DEFAULT_IDLE = 600.0
 STOP_GRACE = 120.0  # how long `stop` waits for cancelled jobs to clean up
+SWEEP_PAUSES = (0.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)  # before each sweep of a dead job
 
 
 class AlreadyRunning(Exception):
@@ -112,19 +113,23 @@ class Daemon:
             log.info("stopped")
 
     async def _sweep(self, view: JobView) -> None:
-        """The temporaries of a job a dead daemon was running (respecting others' leases)."""
+        """The temporaries of a job a dead daemon was running (respecting others' leases).
+        Swept again a few times: a snapshot still exporting for the dead job is busy, and
+        can only go once Scaleway has finished with it."""
         log.warning("job %s (%s) was interrupted", view.id, view.title)
         assert self.journal is not None
         store_url, profile = self.journal.where(view.id)
         spec = JobSpec(view.kind, view.params, view.title)
-        try:
-            with Session(store_url=store_url or None, profile=profile) as session:
-                removed = await session.sweep_interrupted(view.id, spec)
-        except Exception as exc:  # logged: the next backup's own sweep gets another chance
-            log.warning("could not sweep job %s's temporaries: %s", view.id, exc)
-            return
-        for what in removed:
-            log.info("swept %s of interrupted job %s", what, view.id)
+        for pause in SWEEP_PAUSES:
+            await asyncio.sleep(pause)
+            try:
+                with Session(store_url=store_url or None, profile=profile) as session:
+                    removed = await session.sweep_interrupted(view.id, spec)
+            except Exception as exc:  # logged: the next pass, or the next backup, tries again
+                log.warning("could not sweep job %s's temporaries: %s", view.id, exc)
+                continue
+            for what in removed:
+                log.info("swept %s of interrupted job %s", what, view.id)
 
     def _take_instance_lock(self) -> None:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)

@@ -821,11 +821,9 @@ class _Found:
     async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str,
                    dead: frozenset[str] = frozenset()) -> "_Found":
         try:
-            snaps = await asyncio.to_thread(apis.block.list_snapshots_all, zone=zone,
-                                            include_deleted=False, tags=[TEMP_TAG])
+            snaps = await asyncio.to_thread(_temp_snapshots, apis, zone)
         except ScalewayException as exc:
             raise describe(exc, f"listing snapshots in {zone}") from None
-        snaps = [s for s in snaps if TEMP_TAG in (s.tags or [])]
         try:
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                  Prefix=TEMP_PREFIX)
@@ -844,6 +842,23 @@ class _Found:
         """The snapshot an export object was made from, when it is listed here."""
         snap_id = key.rsplit("/", 1)[-1].removesuffix(".qcow2")
         return next((s for s in self.snapshots if s.id == snap_id), None)
+
+
+def _temp_snapshots(apis: Apis, zone: str) -> list[Any]:
+    """Temporary snapshots of every project the key can see. Blocking. A snapshot list covers
+    one project (the SDK fills in the profile's default project when none is given), and a
+    flow makes its snapshot in the volume's own project."""
+    try:
+        projects = [p.id for p in apis.account.list_projects_all()]
+    except ScalewayException as exc:
+        if status_of(exc) not in (401, 403):
+            raise
+        projects = [apis.client.default_project_id]  # a key that may not list projects
+    snaps = []
+    for project in dict.fromkeys(projects):
+        snaps += apis.block.list_snapshots_all(zone=zone, project_id=project,
+                                               include_deleted=False, tags=[TEMP_TAG])
+    return [s for s in snaps if TEMP_TAG in (s.tags or [])]
 
 
 @dataclass

@@ -58,7 +58,10 @@ def leftovers(apis: Apis, zone: str, bucket: str) -> dict[str, list[Any]]:
     objects = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=TEMP_PREFIX)
                .get("Contents", [])]
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    snaps = [s.id for s in apis.block.list_snapshots_all(zone=zone, include_deleted=False)
+    # every project's: a list without a project covers only the profile's default one
+    snaps = [s.id for p in apis.account.list_projects_all()
+             for s in apis.block.list_snapshots_all(zone=zone, project_id=p.id,
+                                                    include_deleted=False)
              if TEMP_TAG in (s.tags or [])]
     return {"objects": objects, "uploads": uploads, "snapshots": snaps}
 
