@@ -46,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT", help="store snapshot id, prefix or latest")
     p.add_argument("--zone", required=True, help="zone of the new volume")
     p.add_argument("--project", help="project of the new volume (default: the original)")
-    p.add_argument("--name", help="name of the new volume (default: the original's)")
+    p.add_argument("--name", help="name of the new volume (default: the original's); a name "
+                                  "already taken in the zone is refused")
+    p.add_argument("--rename-on-clash", action="store_true",
+                   help="when the name is taken, name the new volume NAME-restored-YYYYMMDD")
     p.add_argument("--size", type=int, help="size in GB (at least the original's)")
     p.add_argument("--iops", type=int, choices=(5000, 15000), help="5000 or 15000")
     p.add_argument("--bucket", help="staging bucket in the zone's region")
@@ -116,7 +119,8 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     if args.zone not in ZONES:
         raise UsageError(f"unknown zone {args.zone!r}: use one of {', '.join(ZONES)}")
     params = RestoreParams(args.snapshot, args.zone, args.project, args.name,
-                           args.size * GB if args.size else None, args.iops, args.bucket)
+                           args.size * GB if args.size else None, args.iops, args.bucket,
+                           rename_on_clash=args.rename_on_clash)
     with ctx.session() as session:
         views = Launcher(ctx, args).run(
             session, [(jobkinds.spec(params, f"restore {args.snapshot}"), None)])
@@ -129,7 +133,7 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
         print_json({key: out[key] for key in ("volume_id", "snapshot_id", "name", "zone", "size",
                                              "type")})
     else:
-        print(out["volume_id"])
+        print(f"{out['volume_id']}\t{safe(out['name'])}")  # the name may have been changed
     for warning in out.get("warnings") or []:
         print_warning(str(warning))
     return 0

@@ -432,8 +432,13 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
                            name: str | None = None, size: int | None = None,
                            iops: int | None = None, bucket: str | None = None,
                            settings: Settings | None = None, timeouts: Timeouts | None = None,
-                           concurrency: int = 4, job_id: str | None = None) -> RestoreOutcome:
-    """Store → multipart upload → import → new volume → clean up. ``size`` in bytes."""
+                           concurrency: int = 4, job_id: str | None = None,
+                           rename_on_clash: bool = False) -> RestoreOutcome:
+    """Store → multipart upload → import → new volume → clean up. ``size`` in bytes.
+
+    The new volume is named ``name`` (default: the original's). When a volume of that name is
+    already in the zone and project, the restore is refused before anything is made (a
+    UsageError), unless ``rename_on_clash``: then it is named ``<name>-restored-YYYYMMDD``."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -469,7 +474,6 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
 
     async def run() -> RestoreOutcome:
         try:
-            new_name = await _unique_name(apis, zone, project, base)
             temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
             await temps.lease.hold_key(temps.key)  # before the upload starts
             reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
@@ -534,6 +538,7 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
             raise
 
     await check_bucket(apis, bucket, region)
+    new_name = await _free_name(apis, zone, project, base, rename_on_clash)
     return await _leased(temps.lease, run(), cancel)
 
 
@@ -560,15 +565,26 @@ async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: t
     await blocking(run, cancel)
 
 
-async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
+async def _free_name(apis: Apis, zone: str, project: str, base: str, rename: bool) -> str:
+    """``base`` when no volume of the project in ``zone`` has that name. Taken: a UsageError
+    that says so, or (``rename``) the first free ``<base>-restored-YYYYMMDD[-N]``."""
     try:
         volumes = await asyncio.to_thread(apis.block.list_volumes_all, zone=zone,
                                           project_id=project, include_deleted=False)
     except ScalewayException as exc:
         raise describe(exc, f"listing volumes in {zone}") from None
-    taken = {v.name for v in volumes}
+    taken = {v.name: v for v in volumes}
     if base not in taken:
         return base
+    renamed = _renamed(base, set(taken))
+    if not rename:
+        raise UsageError(f"a volume named {base} already exists in {zone} ({taken[base].id}): "
+                         f"choose another name with --name, or pass --rename-on-clash to "
+                         f"restore as {renamed}")
+    return renamed
+
+
+def _renamed(base: str, taken: set[str]) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
     for n in range(1, 1000):
         candidate = f"{base}-restored-{stamp}" + (f"-{n}" if n > 1 else "")

@@ -215,7 +215,8 @@ async def test_another_process_never_sweeps_a_running_restores_upload(
                                  zone=vol.zone, timeouts=FAST, settings=Settings())
     reporter = _SweepMidUpload(sandbox, vol.zone, bucket)
     out = await restore_snapshot(reporter, store=store, client=apis, ref=backup.snapshot,
-                                 zone=vol.zone, timeouts=FAST, settings=Settings())
+                                 zone=vol.zone,
+                                 rename_on_clash=True, timeouts=FAST, settings=Settings())
     assert reporter.swept is not None
     assert not [r for r in reporter.swept["removed"] if "strongroom-tmp/restore/" in r]
     assert same_content(sandbox.volume_path(vol.id), sandbox.volume_path(out.volume_id))
