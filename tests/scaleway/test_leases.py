@@ -297,3 +297,29 @@ def test_lease_tags_and_records_read_back() -> None:
     assert holders.for_snapshot("t", tags).holder is None  # tagged, expired at 1001
     assert holders.for_snapshot("t", tags).leased
     assert not holders.for_key("other").leased
+
+
+def test_a_lease_names_its_process_and_a_reader_here_sees_it_gone() -> None:
+    from engine.scaleway.leases import LeaseRecord, process_gone, this_process
+
+    me = this_process()
+    assert me and not process_gone(me)
+    rec = LeaseRecord(owner="me", expires=2000.0, process=me)
+    assert LeaseRecord.from_json(rec.to_json(), "me").process == me
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{child.pid}/stat").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        machine = me.rsplit(":", 2)[0]
+        theirs = f"{machine}:{child.pid}:{started}"
+        assert not process_gone(theirs)
+        assert process_gone(f"{machine}:{child.pid}:{int(started) + 1}")  # a reused pid
+    finally:
+        child.kill()
+        child.wait()
+    assert process_gone(theirs)
+    # Another machine's process, or none named: only the lease's expiry can tell.
+    assert not process_gone(f"other-boot:{machine.rsplit(':', 1)[1]}:{child.pid}:{started}")
+    assert not process_gone("")
