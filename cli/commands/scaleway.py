@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options, raise_failures
-from cli.output import print_json, print_warning, safe
+from cli.output import one_line, print_json, print_warning, safe
 from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
@@ -130,10 +131,13 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     raise_failures([view])
     out = view.result or {}
     if ctx.json:
-        print_json({key: out[key] for key in ("volume_id", "snapshot_id", "name", "zone", "size",
-                                             "type")})
+        print_json({key: out.get(key) for key in ("volume_id", "snapshot_id", "name", "zone",
+                                                 "size", "type", "resumed")})
     else:
         print(f"{out['volume_id']}\t{safe(out['name'])}")  # the name may have been changed
+        if out.get("resumed"):
+            print(one_line(f"finished volume {out['name']}, which an interrupted run of this "
+                           f"restore had left half-made"), file=sys.stderr)
     for warning in out.get("warnings") or []:
         print_warning(str(warning))
     return 0

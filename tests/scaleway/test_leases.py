@@ -188,6 +188,59 @@ async def test_an_expired_lease_is_swept_whatever_its_age_a_live_one_never(
     assert leftovers(apis, vol.zone, bucket) == NOTHING
 
 
+def _named(apis: Apis, zone: str, name: str) -> list[Any]:
+    return [v for v in apis.block.list_volumes_all(zone=zone, include_deleted=False)
+            if v.name == name or v.name.startswith(f"{name}-restored-")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at", ["upload", "import-from-object-storage", "volumes"])
+async def test_a_killed_restore_leaves_nothing_once_rerun_and_one_volume(
+        sandbox: Any, apis: Apis, clean_faults: Any, tmp_path: Path, at: str) -> None:
+    """SIGKILL while the upload is open, once the import is asked for, once the volume is: the
+    rerun (its lease ten minutes from expiry) sweeps what the dead run made, resumes its
+    half-made volume rather than make a second, and leaves nothing behind."""
+    from engine.store import Store
+
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    bucket = sandbox.buckets["fr-par"]
+    url = str(tmp_path / "store")
+    Store.init(url, PASS).close()
+    with Store.open(url, PASS) as store:
+        backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                     zone=vol.zone, timeouts=FAST, settings=Settings())
+    name = f"killed-{at[:6]}-{os.getpid()}"
+    before = sandbox.world.delays
+    # Slow enough that the dead run's import and volume are still being made at the rerun.
+    sandbox.set_delays(dataclasses.replace(before, create=2.0, import_=2.0))
+    try:
+        run = _driver(sandbox, "restore", url, backup.snapshot, vol.zone, bucket, name,
+                      str(tmp_path / "hold"), at)
+        await _until_held(tmp_path / "hold", run)
+        run.kill()
+        run.wait()
+        left = leftovers(apis, vol.zone, bucket)
+        assert left["uploads"] if at == "upload" else left["snapshots"]
+        assert bool(_named(apis, vol.zone, name)) == (at == "volumes")
+
+        with Store.open(url, PASS) as store:
+            out = await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                         zone=vol.zone, name=name, timeouts=FAST,
+                                         settings=Settings())
+    finally:
+        sandbox.set_delays(before)
+    # One volume of that name, and no snapshot, staging object, upload or lease object of
+    # either run is left.
+    assert out.name == name
+    assert [v.id for v in _named(apis, vol.zone, name)] == [out.volume_id]
+    assert leftovers(apis, vol.zone, bucket) == NOTHING
+    assert out.resumed == (at == "volumes")
+    restored = apis.block.get_volume(volume_id=out.volume_id, zone=vol.zone)
+    assert not [t for t in restored.tags if t.startswith("strongroom-")]
+    assert same_content(sandbox.volume_path(vol.id), sandbox.volume_path(out.volume_id))
+    apis.block.delete_volume(volume_id=out.volume_id, zone=vol.zone)
+
+
 class _SweepMidUpload:
     """A reporter that, once the restore's upload is open, has another process sweep with no
     minimum age (only the store's thread waits for it)."""
