@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import OperationError
+from engine.errors import OperationError, UsageError
 from engine.sandbox.qcow2 import read_qcow2
 from engine.scaleway.api import Apis
 from engine.scaleway.flows import backup_volume, cleanup_leftovers, restore_snapshot
@@ -239,6 +239,48 @@ async def test_a_killed_restore_leaves_nothing_once_rerun_and_one_volume(
     assert not [t for t in restored.tags if t.startswith("strongroom-")]
     assert same_content(sandbox.volume_path(vol.id), sandbox.volume_path(out.volume_id))
     apis.block.delete_volume(volume_id=out.volume_id, zone=vol.zone)
+
+
+@pytest.mark.slow
+async def test_a_restore_leaves_a_live_restores_work_alone(
+        sandbox: Any, apis: Apis, clean_faults: Any, tmp_path: Path) -> None:
+    """Another process's restore, alive, has made its volume: a restore into the same name is
+    refused (not resumed), and one into another name sweeps nothing of it."""
+    from engine.store import Store
+
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    bucket = sandbox.buckets["fr-par"]
+    url = str(tmp_path / "store")
+    Store.init(url, PASS).close()
+    with Store.open(url, PASS) as store:
+        backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                     zone=vol.zone, timeouts=FAST, settings=Settings())
+    name = f"live-{os.getpid()}"
+    run = _driver(sandbox, "restore", url, backup.snapshot, vol.zone, bucket, name,
+                  str(tmp_path / "hold"), "volumes")
+    try:
+        await _until_held(tmp_path / "hold", run)
+        theirs = leftovers(apis, vol.zone, bucket)
+        assert theirs["snapshots"] and len(_named(apis, vol.zone, name)) == 1
+        with Store.open(url, PASS) as store:
+            with pytest.raises(UsageError, match="being restored right now by another run"):
+                await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                       zone=vol.zone, name=name, timeouts=FAST,
+                                       settings=Settings(), leftovers_min_age=0)
+            out = await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                         zone=vol.zone, name=f"{name}-other", timeouts=FAST,
+                                         settings=Settings(), leftovers_min_age=0)
+        assert not out.resumed
+        left = leftovers(apis, vol.zone, bucket)
+        assert left["snapshots"] == theirs["snapshots"]
+        assert set(theirs["objects"]) <= set(left["objects"])
+    finally:
+        (tmp_path / "hold.go").touch()
+    done = _result(run)["outcome"]
+    assert done["name"] == name and not done["resumed"]
+    assert leftovers(apis, vol.zone, bucket) == NOTHING
+    for volume_id in (done["volume_id"], out.volume_id):
+        apis.block.delete_volume(volume_id=volume_id, zone=vol.zone)
 
 
 class _SweepMidUpload:
