@@ -3,7 +3,7 @@
 
 Runs the real CLI in a fresh process per step, through a tiny wrapper that applies a variant
 before `cli.main.main()`: the cyclic GC off, another zstd level (patches
-`engine.store.backup.ZSTD_LEVEL`). Prints wall time, CPU seconds (user+sys, load-independent),
+`engine.store.archiver.ZSTD_LEVEL`). Prints wall time, CPU seconds (user+sys, load-independent),
 peak RSS and stored bytes per variant, so a proposed fix can be judged by numbers before anyone
 edits engine/store. The read-back digest of restore is timed on its own (preadv + BLAKE3 over the
 restored file), as that is what dropping it would save.
@@ -32,7 +32,7 @@ variant = {variant!r}
 if variant.get("gc_off"):
     gc.disable()
 if "zstd_level" in variant:
-    import engine.store.backup as b
+    import engine.store.archiver as b
     b.ZSTD_LEVEL = variant["zstd_level"]
 from cli.main import main
 sys.exit(main(sys.argv[1:]))

@@ -27,6 +27,7 @@ class BackupParams:
     volume_name: str = ""
     bucket: str | None = None
     keep: bool | None = None  # keep the SBS snapshot and the staging object
+    time: str | None = None  # record the snapshot at this ISO 8601 time instead of now
 
     def title(self) -> str:
         return f"backup {self.volume_name or self.volume_id}"
@@ -57,6 +58,7 @@ class BackupImageParams:
     path: str
     name: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    time: str | None = None  # record the snapshot at this ISO 8601 time instead of now
 
     def title(self) -> str:
         return f"backup-image {self.name or self.path}"
@@ -94,6 +96,87 @@ class RestoreFilesParams:
         return f"restore-files {self.snapshot} {self.path}"
 
 
+@dataclass(frozen=True)
+class ForgetParams:
+    """Remove snapshots: the named ones, or those a keep policy does not keep (restic's
+    rules). Counts: 0 = rule off, -1 = unlimited; durations in restic's syntax ("1y2m3d4h"),
+    "" = off; ``keep_tags`` as restic's --keep-tag ("KEY=VALUE[,KEY=VALUE…]")."""
+
+    snapshots: list[str] = field(default_factory=list)
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_within: str = ""
+    keep_within_hourly: str = ""
+    keep_within_daily: str = ""
+    keep_within_weekly: str = ""
+    keep_within_monthly: str = ""
+    keep_within_yearly: str = ""
+    keep_tags: list[str] = field(default_factory=list)
+    group_by: str = "volume"
+    tz: str = "UTC"
+    dry_run: bool = False
+    prune: bool = False
+    max_unused: float = 5.0
+
+    def title(self) -> str:
+        what = (f"{len(self.snapshots)} snapshot{'s' * (len(self.snapshots) != 1)}"
+                if self.snapshots else "by policy")
+        return f"forget {what}" + (" --prune" if self.prune else "") + \
+            (" (dry run)" if self.dry_run else "")
+
+    def policy(self):  # -> engine.store.retention.KeepPolicy (imported when needed)
+        """The keep policy; a UsageError names a bad count or duration."""
+        from engine.store.retention import KeepPolicy, parse_duration
+
+        def duration(flag: str, text: str):  # noqa: ANN202
+            if not text:
+                return parse_duration("0h")
+            try:
+                return parse_duration(text)
+            except UsageError as exc:
+                raise UsageError(f"--{flag}: {exc}") from None
+
+        return KeepPolicy(
+            last=self.keep_last, hourly=self.keep_hourly, daily=self.keep_daily,
+            weekly=self.keep_weekly, monthly=self.keep_monthly, yearly=self.keep_yearly,
+            within=duration("keep-within", self.keep_within),
+            within_hourly=duration("keep-within-hourly", self.keep_within_hourly),
+            within_daily=duration("keep-within-daily", self.keep_within_daily),
+            within_weekly=duration("keep-within-weekly", self.keep_within_weekly),
+            within_monthly=duration("keep-within-monthly", self.keep_within_monthly),
+            within_yearly=duration("keep-within-yearly", self.keep_within_yearly),
+            tags=tuple(self.keep_tags))
+
+    def timezone(self):  # -> datetime.tzinfo
+        """``tz`` as a zone: "UTC" or an IANA name such as "Europe/Paris"."""
+        from datetime import timezone
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if self.tz.upper() in ("UTC", "Z", ""):
+            return timezone.utc
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"unknown time zone {self.tz!r}: give UTC or an IANA name such "
+                             "as Europe/Paris") from None
+
+
+@dataclass(frozen=True)
+class PruneParams:
+    """Give back the space of data no snapshot needs (``max_unused``: percent of a pack that
+    may stay unneeded before the pack is repacked)."""
+
+    dry_run: bool = False
+    max_unused: float = 5.0
+
+    def title(self) -> str:
+        return "prune" + (" (dry run)" if self.dry_run else "")
+
+
 KINDS: dict[str, type] = {
     "backup": BackupParams,
     "restore": RestoreParams,
@@ -101,6 +184,8 @@ KINDS: dict[str, type] = {
     "restore-image": RestoreImageParams,
     "check": CheckParams,
     "restore-files": RestoreFilesParams,
+    "forget": ForgetParams,
+    "prune": PruneParams,
 }
 
 

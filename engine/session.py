@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 import platformdirs
 
 from engine.errors import OperationError, UsageError
-from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, RestoreFilesParams,
-                             RestoreImageParams, RestoreParams, params_of)
+from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, ForgetParams,
+                             PruneParams, RestoreFilesParams, RestoreImageParams, RestoreParams,
+                             params_of)
 from engine.jobs import JobSpec, Reporter, blocking
 from engine.settings import APP_NAME, Settings, load_settings
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported w
     from engine.scaleway.inventory import ProjectInfo, VolumeInfo
     from engine.scaleway.preflight import PreflightReport
     from engine.store import Store
-    from engine.store.snapshot import BackupResult, CheckReport, RestoreResult, SnapshotInfo
+    from engine.store.retention import KeepPolicy
+    from engine.store.snapshot import (BackupResult, CheckReport, ForgetGroup, ForgetReport,
+                                       PruneReport, RestoreResult, SnapshotInfo)
 
 T = TypeVar("T")
 Passphrase = Callable[[], str]
@@ -212,6 +215,7 @@ class Session:
             BackupParams: self.backup, RestoreParams: self.restore,
             BackupImageParams: self.backup_image, RestoreImageParams: self.restore_image,
             CheckParams: self.check, RestoreFilesParams: self.restore_files,
+            ForgetParams: self.forget, PruneParams: self.prune,
         }
         return await runs[type(params)](reporter, params)  # type: ignore[misc]
 
@@ -222,7 +226,7 @@ class Session:
         return await backup_volume(reporter, store=store, client=client, volume_id=p.volume_id,
                                    zone=p.zone, bucket=p.bucket or self.bucket_for(p.zone),
                                    keep=p.keep, settings=self.settings,
-                                   job_id=reporter.job_id)
+                                   job_id=reporter.job_id, snapshot_time=p.time)
 
     async def restore(self, reporter: Reporter, p: RestoreParams) -> RestoreOutcome:
         from engine.scaleway.flows import restore_snapshot
@@ -250,7 +254,7 @@ class Session:
                     info = {"kind": "file", "path": str(Path(p.path).resolve())}
                 return store.backup(stream, name=p.name, tags=dict(p.tags), source_info=info,
                                     progress=lambda done, total: reporter.progress(done, total),
-                                    cancel=cancel)
+                                    cancel=cancel, time=p.time)
 
         return await in_thread(run)
 
@@ -282,6 +286,41 @@ class Session:
         reporter.phase("check")
         return await in_thread(lambda cancel: store.check(
             read_data=p.read_data, progress=lambda done, total: reporter.progress(done, total)))
+
+    def plan_forget(self, policy: KeepPolicy, group_by: str = "volume",
+                    tz: str = "UTC") -> list[ForgetGroup]:
+        """What a keep policy would keep (with reasons) and remove, group by group; changes
+        nothing (a quick call, for previews)."""
+        zone = ForgetParams(tz=tz).timezone()
+        return self.store().plan_forget(policy, group_by, zone)  # type: ignore[arg-type]
+
+    async def forget(self, reporter: Reporter, p: ForgetParams) -> ForgetReport:
+        policy = None if p.snapshots else p.policy()
+        zone = p.timezone()
+        store = await asyncio.to_thread(self.store)
+        reporter.phase("forget")
+
+        def run(cancel: threading.Event) -> ForgetReport:
+            report = store.forget(p.snapshots, policy=policy, tz=zone, dry_run=p.dry_run,
+                                  group_by=p.group_by)  # type: ignore[arg-type]
+            if p.prune:
+                reporter.phase("prune")
+                ignore = {r.id for g in report.groups for r in g.remove} if p.dry_run else set()
+                report.prune = store.prune(
+                    dry_run=p.dry_run, max_unused=p.max_unused, ignore_snapshots=ignore,
+                    phase=lambda name, total: reporter.phase(name, total),
+                    progress=lambda done, total: reporter.progress(done, total), cancel=cancel)
+            return report
+
+        return await in_thread(run)
+
+    async def prune(self, reporter: Reporter, p: PruneParams) -> PruneReport:
+        store = await asyncio.to_thread(self.store)
+        reporter.phase("prune")
+        return await in_thread(lambda cancel: store.prune(
+            dry_run=p.dry_run, max_unused=p.max_unused,
+            phase=lambda name, total: reporter.phase(name, total),
+            progress=lambda done, total: reporter.progress(done, total), cancel=cancel))
 
     async def restore_files(self, reporter: Reporter, p: RestoreFilesParams) -> RestoreReport:
         from engine.explore import restore

@@ -58,9 +58,8 @@ def save(app: StrongroomApp, out: Path, name: str) -> None:
 async def shoot(out: Path, url: str, passphrase: str, theme: str) -> None:
     def make() -> StrongroomApp:
         session = Session(Settings(), store_url=url, passphrase=lambda: passphrase, label="demo")
-        app = StrongroomApp(session, AppSettings(theme=theme))
-        app.sub_title = "demo: local sandbox · throwaway store"
-        return app
+        return StrongroomApp(session, AppSettings(theme=theme),
+                             where="demo: local sandbox · throwaway store")
 
     app = make()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -73,7 +72,7 @@ async def shoot(out: Path, url: str, passphrase: str, theme: str) -> None:
         save(app, out, "main")
         await pilot.press("b", "y")
         # the transfer is short on the sandbox: catch it, then let one 10 Hz tick draw it
-        jobs = app.runner.views
+        jobs = app.jobs.views
         await until(pilot, lambda: jobs() and (jobs()[0].phase == "transfer"
                                                and jobs()[0].bytes_done > 0
                                                or jobs()[0].finished))
@@ -81,10 +80,10 @@ async def shoot(out: Path, url: str, passphrase: str, theme: str) -> None:
         save(app, out, "backup-running")
         await until(pilot, lambda: jobs()[0].finished, timeout=120)
         await pilot.pause(0.3)
-        await pilot.press("j", "enter")
+        await pilot.press("j", "enter")  # the jobs screen, then the job's detail
         await pilot.pause(0.5)
         save(app, out, "job-log")
-        await pilot.press("escape")
+        await pilot.press("escape", "escape")
         await pilot.press("s")
         await app.workers.wait_for_complete()
         await pilot.pause(0.3)

@@ -175,6 +175,11 @@ async def test_the_runner_executes_specs_through_its_executor() -> None:
     jobkinds.RestoreImageParams("latest", "/tmp/out.qcow2"),
     jobkinds.CheckParams(read_data=True),
     jobkinds.RestoreFilesParams("abc123", "/etc", "/tmp/out"),
+    jobkinds.BackupImageParams("/tmp/disk.qcow2", time="2026-11-30T10:00:00.000000Z"),
+    jobkinds.ForgetParams(keep_daily=7, keep_within="1m", keep_tags=["env=prod"], prune=True,
+                          tz="Europe/Paris", max_unused=10.0),
+    jobkinds.ForgetParams(snapshots=["abc123", "def456"]),
+    jobkinds.PruneParams(dry_run=True, max_unused=2.5),
 ])
 def test_every_job_kind_round_trips_through_json(params: object) -> None:
     spec = jobkinds.spec(params)

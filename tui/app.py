@@ -1,10 +1,13 @@
 """The Strongroom terminal app.
 
 The App owns everything that outlives a screen: the engine's :class:`~engine.session.Session`
-(screens call its typed calls from thread workers), the job runner and the job event pump.
-Jobs are data: the runner's events, folded into :class:`~engine.jobs.JobView` s, are all that
-is ever drawn. Events arrive on any thread; they only mark a job as changed, and a 10 Hz timer
-refreshes whatever shows jobs, so a flood of progress events costs at most ten redraws a second.
+(screens call its typed calls from thread workers), the job source and the job event pump.
+Jobs are data: events, folded into :class:`~engine.jobs.JobView` s, are all that is ever drawn.
+They run in the user's daemon (:class:`~tui.jobsource.DaemonJobs`: every job of the daemon
+shows, and jobs go on when the app quits) or, for tests and ``STRONGROOM_NO_DAEMON=1``, in this
+process (:class:`~tui.jobsource.LocalJobs`). Events arrive on any thread; they only mark a job
+as changed, and a 10 Hz timer refreshes whatever shows jobs (and the header's daemon state), so
+a flood of progress events costs at most ten redraws a second.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -21,13 +25,14 @@ from textual.worker import Worker, WorkerState
 from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
-from engine.jobs import DONE, FAILED, JobEvent, JobRunner, JobView
+from engine.jobs import DONE, FAILED, JobRunner, JobSpec, JobView
 from engine.scaleway.inventory import VolumeInfo
 from engine.session import Passphrase, Session
 from engine.settings import Settings, load_settings
 from engine.store import SnapshotInfo
 from tui import settings as settings_mod
 from tui.commands import ScreenCommands
+from tui.jobsource import DaemonJobs, JobSource, LocalJobs, daemon_wanted
 from tui.messages import RevealVolume
 from tui.themes import VARIABLE_DEFAULTS, default_theme_name, load_themes
 
@@ -36,8 +41,10 @@ REFRESH_HZ = 10
 
 
 class StrongroomApp(App[None]):
-    """``clock`` gives "now" to everything that shows elapsed time (tests pin it); ``runner``
-    defaults to one that runs jobs in this process through ``session.execute``."""
+    """``clock`` gives "now" to everything that shows elapsed time (tests pin it); ``jobs``
+    is where jobs run (default: in this process, on ``runner`` or a new runner through
+    ``session.execute``; :func:`run` gives the daemon's); the header shows their state, then
+    ``where`` (default: the profile and the store)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "Strongroom"
@@ -49,14 +56,17 @@ class StrongroomApp(App[None]):
     ]
 
     def __init__(self, session: Session, app_settings: settings_mod.AppSettings | None = None,
-                 *, runner: JobRunner | None = None, theme_dirs: list | None = None) -> None:
+                 *, jobs: JobSource | None = None, runner: JobRunner | None = None,
+                 theme_dirs: list | None = None, where: str | None = None) -> None:
         super().__init__()
         self.session = session
         self.app_settings = app_settings or settings_mod.AppSettings()
-        self.runner = runner or JobRunner(session.execute)
+        self.jobs: JobSource = jobs or LocalJobs(runner or JobRunner(session.execute))
         self._changed: set[str] = set()
+        self._ended: set[str] = set()  # jobs seen ending while the app watched
         self._changed_lock = threading.Lock()
         self._announced: set[str] = set()
+        self._status = ""
         self.snapshot_cache: list[SnapshotInfo] | None = None
         self.clock: Callable[[], float] = time.time
         themes = load_themes(theme_dirs)
@@ -69,7 +79,8 @@ class StrongroomApp(App[None]):
             self._theme_fallback = wanted
             wanted = default_theme_name()
         self.theme = wanted
-        self.sub_title = f"profile {session.label} · store {session.store_url}"
+        self.where = where or f"profile {session.label} · store {session.store_url}"
+        self._show_status()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -78,7 +89,10 @@ class StrongroomApp(App[None]):
         from tui.screens.main import MainScreen
 
         self.main_screen = MainScreen()
-        self.runner.subscribe(self._job_event)
+        self.jobs.listen(self._job_event)
+        if self.jobs.detached:  # one thread holds the daemon's stream for the app's life
+            self.run_worker(self.jobs.follow, name="daemon jobs", group="daemon-jobs",
+                            thread=True, exit_on_error=False)
         self.set_interval(1 / REFRESH_HZ, self._pump_jobs)
         for problem in self._theme_problems:
             self.notify(f"theme skipped: {problem}", severity="warning", markup=False)
@@ -93,23 +107,36 @@ class StrongroomApp(App[None]):
             self.notify(f"{event.worker.name or 'background work'} failed: "
                         f"{event.worker.error}", severity="error", markup=False, timeout=10)
 
+    def on_unmount(self) -> None:
+        self.jobs.close()  # ends the stream's thread: the app's exit waits for its threads
+
     # -- jobs -----------------------------------------------------------------------------
-    def _job_event(self, event: JobEvent) -> None:
+    def _job_event(self, job_id: str, ended: bool) -> None:
         """Any thread. Coalesces: many events for one job between two ticks = one refresh."""
         with self._changed_lock:
-            self._changed.add(event.job_id)
+            self._changed.add(job_id)
+            if ended:
+                self._ended.add(job_id)
+
+    def _show_status(self) -> None:
+        status = self.jobs.status()
+        if status != self._status:
+            self._status = status
+            self.sub_title = f"{status} · {self.where}"
 
     def _pump_jobs(self) -> None:
+        self._show_status()
         with self._changed_lock:
             changed, self._changed = self._changed, set()
+            ended, self._ended = self._ended, set()
         if not changed:
             return
-        for job_id in changed:
+        for job_id in ended:
             try:
-                view = self.runner.view(job_id)
-            except KeyError:  # already trimmed from the runner's memory
+                view = self.jobs.view(job_id)
+            except KeyError:  # already forgotten
                 continue
-            if view.finished and job_id not in self._announced:
+            if job_id not in self._announced:
                 self._announced.add(job_id)
                 self._announce(view)
         for screen in self.screen_stack:
@@ -120,7 +147,7 @@ class StrongroomApp(App[None]):
                 widget.jobs_changed(changed)  # type: ignore[attr-defined]
 
     def _announce(self, view: JobView) -> None:
-        if view.kind == "backup":
+        if view.kind in ("backup", "backup-image"):  # maybe into this store: read it again
             self.snapshot_cache = None
         if view.state == DONE:
             self.notify(f"✔ done: {view.title}", markup=False)
@@ -131,18 +158,41 @@ class StrongroomApp(App[None]):
         else:
             self.notify(f"■ {view.state}: {view.title}", severity="warning", markup=False)
 
-    def start_backup(self, volume: VolumeInfo) -> str:
-        """Submit a backup job; its id."""
-        return self.runner.submit(jobkinds.spec(BackupParams(volume.id, volume.zone,
-                                                             volume.name)))
+    def start_backup(self, volume: VolumeInfo) -> None:
+        """Submit a backup job (the bucket the confirmation showed goes with it: the daemon
+        reads its own settings)."""
+        self.submit_job(jobkinds.spec(BackupParams(volume.id, volume.zone, volume.name,
+                                                   bucket=self.session.bucket_for(volume.zone))))
 
-    def start_restore(self, params: RestoreParams) -> str:
-        """Submit a restore job; its id."""
-        return self.runner.submit(jobkinds.spec(params))
+    def start_restore(self, params: RestoreParams,
+                      then: Callable[[str | None], None] | None = None) -> None:
+        """Submit a restore job; ``then`` gets its id (None if it could not be submitted)."""
+        self.submit_job(jobkinds.spec(params), then)
+
+    def submit_job(self, spec: JobSpec, then: Callable[[str | None], None] | None = None) -> None:
+        """Submit from a worker: reaching the daemon (or starting it) must not hold the UI."""
+        async def submit() -> None:
+            try:
+                job_id = await self.jobs.submit(spec)
+            except Exception as exc:
+                self.notify(f"could not start {spec.title}: {' '.join(str(exc).split())}",
+                            severity="error", markup=False, timeout=10)
+                job_id = None
+            else:
+                self._job_event(job_id, False)
+            if then is not None:
+                then(job_id)
+
+        self.run_worker(submit(), name=f"start {spec.title}", group="jobs-submit",
+                        exit_on_error=False)
 
     def cancel_job(self, job_id: str) -> None:
-        if self.runner.cancel(job_id):
-            self.notify("cancelling…")
+        async def cancel() -> None:
+            if await self.jobs.cancel(job_id):
+                self.notify("cancelling…")
+
+        self.run_worker(cancel(), name="cancel the job", group="jobs-cancel",
+                        exit_on_error=False)
 
     def on_reveal_volume(self, message: RevealVolume) -> None:
         """A screen asks to show a volume in the inventory (the wizard, after a restore)."""
@@ -180,16 +230,19 @@ class StrongroomApp(App[None]):
         self.push_screen(HelpScreen(self.screen))
 
     async def action_quit(self) -> None:
-        running = self.runner.running
+        running = self.jobs.running
+        if self.jobs.detached:  # they go on in the daemon: say so, on the terminal left behind
+            self.exit(message=Text(continuing(len(running))) if running else None)
+            return
         if not running:
             self.exit()
             return
         from tui.screens.confirm import ConfirmScreen
 
-        def decided(yes: bool | None) -> None:
+        async def decided(yes: bool | None) -> None:
             if yes:
                 for job in running:
-                    self.runner.cancel(job.id)
+                    await self.jobs.cancel(job.id)
                 self.exit()
 
         names = ", ".join(j.title for j in running[:3]) + ("…" if len(running) > 3 else "")
@@ -211,6 +264,12 @@ class StrongroomApp(App[None]):
         self.session.set_buckets(new.buckets)
 
 
+def continuing(count: int) -> str:
+    """What quitting says of the jobs left running in the daemon."""
+    jobs = "1 job continues" if count == 1 else f"{count} jobs continue"
+    return f"{jobs} in the background: strongroom jobs"
+
+
 def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     return lambda: fn(*args)
 
@@ -222,9 +281,10 @@ def _engine_settings() -> Settings:
         return Settings()
 
 
-def _passphrase(ctx: Any) -> Passphrase:
+def _passphrase(ctx: Any) -> tuple[Passphrase, str | None]:
     """Read now, before the app owns the terminal (it may prompt on a TTY). When there is none,
-    the app still opens (the inventory works without the store) and the store says why."""
+    the app still opens (the inventory works without the store) and the store says why.
+    Also the value itself, for the daemon's jobs (None when there is none)."""
     try:
         value = ctx.passphrase()
     except Exception as exc:
@@ -232,8 +292,8 @@ def _passphrase(ctx: Any) -> Passphrase:
 
         def missing() -> str:
             raise UsageError(problem)
-        return missing
-    return lambda: value
+        return missing, None
+    return (lambda: value), value
 
 
 def run(ctx: Any) -> int:
@@ -241,14 +301,21 @@ def run(ctx: Any) -> int:
     else STRONGROOM_STORE, else the settings, else the default), ``profile`` and
     ``passphrase()``."""
     app_settings = settings_mod.load()
+    passphrase, value = _passphrase(ctx)
     session = Session(_engine_settings(), store_url=ctx.store_url,
                       profile=ctx.profile or app_settings.profile or None,
-                      passphrase=_passphrase(ctx))
-    return _run(session, app_settings)
+                      passphrase=passphrase)
+    jobs: JobSource | None = None
+    if daemon_wanted():
+        from engine.daemon.client import job_context
+
+        jobs = DaemonJobs(job_context(session.store_url, session.profile, value))
+    return _run(session, app_settings, jobs=jobs)
 
 
 def run_demo(*, store_url: str, passphrase: str) -> int:
-    """`strongroom demo`: the environment already points at the sandbox."""
+    """`strongroom demo`: the environment already points at the sandbox. Its jobs run in
+    this process: the sandbox and the throwaway store end with the demo."""
     app_settings = settings_mod.load()
     app_settings.buckets = {}  # the sandbox's buckets are the default names
     settings = _engine_settings()
@@ -258,12 +325,11 @@ def run_demo(*, store_url: str, passphrase: str) -> int:
     return _run(session, app_settings, demo=True)
 
 
-def _run(session: Session, app_settings: settings_mod.AppSettings, demo: bool = False) -> int:
+def _run(session: Session, app_settings: settings_mod.AppSettings, demo: bool = False,
+         jobs: JobSource | None = None) -> int:
     try:
-        app = StrongroomApp(session, app_settings)
-        if demo:
-            app.sub_title = "demo: local sandbox · throwaway store"
-        app.run()
+        where = "demo: local sandbox · throwaway store" if demo else None
+        StrongroomApp(session, app_settings, jobs=jobs, where=where).run()
     finally:
         session.close()
     return 0

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from textual.content import Content
 
-from engine.jobs import CANCELLED, DONE, FAILED, PENDING, RUNNING
+from engine.jobs import CANCELLED, DONE, FAILED, INTERRUPTED, PENDING, RUNNING
 
 JOB_STATUS: dict[str, tuple[str, str, str]] = {
     # state: (glyph, word, theme variable)
@@ -19,6 +19,7 @@ JOB_STATUS: dict[str, tuple[str, str, str]] = {
     DONE: ("✔", "done", "$sr-ok"),
     FAILED: ("✖", "failed", "$sr-error"),
     CANCELLED: ("■", "cancelled", "$sr-warn"),
+    INTERRUPTED: ("↯", "interrupted", "$sr-warn"),  # its daemon died while it ran
 }
 
 VOLUME_STATUS: dict[str, tuple[str, str]] = {

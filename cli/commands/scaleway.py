@@ -12,7 +12,7 @@ from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
 from engine.jobs import DONE
 from engine.scaleway.config import ZONES
-from engine.units import human_bytes
+from engine.units import human_bytes, utc_time
 
 GB = 1000 ** 3
 
@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket", help="staging bucket in the volume's region")
     p.add_argument("--keep", action="store_true",
                    help="keep the SBS snapshot and the staging object")
+    p.add_argument("--time", metavar="ISO8601",
+                   help="record the store snapshots at this time instead of now (UTC unless "
+                        "it has an offset), as restic's --time")
     p.add_argument("--jobs", type=int, default=2,
                    help="volumes backed up at once with --no-daemon (default 2; the daemon "
                         "runs two at a time)")
@@ -94,12 +97,13 @@ def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    when = utc_time(args.time) if args.time else None
     launcher = Launcher(ctx, args)
     with ctx.session() as session:
         inventory = session.inventory(with_backups=False)
         targets = [session.find_volume(ref, inventory) for ref in args.volumes]
         specs = [(jobkinds.spec(BackupParams(v.id, v.zone, v.name, args.bucket,
-                                             args.keep or None)), None) for v in targets]
+                                             args.keep or None, when)), None) for v in targets]
         views = launcher.run(session, specs, concurrency=args.jobs)
     if views is None:
         return 0

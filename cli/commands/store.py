@@ -1,4 +1,5 @@
-"""CLI commands of the store: init, key passwd, backup-image, restore-image, snapshots, check."""
+"""CLI commands of the store: init, key passwd, backup-image, restore-image, snapshots, check,
+forget, prune."""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,11 @@ from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json, safe
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
-from engine.jobkinds import BackupImageParams, CheckParams, RestoreImageParams
-from engine.units import human_bytes
+from engine.jobkinds import (BackupImageParams, CheckParams, ForgetParams, PruneParams,
+                             RestoreImageParams)
+from engine.units import human_bytes, percent, utc_time
+
+PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="a name for the snapshot")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="a tag (repeatable)")
+    p.add_argument("--time", metavar="ISO8601",
+                   help="record the snapshot at this time instead of now (UTC unless it has "
+                        "an offset), as restic's --time")
     add_job_options(p)
     p.set_defaults(func=cmd_backup_image)
 
@@ -51,6 +58,52 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also re-read and verify every blob")
     add_job_options(p)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("forget", help="remove snapshots: named ones, or those a keep policy "
+                                      "does not keep (restic's rules)",
+                       description="Remove snapshots. With keep rules, each rule keeps on its "
+                                   "own and a snapshot stays if any rule keeps it, in each group "
+                                   "(restic's forget). Only snapshots go: run prune (or give "
+                                   "--prune) to get the space back.")
+    p.add_argument("snapshots", nargs="*", metavar="SNAPSHOT",
+                   help="snapshots to remove (id, prefix or latest:VOLUME)")
+    p.add_argument("--keep-last", type=_count, default=0, metavar="N",
+                   help="keep the N newest snapshots ('unlimited' for all)")
+    for period in PERIODS:
+        p.add_argument(f"--keep-{period}", type=_count, default=0, metavar="N",
+                       help=f"keep the newest snapshot of each of the N newest {period} periods")
+    p.add_argument("--keep-within", default="", metavar="DURATION",
+                   help="keep snapshots less than DURATION (such as 1y2m3d4h) older than the "
+                        "newest one")
+    for period in PERIODS:
+        p.add_argument(f"--keep-within-{period}", default="", metavar="DURATION",
+                       help=f"keep the newest {period} snapshots within DURATION of the newest")
+    p.add_argument("--keep-tag", action="append", default=[], metavar="KEY=VALUE[,…]",
+                   help="keep snapshots carrying all these tags (repeatable)")
+    p.add_argument("--group-by", choices=("volume", "name", "none"), default="volume",
+                   help="apply the policy to each source volume (default; image backups by "
+                        "name), each name, or all snapshots at once")
+    p.add_argument("--tz", default="UTC", metavar="ZONE",
+                   help="time zone of the calendar periods (default UTC), such as Europe/Paris")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only say what would be kept (and why) and removed")
+    p.add_argument("--prune", action="store_true", help="run prune afterwards")
+    p.add_argument("--max-unused", type=_percent, default=5.0, metavar="PERCENT",
+                   help="with --prune: see prune --max-unused")
+    add_job_options(p)
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("prune", help="give back the space of data no snapshot needs",
+                       description="Delete packs no snapshot needs, repack packs whose unneeded "
+                                   "share is above --max-unused, consolidate the index. Runs "
+                                   "beside backups: packs that a running operation might still "
+                                   "use are deleted by the next prune once it has ended.")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be done")
+    p.add_argument("--max-unused", type=_percent, default=5.0, metavar="PERCENT",
+                   help="repack packs with more than PERCENT of unneeded data (default 5; "
+                        "'unlimited' never repacks)")
+    add_job_options(p)
+    p.set_defaults(func=cmd_prune)
 
 
 def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
@@ -94,7 +147,8 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     tags = _tags(args.tag)
     stdin = args.file == "-"
     path = "-" if stdin else str(Path(args.file).resolve())
-    params = BackupImageParams(path, args.name, tags)
+    when = utc_time(args.time) if args.time else None
+    params = BackupImageParams(path, args.name, tags, when)
     with ctx.session() as session:
         work = ((lambda reporter: session.backup_image(reporter, params, sys.stdin.buffer))
                 if stdin else None)
@@ -188,3 +242,95 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_PROBLEM
     return 0
 
+
+
+def _count(text: str) -> int:
+    """A --keep-… count: a whole number, or 'unlimited' (-1), as restic takes it."""
+    if text.strip() == "unlimited":
+        return -1
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use a whole number or "
+                                         "'unlimited'")
+    return int(text)
+
+
+def _percent(text: str) -> float:
+    try:
+        return percent(text, "--max-unused")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_forget(args: argparse.Namespace, ctx: Context) -> int:
+    params = ForgetParams(
+        list(args.snapshots), args.keep_last, args.keep_hourly, args.keep_daily,
+        args.keep_weekly, args.keep_monthly, args.keep_yearly, args.keep_within,
+        args.keep_within_hourly, args.keep_within_daily, args.keep_within_weekly,
+        args.keep_within_monthly, args.keep_within_yearly, list(args.keep_tag), args.group_by,
+        args.tz, args.dry_run, args.prune, args.max_unused)
+    policy = params.policy()  # bad durations and zones: exit 2 before anything runs
+    params.timezone()
+    if params.snapshots and not policy.empty:
+        raise UsageError("give snapshots to remove or keep rules, not both")
+    if not params.snapshots and policy.empty:
+        raise UsageError("no keep rule given (such as --keep-last 7): refusing to remove every "
+                         "snapshot; name snapshots to remove them one by one")
+    with ctx.session() as session:
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(params))
+    if result is None:
+        return 0
+    if ctx.json:
+        print_json(result)
+        return 0
+    verb = "would remove" if result["dry_run"] else "removed"
+    for group in result["groups"]:
+        print(f"{safe(group['label'])}: keep {len(group['keep'])}, {verb} "
+              f"{len(group['remove'])}")
+        for snap in group["keep"]:
+            print(f"  keep    {snap['id'][:12]}  {_when(snap['time'])}  "
+                  f"{', '.join(snap['reasons'])}")
+        for snap in group["remove"]:
+            print(f"  remove  {snap['id'][:12]}  {_when(snap['time'])}")
+    count = sum(len(g["remove"]) for g in result["groups"])
+    print(f"{verb} {count} snapshot{'s' * (count != 1)}"
+          + ("" if result["dry_run"] else "; run 'strongroom prune' to get the space back"
+             if not result.get("prune") else ""))
+    if result.get("prune"):
+        _print_prune(result["prune"])
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
+    params = PruneParams(args.dry_run, args.max_unused)
+    with ctx.session() as session:
+        result = Launcher(ctx, args).run_one(session, jobkinds.spec(params))
+    if result is None:
+        return 0
+    if ctx.json:
+        print_json(result)
+    else:
+        _print_prune(result)
+    return 0
+
+
+def _when(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def _print_prune(r: dict) -> None:
+    would = r["dry_run"]
+    print(f"store: {r['packs']} packs, {human_bytes(r['store_bytes'])}; snapshots "
+          f"({r['snapshots']}) need {human_bytes(r['needed_bytes'])}, "
+          f"{human_bytes(r['unused_bytes'])} unneeded")
+    print(f"{'would delete' if would else 'deleted'} {r['packs_deleted']} packs "
+          f"({r['packs_repacked']} of them repacked, {human_bytes(r['bytes_repacked'])} "
+          f"copied); {'would free' if would else 'freed'} {human_bytes(r['bytes_freed'])}"
+          f" in {r['seconds']:.1f} s" + ("" if would else
+                                         f"; index: {r['deltas_before']} → "
+                                         f"{r['deltas_after']} deltas"))
+    if r["packs_recovered"]:
+        print(f"kept {r['packs_recovered']} garbage packs that new snapshots need")
+    if r["packs_pending"]:
+        who = safe("; ".join(r["waiting_for"])) or "operations that were running"
+        print(f"pending: {r['packs_pending']} packs ({human_bytes(r['bytes_pending'])}) wait for "
+              f"{who} to end; the next prune deletes them")

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.daemon.paths import DaemonPaths, daemon_paths, private_dir
@@ -45,6 +45,14 @@ class DaemonClient:
         self._file.close()
         self._sock.close()
 
+    def interrupt(self) -> None:
+        """From any thread: end what this client is waiting for (a ``subscribe`` stream ends
+        with DaemonUnavailable). Closing the file instead could block on the reader's lock."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed or never connected: nothing waits
+
     def __enter__(self) -> "DaemonClient":
         return self
 
@@ -75,11 +83,18 @@ class DaemonClient:
     def stop(self) -> dict[str, Any]:
         return self.request("stop")
 
-    def subscribe(self, job: str | None, since: int = 0) -> Iterator[JobEvent]:
+    def subscribe(self, job: str | None, since: int = 0,
+                  ready: Callable[[], None] | None = None) -> Iterator[JobEvent]:
         """The job's events above ``since``, then live ones until it finishes (``job`` None:
-        every job's, for as long as the caller reads). Use a client for nothing else after."""
+        every job's, for as long as the caller reads). Use a client for nothing else after.
+
+        ``ready`` is called once the daemon has registered the subscription, before the first
+        event is read: a stream of every job sends no backlog, so what happened before is
+        read then (on another client), and nothing falls between the two."""
         self._send({"op": "subscribe", "job": job, "since": since})
         self._reply()
+        if ready is not None:
+            ready()
         while True:
             doc = self._line()
             if doc.get("end"):

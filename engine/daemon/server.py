@@ -28,6 +28,7 @@ from engine.errors import StrongroomError, UsageError
 from engine.jobkinds import params_of
 from engine.jobs import FINISHED, EventKind, JobEvent, JobRunner, JobSpec, JobView, Reporter
 from engine.session import Session
+from engine.settings import load_settings
 
 log = logging.getLogger("strongroom.daemon")
 DEFAULT_IDLE = 600.0
@@ -286,7 +287,7 @@ class Daemon:
         if context.environment != self.environment:
             raise UsageError("the running daemon was started with other Scaleway or folder "
                              "settings (SCW_*, XDG_* variables): stop it with `strongroom "
-                             "daemon --stop`, or run with --no-daemon")
+                             "daemon --stop`, or run with --no-daemon (STRONGROOM_NO_DAEMON=1)")
         session = self._session(context)
         title = spec.title or spec.kind
 
@@ -303,7 +304,9 @@ class Daemon:
         secret = hashlib.sha256((context.passphrase or "").encode()).hexdigest()
         key = (context.store_url, context.profile or "", secret)
         session = self.sessions.get(key)
-        if session is None:
+        if session is not None:
+            session.settings = load_settings()  # buckets changed since: the user's file now
+        else:
             passphrase = context.passphrase
             source: Callable[[], str] | None = (lambda: passphrase) if passphrase else None  # type: ignore[return-value]
             session = Session(store_url=context.store_url, profile=context.profile,

@@ -149,14 +149,16 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
                         settings: Settings | None = None, timeouts: Timeouts | None = None,
                         concurrency: int | None = None, part_size: int = 8 * MiB,
                         job_id: str | None = None,
-                        leftovers_min_age: float = 3600.0) -> BackupOutcome:
+                        leftovers_min_age: float = 3600.0,
+                        snapshot_time: str | None = None) -> BackupOutcome:
     """Snapshot → export → stream into the store → commit → clean up.
 
     ``concurrency``: ranged GETs in flight during the transfer. By default 8 on Scaleway's own
     endpoints, and 1 (one streamed GET) elsewhere: simple S3 servers such as moto read the whole
     object for every ranged GET, which makes many ranges of a big object very slow.
     ``job_id``: the run's owner id in its lease, so unique across processes and machines (a
-    uuid); a new uuid by default."""
+    uuid); a new uuid by default. ``snapshot_time``: the store snapshot's recorded time
+    (ISO 8601), now by default."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -209,7 +211,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
                                         size_hint=size, cancel=cancel,
                                         progress=lambda done, total: reporter.progress(
                                             done, size, stored_bytes=last_stored),
-                                        stored_progress=stored)
+                                        stored_progress=stored, time=snapshot_time)
 
             result = await blocking(run_backup, cancel)
             reporter.phase("cleanup")

@@ -7,7 +7,7 @@ from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
 from engine.store.index import Location, read_toc
 from engine.store.pack import BLOB_DATA, BLOB_TREE, PACK_MAGIC, pack_name
-from engine.store.restore import BlobReader
+from engine.store.repository import BlobReader
 from engine.store.snapshot import ZERO_ID, CheckReport, Manifest, decode_tree
 
 
@@ -18,6 +18,9 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
     """``still_locked`` raises when the store lock is lost: called for each pack and snapshot."""
     backend, cache = reader.backend, reader.cache
     report = CheckReport(ok=True, problems=list(sync_problems), read_data=read_data)
+    # Garbage packs (as of the last sync): a concurrent prune may delete them once listed here,
+    # which is not a problem.
+    garbage = cache.garbage()
     packs = {s.name.rsplit("/", 1)[-1]: s.size for s in backend.list("packs/")}
     report.packs = len(packs)
     by_pack: dict[str, list[tuple[bytes, int, Location]]] = {}
@@ -25,20 +28,25 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
         by_pack.setdefault(pack, []).append((blob_id, blob_type,
                                              Location(pack, offset, stored, raw, flags)))
     report.blobs = sum(len(v) for v in by_pack.values())
-    bad: set[tuple[bytes, int]] = set()
+    bad_copies: set[tuple[bytes, int, str]] = set()
     total = sum(packs.values()) if read_data else len(packs)
     done = 0
     for pack_id, blobs in by_pack.items():
         if pack_id not in packs:
             report.problems.append(f"pack {pack_id} is in the index but missing from the store")
-            bad.update((b, t) for b, t, _ in blobs)
+            bad_copies.update((b, t, pack_id) for b, t, _ in blobs)
     for pack_id, size in packs.items():
         if still_locked is not None:
             still_locked()
         blobs = by_pack.get(pack_id, [])
         try:
             toc = {(e.id, e.type): e for e in read_toc(backend, reader.sealer, pack_id, size)}
-        except (IntegrityError, NotFound) as exc:
+        except NotFound as exc:
+            if pack_id in garbage:
+                continue
+            report.problems.append(str(exc))
+            toc = None
+        except IntegrityError as exc:
             report.problems.append(str(exc))
             toc = None
         if toc is not None:
@@ -47,14 +55,25 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
                 if e is None or (e.offset, e.stored_len) != (loc.offset, loc.stored_len):
                     report.problems.append(f"pack {pack_id} does not hold blob "
                                            f"{blob_id.hex()[:16]} where the index says")
-                    bad.add((blob_id, blob_type))
+                    bad_copies.add((blob_id, blob_type, pack_id))
         if read_data:
-            bad |= _verify_pack(reader, pack_id, blobs, report)
+            bad_copies |= {(b, t, pack_id) for b, t in
+                           _verify_pack(reader, pack_id, blobs, report, pack_id in garbage)}
             done += size
         else:
             done += 1
         if progress is not None:
             progress(done, total)
+    # A blob is damaged when every copy of it is (two backups may store one chunk twice, and a
+    # repack copies blobs): a snapshot may use any good copy.
+    copies: dict[tuple[bytes, int], int] = {}
+    for blobs in by_pack.values():
+        for b, t, _ in blobs:
+            copies[(b, t)] = copies.get((b, t), 0) + 1
+    bad_count: dict[tuple[bytes, int], int] = {}
+    for b, t, _ in bad_copies:
+        bad_count[(b, t)] = bad_count.get((b, t), 0) + 1
+    bad = {key for key, n in bad_count.items() if n >= copies.get(key, 0)}
     for snap_id, manifest in manifests.items():
         if still_locked is not None:
             still_locked()
@@ -70,12 +89,13 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
 
 
 def _verify_pack(reader: BlobReader, pack_id: str, blobs: list[tuple[bytes, int, Location]],
-                 report: CheckReport) -> set[tuple[bytes, int]]:
+                 report: CheckReport, garbage: bool = False) -> set[tuple[bytes, int]]:
+    """The blobs of a pack that are damaged (a garbage pack deleted meanwhile: none)."""
     bad: set[tuple[bytes, int]] = set()
     try:
         data = memoryview(reader.backend.get(pack_name(pack_id)))
     except NotFound:
-        return {(b, t) for b, t, _ in blobs}
+        return set() if garbage else {(b, t) for b, t, _ in blobs}
     if bytes(data[:len(PACK_MAGIC)]) != PACK_MAGIC:
         report.problems.append(f"pack {pack_id} has a damaged header")
     for blob_id, blob_type, loc in blobs:

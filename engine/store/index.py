@@ -7,11 +7,13 @@ A delta (``index/<32 hex>``) is a sealed object whose payload is a series of rec
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,19 +67,33 @@ def cache_path(store_id: str) -> Path:
     return Path(platformdirs.user_cache_dir("strongroom")) / "stores" / f"{store_id}.sqlite"
 
 
+SCHEMA_VERSION = 2  # 2: every copy of a blob (a blob may sit in several packs); garbage
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (id BLOB NOT NULL, type INTEGER NOT NULL, pack TEXT NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
-    flags INTEGER NOT NULL, PRIMARY KEY (id, type)) WITHOUT ROWID;
+    flags INTEGER NOT NULL, PRIMARY KEY (id, type, pack)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs (pack);
 CREATE TABLE IF NOT EXISTS deltas (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS packs (id TEXT PRIMARY KEY, via TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS listed (pack TEXT NOT NULL, delta TEXT NOT NULL,
+    PRIMARY KEY (pack, delta)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS listed_delta ON listed (delta);
+CREATE TABLE IF NOT EXISTS garbage (pack TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verified (snapshot TEXT PRIMARY KEY, time TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS manifests (snapshot TEXT PRIMARY KEY, sealed BLOB NOT NULL);
 """
+OLD_TABLES = ("blobs", "deltas", "packs", "listed", "garbage", "verified", "manifests")
+# Copies of a blob in packs that a prune has marked as garbage are read only when no other copy
+# exists, and never count for deduplication (docs/FORMAT.md, "Prune").
+LIVE = "pack NOT IN (SELECT pack FROM garbage)"
 
 
 class IndexCache:
-    """The local SQLite cache of one store's index (safe to share between threads)."""
+    """The local SQLite cache of one store's index (safe to share between threads, and between
+    processes: every change is a short transaction, so a reader never sees a half-done sync).
+
+    It holds every copy of every blob (two backups may store the same chunk; a repack copies
+    blobs), the packs that prune has marked as garbage, and snapshot files as last read."""
 
     def __init__(self, store_id: str, path: Path | None = None):
         self.path = path or cache_path(store_id)
@@ -85,16 +101,29 @@ class IndexCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _busy_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        _busy_retry(self._migrate)
+
+    def _migrate(self) -> None:
+        """An older cache is dropped whole: it is only a cache, rebuilt from the store."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                for table in OLD_TABLES:
+                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def _reset(self) -> None:
-        self._db.executescript("DELETE FROM blobs; DELETE FROM deltas; DELETE FROM packs;")
 
     def add_pack(self, pack_id: str, entries: Iterable[BlobEntry], via: str) -> None:
         with self._lock:
@@ -107,44 +136,88 @@ class IndexCache:
                 "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
                 ((e.id, e.type, pack_id, e.offset, e.stored_len, e.raw_len, e.flags)
                  for e in entries))
-            self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?)", (pack_id, via))
+            self._db.execute("INSERT OR IGNORE INTO packs VALUES (?,?)", (pack_id, via))
+            if via.startswith("index/"):
+                self._db.execute("INSERT OR IGNORE INTO listed VALUES (?,?)", (pack_id, via))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
 
+    def _forget_packs(self, pack_ids: Iterable[str]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for pack_id in pack_ids:
+                self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
+                self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+                self._db.execute("DELETE FROM listed WHERE pack=?", (pack_id,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def forget_packs(self, pack_ids: Iterable[str]) -> None:
+        """Drop what the cache knows of packs that are gone from the store (prune deleted them)."""
+        with self._lock:
+            self._forget_packs(pack_ids)
+
     def sync(self, backend: Backend, sealer: Sealer, scan_packs: bool = True) -> list[str]:
-        """Merge new deltas (rebuilding if some disappeared); with ``scan_packs``, also index
-        complete packs that no delta mentions yet (left by a killed or concurrent backup).
-        Returns problems met (unreadable deltas or packs), which the caller may report."""
+        """Bring the cache up to date with the store: merge new deltas, forget deltas that a
+        prune replaced (what they listed stays known while its packs exist: a pack never
+        changes), take in the garbage lists; with ``scan_packs``, also forget packs that are gone
+        and index complete packs that no delta mentions yet (left by a killed or concurrent
+        backup) from their own tables of contents. Returns problems met (unreadable deltas or
+        packs, a pack that a delta lists but the store lacks), which the caller may report.
+
+        Order matters with writers running: deltas are listed before packs (a delta is written
+        after the packs it lists), and the packs already known are read before packs are
+        listed (a pack is known here only once it is stored)."""
         problems: list[str] = []
         with self._lock:
             names = {s.name for s in backend.list("index/")}
+            garbage_lists = read_garbage_lists(backend, sealer, problems)
             known = {row[0] for row in self._db.execute("SELECT name FROM deltas")}
-            if known - names:
-                self._reset()
-                known = set()
+            replaced = known - names
+            if replaced:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for name in replaced:
+                        self._db.execute("DELETE FROM listed WHERE delta=?", (name,))
+                        self._db.execute("DELETE FROM deltas WHERE name=?", (name,))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
             for name in sorted(names - known):
                 try:
                     raw = sealer.open_object(backend.get(name), delta_ad(name.rsplit("/", 1)[-1]),
                                              f"index delta {name}")
                     packs = decode_delta(raw)
-                except (IntegrityError, NotFound, ValueError) as exc:
+                except NotFound:
+                    continue  # replaced by a prune since the listing: its successor says it all
+                except (IntegrityError, ValueError) as exc:
                     problems.append(str(exc))
                     continue
                 for pack_id, entries in packs:
                     self._add_pack(pack_id, entries, via=name)
                 self._db.execute("INSERT OR IGNORE INTO deltas VALUES (?)", (name,))
+            marked = {p for g in garbage_lists for p in g.packs}
+            self._set_garbage(marked)
             if scan_packs:
                 indexed = {row[0] for row in self._db.execute("SELECT id FROM packs")}
                 listed = {s.name.rsplit("/", 1)[-1]: s for s in backend.list("packs/")}
                 gone = sorted(indexed - listed.keys())
-                for pack_id in gone:
-                    # Forget what it held, so that the next backup stores those chunks again
-                    # (and snapshots that need them become whole again).
-                    problems.append(f"pack {pack_id} is in the index but missing from the store")
-                    self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
-                    self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
+                if gone:
+                    marks = ",".join("?" * len(gone))
+                    still_listed = {row[0] for row in self._db.execute(
+                        f"SELECT DISTINCT pack FROM listed WHERE pack IN ({marks})", gone)}
+                    for pack_id in sorted(still_listed):
+                        # A delta still lists it: the store lost it (a prune deletes a pack only
+                        # once no delta lists it). Forget what it held, so that the next backup
+                        # stores those chunks again (and snapshots that need them become whole).
+                        problems.append(f"pack {pack_id} is in the index but missing from the "
+                                        "store")
+                    self._forget_packs(gone)
                 for pack_id, stat in listed.items():
                     if pack_id in indexed:
                         continue
@@ -156,33 +229,56 @@ class IndexCache:
                     self._add_pack(pack_id, entries, via="toc")
         return problems
 
-    def data_id_prefixes(self, nbytes: int) -> Iterator[bytes]:
-        """The first ``nbytes`` of every data blob id, in ascending order (the primary key's
-        order, so SQLite sorts nothing), concatenated in batches of up to 65536."""
+    def _set_garbage(self, packs: set[str]) -> None:
+        current = {row[0] for row in self._db.execute("SELECT pack FROM garbage")}
+        if current == packs:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM garbage")
+            self._db.executemany("INSERT INTO garbage VALUES (?)", ((p,) for p in packs))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def garbage(self) -> set[str]:
+        """Packs that a prune marked as garbage (see docs/FORMAT.md, "Prune")."""
         with self._lock:
-            cur = self._db.execute("SELECT substr(id, 1, ?) FROM blobs WHERE type=0 ORDER BY id",
-                                   (nbytes,))
+            return {row[0] for row in self._db.execute("SELECT pack FROM garbage")}
+
+    def data_id_prefixes(self, nbytes: int) -> Iterator[bytes]:
+        """The first ``nbytes`` of every data blob id that deduplication may use (copies in
+        garbage packs do not count), in ascending order (the primary key's order, so SQLite
+        sorts nothing; an id in two packs comes twice), concatenated in batches of up to
+        65536."""
+        with self._lock:
+            cur = self._db.execute(f"SELECT substr(id, 1, ?) FROM blobs WHERE type=0 AND {LIVE} "
+                                   "ORDER BY id", (nbytes,))
             while rows := cur.fetchmany(65536):
                 yield b"".join([row[0] for row in rows])
 
     def has(self, blob_id: bytes, blob_type: int) -> bool:
+        """Whether a copy that deduplication may use is stored (not in a garbage pack)."""
         with self._lock:
-            return self._db.execute("SELECT 1 FROM blobs WHERE id=? AND type=?",
+            return self._db.execute(f"SELECT 1 FROM blobs WHERE id=? AND type=? AND {LIVE}",
                                     (blob_id, blob_type)).fetchone() is not None
 
     def have(self, ids: Sequence[bytes], blob_type: int) -> set[bytes]:
-        """The ones of ``ids`` that the cache holds: one query per 500 ids, at about half the
-        cost per id of ``has`` (bench/known_ids.py)."""
+        """The ones of ``ids`` that have a copy deduplication may use: one query per 500 ids,
+        at about half the cost per id of ``has`` (bench/known_ids.py)."""
         found: set[bytes] = set()
         with self._lock:
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
                 marks = ",".join("?" * len(part))
                 found.update(row[0] for row in self._db.execute(
-                    f"SELECT id FROM blobs WHERE type=? AND id IN ({marks})", (blob_type, *part)))
+                    f"SELECT id FROM blobs WHERE type=? AND id IN ({marks}) AND {LIVE}",
+                    (blob_type, *part)))
         return found
 
     def lookup_many(self, ids: Iterable[bytes], blob_type: int) -> dict[bytes, Location]:
+        """Where to read each blob: a copy outside garbage packs when there is one."""
         found: dict[bytes, Location] = {}
         ids = list(ids)
         with self._lock:
@@ -190,22 +286,70 @@ class IndexCache:
                 part = ids[i:i + 500]
                 marks = ",".join("?" * len(part))
                 for row in self._db.execute(
-                        f"SELECT id, pack, offset, stored_len, raw_len, flags FROM blobs "
-                        f"WHERE type=? AND id IN ({marks})", (blob_type, *part)):
-                    found[row[0]] = Location(*row[1:])
+                        f"SELECT id, pack, offset, stored_len, raw_len, flags, {LIVE} FROM blobs "
+                        f"WHERE type=? AND id IN ({marks}) ORDER BY 7", (blob_type, *part)):
+                    found[row[0]] = Location(*row[1:6])  # live copies come last: they win
         return found
 
     def lookup(self, blob_id: bytes, blob_type: int) -> Location | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT pack, offset, stored_len, raw_len, flags FROM blobs WHERE id=? AND type=?",
-                (blob_id, blob_type)).fetchone()
+                f"SELECT pack, offset, stored_len, raw_len, flags FROM blobs WHERE id=? AND "
+                f"type=? ORDER BY {LIVE} DESC LIMIT 1", (blob_id, blob_type)).fetchone()
         return Location(*row) if row else None
 
     def all_blobs(self) -> list[tuple[bytes, int, str, int, int, int, int]]:
+        """Every copy of every blob: (id, type, pack, offset, stored length, raw length, flags)."""
         with self._lock:
             return self._db.execute("SELECT id, type, pack, offset, stored_len, raw_len, flags "
                                     "FROM blobs").fetchall()
+
+    def pack_entries(self) -> Iterator[tuple[str, list[BlobEntry]]]:
+        """Every pack the cache knows with its blobs, pack by pack (for prune)."""
+        with self._lock:
+            rows = self._db.execute("SELECT pack, type, flags, id, offset, stored_len, raw_len "
+                                    "FROM blobs ORDER BY pack, offset").fetchall()
+        pack, entries = None, []
+        for row in rows:
+            if row[0] != pack:
+                if pack is not None:
+                    yield pack, entries
+                pack, entries = row[0], []
+            entries.append(BlobEntry(*row[1:]))
+        if pack is not None:
+            yield pack, entries
+
+    def copies(self, ids: Sequence[bytes], blob_type: int) -> dict[bytes, list[str]]:
+        """Every pack that holds a copy of each of ``ids`` (ids with none are left out)."""
+        found: dict[bytes, list[str]] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                marks = ",".join("?" * len(part))
+                for cid, pack in self._db.execute(
+                        f"SELECT id, pack FROM blobs WHERE type=? AND id IN ({marks})",
+                        (blob_type, *part)):
+                    found.setdefault(cid, []).append(pack)
+        return found
+
+    def merged_deltas(self) -> set[str]:
+        """Names of the deltas whose content the cache holds."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT name FROM deltas")}
+
+    def adopt_delta(self, name: str, pack_ids: Iterable[str]) -> None:
+        """Record a delta this process wrote from what the cache holds (prune's consolidated
+        index), so that the next sync does not read it back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?,?)",
+                                     ((p, name) for p in pack_ids))
+                self._db.execute("INSERT OR IGNORE INTO deltas VALUES (?)", (name,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def packs_via(self) -> dict[str, str]:
         with self._lock:
@@ -221,6 +365,14 @@ class IndexCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO manifests VALUES (?,?)", (snapshot_id, sealed))
 
+    def drop_manifests(self, snapshot_ids: Iterable[str]) -> None:
+        """Forget the copies of snapshot files that are gone from the store (forgotten)."""
+        with self._lock:
+            self._db.executemany("DELETE FROM manifests WHERE snapshot=?",
+                                 ((s,) for s in snapshot_ids))
+            self._db.executemany("DELETE FROM verified WHERE snapshot=?",
+                                 ((s,) for s in snapshot_ids))
+
     def set_verified(self, snapshot_id: str, when: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO verified VALUES (?,?)", (snapshot_id, when))
@@ -228,6 +380,19 @@ class IndexCache:
     def verified(self) -> dict[str, str]:
         with self._lock:
             return dict(self._db.execute("SELECT snapshot, time FROM verified").fetchall())
+
+
+def _busy_retry(fn: Callable[[], object], attempts: int = 50) -> None:
+    """Run ``fn``, retrying while another process holds the database: changing the journal
+    mode or the schema does not wait on SQLite's busy timeout."""
+    for attempt in range(attempts):
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + 0.01 * attempt)
 
 
 def read_toc(backend: Backend, sealer: Sealer, pack_id: str, size: int) -> list[BlobEntry]:
@@ -246,3 +411,56 @@ def new_delta_id() -> str:
     return os.urandom(16).hex()
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Garbage lists: packs that a prune found unneeded, deleted by a later step only when safe
+
+
+@dataclass
+class GarbageList:
+    """``garbage/<id>``: packs marked as garbage at ``time``; ``locks`` names the store locks
+    that existed once the list was visible (None until the prune that wrote it recorded them).
+    See docs/FORMAT.md, "Prune"."""
+
+    id: str
+    time: str
+    packs: list[str]
+    locks: list[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"garbage/{self.id}"
+
+    def encode(self) -> bytes:
+        return json.dumps({"version": 1, "time": self.time, "packs": sorted(self.packs),
+                           "locks": self.locks}, separators=(",", ":")).encode()
+
+
+def garbage_ad(list_id: str) -> bytes:
+    return b"strongroom garbage " + bytes.fromhex(list_id)
+
+
+def seal_garbage_list(sealer: Sealer, glist: GarbageList) -> bytes:
+    return sealer.seal_object(glist.encode(), garbage_ad(glist.id))
+
+
+def read_garbage_lists(backend: Backend, sealer: Sealer,
+                       problems: list[str] | None = None) -> list[GarbageList]:
+    """Every garbage list in the store; unreadable ones are reported in ``problems`` (and
+    skipped: a damaged list can only make a prune delete less)."""
+    found = []
+    for st in backend.list("garbage/"):
+        list_id = st.name.rsplit("/", 1)[-1]
+        try:
+            doc = json.loads(sealer.open_object(backend.get(st.name), garbage_ad(list_id),
+                                                f"garbage list {list_id}"))
+            locks = doc.get("locks")
+            found.append(GarbageList(list_id, str(doc["time"]), [str(p) for p in doc["packs"]],
+                                     None if locks is None else [str(n) for n in locks]))
+        except NotFound:
+            continue  # removed by a prune meanwhile
+        except (IntegrityError, ValueError, KeyError, TypeError) as exc:
+            if problems is not None:
+                problems.append(f"garbage list {list_id}: {exc}")
+    return found

@@ -1,7 +1,10 @@
 """Store locks: ``locks/<32 hex>`` files holding a small JSON document.
 
-A backup (or restore, or check) holds a shared lock: many may run at once. Maintenance that must
-be alone (changing the passphrase) holds an exclusive lock. A lock is stale when it was not
+A backup (or restore, check, forget) holds a shared lock: many may run at once. Maintenance
+that must be alone (changing the passphrase) holds an exclusive lock. A prune holds a prune
+lock: shared with backups and the like, exclusive with other prunes and exclusive locks. (It
+is written with ``"exclusive": true`` so that a Strongroom from before prune, which would not
+honour garbage lists, waits for it; see docs/FORMAT.md.) A lock is stale when it was not
 refreshed for STALE_SECONDS, or when it belongs to a process of this host that no longer runs.
 
 A lock that cannot be refreshed, for whatever reason, is lost (restic's rule): others may soon
@@ -15,12 +18,14 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 from engine.errors import OperationError
 from engine.store.backends.base import Backend, NotFound, process_gone
 
 STALE_SECONDS = 30 * 60
 REFRESH_SECONDS = 5 * 60
+LOCK_VERSION = 2  # 2: knows garbage lists (written by a Strongroom that has prune)
 
 
 class LockedError(OperationError):
@@ -40,9 +45,42 @@ def _is_stale(doc: dict, now: float) -> bool:
         return False
 
 
+@dataclass
+class LockInfo:
+    """A lock file found in the store, not stale."""
+
+    name: str
+    doc: dict
+
+    @property
+    def knows_garbage(self) -> bool:
+        """Whether its holder honours garbage lists (a Strongroom that has prune)."""
+        try:
+            return int(self.doc.get("version", 1)) >= LOCK_VERSION
+        except (TypeError, ValueError):
+            return False
+
+
+def live_locks(backend: Backend) -> list[LockInfo]:
+    """The store's locks that are not stale (stale ones are deleted on the way)."""
+    now, found = time.time(), []
+    for stat in backend.list("locks/"):
+        try:
+            doc = json.loads(backend.get(stat.name))
+        except (NotFound, ValueError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        if _is_stale(doc, now):
+            backend.delete(stat.name)
+            continue
+        found.append(LockInfo(stat.name, doc))
+    return found
+
+
 class StoreLock:
-    def __init__(self, backend: Backend, exclusive: bool):
-        self.backend, self.exclusive = backend, exclusive
+    def __init__(self, backend: Backend, exclusive: bool, prune: bool = False):
+        self.backend, self.exclusive, self.prune = backend, exclusive, prune
         self.name = f"locks/{os.urandom(16).hex()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,8 +88,11 @@ class StoreLock:
         self._refreshed = time.time()
 
     def _doc(self) -> bytes:
-        return json.dumps({"exclusive": self.exclusive, "host": socket.gethostname(),
-                           "pid": os.getpid(), "time": time.time()}).encode()
+        doc = {"exclusive": self.exclusive or self.prune, "host": socket.gethostname(),
+               "pid": os.getpid(), "time": time.time(), "version": LOCK_VERSION}
+        if self.prune:
+            doc["prune"] = True
+        return json.dumps(doc).encode()
 
     def acquire(self) -> "StoreLock":
         self._refreshed = time.time()
@@ -66,23 +107,25 @@ class StoreLock:
         return self
 
     def _check_others(self) -> None:
-        now = time.time()
-        for stat in self.backend.list("locks/"):
-            if stat.name == self.name:
+        for other in live_locks(self.backend):
+            if other.name == self.name:
                 continue
-            try:
-                doc = json.loads(self.backend.get(stat.name))
-            except (NotFound, ValueError):
-                continue
-            if _is_stale(doc, now):
-                self.backend.delete(stat.name)
-                continue
-            if self.exclusive or doc.get("exclusive"):
-                kind = "an exclusive" if doc.get("exclusive") else "a"
+            doc = other.doc
+            theirs_prune = bool(doc.get("prune"))
+            theirs_exclusive = bool(doc.get("exclusive")) and not theirs_prune
+            if self.exclusive:
+                conflict = True
+            elif self.prune:
+                conflict = theirs_prune or theirs_exclusive
+            else:
+                conflict = theirs_exclusive
+            if conflict:
+                kind = ("a prune" if theirs_prune else
+                        "an exclusive" if theirs_exclusive else "a")
                 raise LockedError(
                     f"the store is in use ({kind} lock held by pid {doc.get('pid')} on "
-                    f"{doc.get('host')}): wait for it to finish, or remove {stat.name} from the "
-                    f"store if that process is gone")
+                    f"{doc.get('host')}): wait for it to finish, or remove {other.name} from "
+                    "the store if that process is gone")
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):

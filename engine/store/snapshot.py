@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import blake3
@@ -18,6 +19,15 @@ TREE_ENTRY = struct.Struct("<32sI")
 ZERO_ID = bytes(32)
 CHUNKS_PER_TREE = 65536
 MANIFEST_VERSION = 1
+
+
+def iso_time(when: datetime) -> str:
+    """A time as manifests record it: UTC, microseconds, ``Z``."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_iso() -> str:
+    return iso_time(datetime.now(timezone.utc))
 
 
 @dataclass
@@ -125,3 +135,60 @@ def seal_manifest(sealer: Sealer, id_key: bytes, manifest: Manifest) -> tuple[st
     plain = manifest.encode()
     snap_id = snapshot_id(id_key, plain)
     return snap_id, sealer.seal_object(plain, snapshot_ad(snap_id))
+
+
+@dataclass
+class PruneReport:
+    """What a prune did (or, with ``dry_run``, would do). Bytes are bytes of store files."""
+
+    dry_run: bool = False
+    snapshots: int = 0          # snapshots whose data is kept
+    packs: int = 0              # packs in the store when prune started
+    store_bytes: int = 0        # their bytes
+    needed_bytes: int = 0       # one stored copy of every blob a snapshot needs (the ideal)
+    unused_bytes: int = 0       # blob bytes no snapshot needs (extra copies included)
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+    bytes_repacked: int = 0     # needed bytes copied from repacked packs into new ones
+    bytes_freed: int = 0        # deleted packs and index deltas, minus what prune wrote
+    packs_pending: int = 0      # marked as garbage; a later prune deletes them (see waiting_for)
+    bytes_pending: int = 0
+    packs_recovered: int = 0    # garbage packs that a newer snapshot turned out to need
+    deltas_before: int = 0      # index deltas before and after consolidation
+    deltas_after: int = 0
+    waiting_for: list[str] = field(default_factory=list)  # operations the pending packs wait for
+    seconds: float = 0.0
+
+
+@dataclass
+class KeptSnapshot:
+    id: str
+    time: str
+    name: str
+    reasons: list[str]   # readable: "daily 2026-11-30", "last", "within 10d"
+    matches: list[str]   # restic's own strings, as `restic forget --json` prints them
+
+
+@dataclass
+class RemovedSnapshot:
+    id: str
+    time: str
+    name: str
+
+
+@dataclass
+class ForgetGroup:
+    """One group of snapshots that a policy is applied to, and what it keeps and removes."""
+
+    label: str
+    key: dict[str, str]
+    keep: list[KeptSnapshot] = field(default_factory=list)
+    remove: list[RemovedSnapshot] = field(default_factory=list)
+
+
+@dataclass
+class ForgetReport:
+    dry_run: bool = False
+    groups: list[ForgetGroup] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # ids of the snapshots removed
+    prune: PruneReport | None = None

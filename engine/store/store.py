@@ -7,21 +7,28 @@ import os
 import stat as statmod
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
 from engine.errors import OperationError, UsageError
+from engine.units import utc_time
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
-from engine.store.backup import BackupJob, ChunkerParams, now_iso
+from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
 from engine.store.index import IndexCache
 from engine.store.locks import StoreLock
-from engine.store.restore import (BlobReader, ImageReader, is_stream_target, restore_to_path,
-                                  restore_to_stream)
-from engine.store.snapshot import (BackupResult, CheckReport, Manifest, RestoreResult,
-                                   SnapshotInfo, snapshot_ad)
+from engine.store.pruner import MAX_UNUSED_DEFAULT, Pruner
+from engine.store.repository import BlobReader
+from engine.store.restorer import (ImageReader, is_stream_target, restore_to_path,
+                                   restore_to_stream)
+from engine.store.retention import UTC, GroupBy, KeepPolicy, apply_policy, group_snapshots
+from engine.store.snapshot import (BackupResult, CheckReport, ForgetGroup, ForgetReport,
+                                   KeptSnapshot, Manifest, PruneReport, RemovedSnapshot,
+                                   RestoreResult, SnapshotInfo, now_iso, snapshot_ad,
+                                   snapshot_name)
 
 FORMAT_VERSION = 1
 CONFIG = "config"
@@ -150,7 +157,8 @@ class Store:
         all from the store (check does)."""
         if self._manifests is None or fresh:
             found: dict[str, Manifest | Exception] = {}
-            kept = {} if fresh else self.cache.sealed_manifests()
+            cached = self.cache.sealed_manifests()
+            kept = {} if fresh else cached
             for st in self.backend.list("snapshots/"):
                 snap_id = st.name.rsplit("/", 1)[-1]
                 try:
@@ -162,8 +170,13 @@ class Store:
                     found[snap_id] = Manifest.decode(snap_id, plain)
                     if snap_id not in kept:
                         self.cache.keep_manifest(snap_id, sealed)
-                except (IntegrityError, NotFound, ValueError, KeyError) as exc:
+                except NotFound:  # forgotten meanwhile
+                    continue
+                except (IntegrityError, ValueError, KeyError) as exc:
                     found[snap_id] = exc
+            gone = cached.keys() - found.keys()
+            if gone:
+                self.cache.drop_manifests(gone)
             self._manifests = found
         return self._manifests
 
@@ -190,12 +203,16 @@ class Store:
                source_info: dict | None = None, size_hint: int | None = None,
                progress: Progress | None = None,
                cancel: threading.Event | None = None,
-               stored_progress: Callable[[int], None] | None = None) -> BackupResult:
+               stored_progress: Callable[[int], None] | None = None,
+               time: str | None = None) -> BackupResult:
         """Back up a readable binary stream as a new snapshot (shared lock: backups may run
         concurrently). ``progress(done, total)`` is called from this thread; ``total`` is 0
         when unknown. ``stored_progress(stored)`` follows the new bytes written so far, so a
         live dedup ratio can be shown: it is called (quick, please) from the upload threads as
-        each pack lands, in order, and once more with the final figure. Raises OperationError (disk full, cancelled, store unwritable)."""
+        each pack lands, in order, and once more with the final figure. ``time``: record the
+        snapshot at this ISO 8601 time instead of now (restic's ``--time``). Raises
+        OperationError (disk full, cancelled, store unwritable)."""
+        when = utc_time(time) if time else None
         total = size_hint if size_hint is not None else _stream_size(source)
         try:
             with self._lock(exclusive=False) as lock:
@@ -206,7 +223,7 @@ class Store:
                                        source_info=source_info or {}, total=total or 0,
                                        progress=progress, cancel=cancel,
                                        stored_progress=stored_progress,
-                                       still_locked=lock.check)
+                                       still_locked=lock.check, when=when)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
@@ -228,7 +245,7 @@ class Store:
         started = time.monotonic()
         with self._lock(exclusive=False) as lock:
             self._sync()
-            reader = BlobReader(self.backend, self.keys, self.cache)
+            reader = self._reader()
             short = manifest.info.id[:12]
             try:
                 if is_stream_target(out):
@@ -260,7 +277,7 @@ class Store:
         """A seekable, read-only view of the image (keep the store open while using it)."""
         manifest = self._manifest(ref)
         self._sync()
-        return ImageReader(BlobReader(self.backend, self.keys, self.cache), manifest)
+        return ImageReader(self._reader(), manifest)
 
     def check(self, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Structure (config, keys, index vs packs' TOCs, manifests and their chunks); with
@@ -268,7 +285,7 @@ class Store:
         with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
-            reader = BlobReader(self.backend, self.keys, self.cache)
+            reader = self._reader()
             report = run_check(reader, manifests, read_data, self._sync_problems, progress,
                                lock.check)
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
@@ -279,6 +296,114 @@ class Store:
                     self.cache.set_verified(snap_id, when)
         return report
 
+    def plan_forget(self, policy: KeepPolicy, group_by: GroupBy = "volume", tz: tzinfo = UTC,
+                    now: datetime | None = None) -> list[ForgetGroup]:
+        """What ``policy`` keeps (with reasons) and removes in each group of snapshots; changes
+        nothing. A group the policy would empty is returned as such: ``forget`` refuses it."""
+        groups = []
+        for key, snaps in group_snapshots(self.snapshots(), group_by).items():
+            group = ForgetGroup(key.label, {k: v for k, v in (
+                ("kind", key.kind), ("volume_id", key.volume_id), ("zone", key.zone),
+                ("name", key.name)) if v})
+            for d in apply_policy(snaps, policy, tz, now):
+                s = d.snapshot
+                if d.keep:
+                    group.keep.append(KeptSnapshot(s.id, s.time, s.name,
+                                                   [str(r) for r in d.reasons], d.matches))
+                else:
+                    group.remove.append(RemovedSnapshot(s.id, s.time, s.name))
+            groups.append(group)
+        return groups
+
+    def forget(self, refs: Sequence[str] = (), *, policy: KeepPolicy | None = None,
+               group_by: GroupBy = "volume", tz: tzinfo = UTC, dry_run: bool = False,
+               now: datetime | None = None) -> ForgetReport:
+        """Remove the named snapshots, or those that ``policy`` does not keep (restic's rules,
+        group by group). Refuses (UsageError, nothing removed) an empty policy and a policy that
+        would remove every snapshot of a group. Only snapshot files go: ``prune`` gives the
+        space of the data no snapshot needs any more back."""
+        if refs and policy is not None:
+            raise UsageError("give snapshots to remove or keep rules, not both")
+        if not refs and (policy is None or policy.empty):
+            raise UsageError("no keep rule given (such as --keep-last 7): refusing to remove "
+                             "every snapshot; name snapshots to remove them one by one")
+        if refs:
+            infos: list[SnapshotInfo] = []
+            for ref in refs:
+                info = self.resolve(ref)
+                if info not in infos:
+                    infos.append(info)
+            groups = [ForgetGroup("named snapshots", {"kind": "named"}, [],
+                                  [RemovedSnapshot(i.id, i.time, i.name) for i in infos])]
+        else:
+            assert policy is not None
+            groups = self.plan_forget(policy, group_by, tz, now)
+            emptied = [g for g in groups if g.remove and not g.keep]
+            if emptied:
+                names = ", ".join(f"{g.label} ({len(g.remove)} snapshots)" for g in emptied)
+                raise UsageError(f"the policy would remove every snapshot of {names}: nothing "
+                                 "was removed; keep at least one (such as --keep-last 1)")
+        report = ForgetReport(dry_run=dry_run, groups=groups)
+        doomed = [r.id for g in groups for r in g.remove]
+        if dry_run or not doomed:
+            return report
+        with self._lock(exclusive=False) as lock:
+            for snap_id in doomed:
+                lock.check()
+                self.backend.delete(snapshot_name(snap_id))
+                report.removed.append(snap_id)
+        self._manifests = None
+        self.cache.drop_manifests(doomed)
+        return report
+
+    def prune(self, *, dry_run: bool = False, max_unused: float = MAX_UNUSED_DEFAULT,
+              ignore_snapshots: set[str] | frozenset[str] = frozenset(),
+              phase: Callable[[str, int], None] | None = None,
+              progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> PruneReport:
+        """Give back the space of data that no snapshot needs: delete packs nothing needs,
+        repack those whose unneeded share is above ``max_unused`` percent, consolidate the
+        index. Runs beside backups (a prune lock: see docs/FORMAT.md, "Prune"); packs that a
+        running operation might still use are deleted by a later prune. ``dry_run`` changes
+        nothing and says what would be done; ``ignore_snapshots`` (dry runs only) are counted
+        as gone (what ``forget --dry-run --prune`` would give back)."""
+        if ignore_snapshots and not dry_run:
+            raise ValueError("ignore_snapshots is for dry runs")
+        load = (self._reload_manifests if not ignore_snapshots else
+                lambda: {k: v for k, v in self._reload_manifests().items()
+                         if k not in ignore_snapshots})
+        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run)
+        pruner: Pruner | None = None
+        try:
+            with lock:
+                if not dry_run:
+                    self.backend.remove_dead_temp_files()
+                pruner = Pruner(self.backend, self.sealer, self.cache, self._reader(),
+                                manifests=load, sync=self._sync_now,
+                                lock=lock, own_lock=lock.name, phase=phase, progress=progress,
+                                cancel=cancel)
+                report = pruner.run(dry_run, max_unused)
+        except OSError as exc:
+            if is_disk_full(exc):
+                doing = f" ({pruner.step})" if pruner is not None else ""
+                raise OperationError(f"disk full while pruning the store {self.url}{doing}: "
+                                     "nothing that snapshots need was lost; free some space (a "
+                                     "higher --max-unused repacks less) and run prune "
+                                     "again") from None
+            raise OperationError(f"cannot prune the store {self.url}: "
+                                 f"{exc.strerror or exc}") from None
+        finally:
+            self._manifests = None
+        return report
+
+    def _reload_manifests(self) -> dict[str, Manifest | Exception]:
+        self._manifests = None
+        return self._load_manifests()
+
+    def _sync_now(self) -> list[str]:
+        self._sync(force=True)
+        return self._sync_problems
+
     def change_passphrase(self, new_passphrase: str) -> None:
         """Re-wrap the master key under a new passphrase (exclusive lock); data is untouched."""
         if not new_passphrase:
@@ -286,6 +411,12 @@ class Store:
         with self._lock(exclusive=True):
             self.backend.remove_dead_temp_files()
             self.backend.put(KEY, make_key_file(self.keys.master, new_passphrase))
+
+    def _reader(self) -> BlobReader:
+        """A blob reader that re-syncs the index cache once if a blob is not where the cache
+        says (a concurrent prune moved it)."""
+        return BlobReader(self.backend, self.keys, self.cache,
+                          refresh=lambda: self._sync(force=True))
 
     def _lock(self, exclusive: bool) -> StoreLock:
         return StoreLock(self.backend, exclusive)

@@ -320,3 +320,17 @@ def test_term_and_hup_clean_up_an_in_process_job(store_dir: Path, slow_source: S
     assert list((store_dir / "locks").iterdir()) == []  # the lock was given back
     assert not list(store_dir.rglob(".tmp-*"))  # no half-written pack
     assert json.loads(store_cli("--json", "snapshots").out) == []
+
+
+def test_a_daemons_jobs_read_the_settings_as_they_are_now(tmp_path: Path) -> None:
+    from engine.daemon.protocol import JobContext, env_fingerprint
+    from engine.daemon.server import Daemon
+    from engine.settings import Settings, load_settings, save_settings
+
+    save_settings(Settings(buckets={"fr-par": "first-bucket"}))
+    daemon = Daemon(daemon_paths())
+    context = JobContext(str(tmp_path / "store"), None, "pw", env_fingerprint())
+    assert daemon._session(context).bucket_for("fr-par-1") == "first-bucket"
+    save_settings(Settings(buckets={"fr-par": "second-bucket"}))  # the app's settings screen
+    assert daemon._session(context).bucket_for("fr-par-1") == "second-bucket"
+    assert load_settings().buckets == {"fr-par": "second-bucket"}

@@ -6,6 +6,8 @@ snapshot into a new volume, a backup of that volume, and the same file read out 
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import io
 import json
 import os
@@ -22,6 +24,8 @@ from engine.sandbox.content import build_ext4, generate_tree
 from engine.scaleway.api import Apis
 from engine.scaleway.config import scw_client
 from scaleway.block.v1 import CreateVolumeRequestFromEmpty
+
+from tests.conftest import stop_daemon
 
 PASS = "end to end passphrase"
 ZONE = "fr-par-1"
@@ -66,6 +70,8 @@ def backed_up(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         # module scope runs before the per-test isolation: set every directory explicitly
         for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
             mp.setenv(var, str(base / var.lower()))
+        runtime = Path(tempfile.mkdtemp(prefix="sr-e2e-", dir="/tmp"))  # its own daemon
+        mp.setenv("XDG_RUNTIME_DIR", str(runtime))
         for name, value in sandbox.env.items():
             mp.setenv(name, value)
         mp.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")  # a throwaway store
@@ -88,6 +94,8 @@ def backed_up(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             yield E2E(vol.id, name, store, done[0]["snapshot"])
         finally:
             apis.block.delete_volume(volume_id=vol.id, zone=ZONE)
+            stop_daemon(runtime)
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.fixture

@@ -290,3 +290,13 @@ async def test_several_volumes_at_once_under_a_limit(sandbox: Any, apis: Apis, s
     assert {j.result.volume_id for j in jobs} == {v.id for v in vols}
     assert max(running) == 2
     assert {s.source["volume_id"] for s in store.snapshots()} >= {v.id for v in vols}
+
+
+async def test_backup_records_the_time_it_is_given(sandbox: Any, apis: Apis, store: Any,
+                                                   clean_faults: Any) -> None:
+    """`strongroom backup --time`: the flow passes the time through to the store snapshot."""
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    out = await backup_volume(None, store=store, client=apis, volume_id=vol.id, zone=vol.zone,
+                              timeouts=FAST, settings=Settings(),
+                              snapshot_time="2020-01-02T03:04:05.000000Z")
+    assert store.resolve(out.snapshot).time == "2020-01-02T03:04:05.000000Z"

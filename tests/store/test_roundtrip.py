@@ -139,9 +139,9 @@ class _GatedSource(io.RawIOBase):
 
 def test_stored_progress_follows_new_bytes(tmp_path: Path, fast_kdf: None,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.store import backup
+    from engine.store import repository
 
-    monkeypatch.setattr(backup, "PACK_TARGET", 4 * 1024 * 1024)  # several packs from 24 MB
+    monkeypatch.setattr(repository, "PACK_TARGET", 4 * 1024 * 1024)  # several packs from 24 MB
     image = make_image(tmp_path / "n.img", 24_000_000, seed=9, zero_every=0)
     data = image.read_bytes()
     with Store.init(str(tmp_path / "s"), PASSPHRASE) as store:
@@ -179,9 +179,9 @@ def test_file_restore_in_many_unaligned_segments(tail: str, tmp_path: Path, fast
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """File restores write whole pages (carrying each segment's last partial page into the
     next); tiny segments put a page boundary inside nearly every chunk, zero ones included."""
-    from engine.store import restore
+    from engine.store import restorer
 
-    monkeypatch.setattr(restore, "SEGMENT", 50_000)
+    monkeypatch.setattr(restorer, "SEGMENT", 50_000)
     data = bytearray(make_image(tmp_path / "m.img", 7_000_001, seed=21).read_bytes())
     if tail == "zeros":
         data += bytes(1_000_003)

@@ -20,7 +20,7 @@ from tui.screens.main import MainScreen
 from tui.screens.restore import RestoreWizard
 from tui.screens.store import StoreScreen
 from tui.widgets.inventory import InventoryTree
-from tui.widgets.jobs import JobRow
+from tui.widgets.jobs import JobRow, JobsPanel
 
 
 def make_app(session: FakeSession | None = None) -> StrongroomApp:
@@ -29,7 +29,7 @@ def make_app(session: FakeSession | None = None) -> StrongroomApp:
 
 
 def views(app: StrongroomApp) -> list[JobView]:
-    return app.runner.views()
+    return app.jobs.views()
 
 
 async def open_fr_par_1(pilot) -> InventoryTree:  # noqa: ANN001
@@ -108,7 +108,9 @@ async def test_job_detail_lists_phases_and_calls() -> None:
         await pilot.press("down", "down", "b", "y")
         await wait_for(pilot, lambda: views(app) and views(app)[0].state == DONE)
         await wait_for(pilot, lambda: "✔ done" in screen_text(pilot), what="the job row")
-        await pilot.press("j", "enter")
+        await pilot.press("j")  # every job, with its history
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "JobsScreen")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
         calls = app.screen.query_one("#calls", DataTable)
         phases = app.screen.query_one("#phases", DataTable)
@@ -117,6 +119,8 @@ async def test_job_detail_lists_phases_and_calls() -> None:
         assert "POST" in text and "/block/v1/zones/fr-par-1/snapshots" in text
         assert "2 calls" in text
         assert "transfer" in text
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "JobsScreen"
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
 
@@ -280,14 +284,14 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         assert wizard.job_id is None
         wizard.query_one("#confirm-input", Input).value = "web-[copy]"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: wizard.job_id and app.runner.view(wizard.job_id).state
+        await wait_for(pilot, lambda: wizard.job_id and app.jobs.view(wizard.job_id).state
                        == DONE)
         await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")
         req = session.restored[0]  # the RestoreParams, back from the job's JSON spec
         assert (req.snapshot, req.name, req.zone, req.project_id, req.size, req.iops) == (
             "b2c3d4e5f6071829", "web-[copy]", "fr-par-1", session.projects[0].id,
             30_000_000_000, 15000)
-        assert app.runner.view(wizard.job_id).result["volume_id"] == "vol-new00000"
+        assert app.jobs.view(wizard.job_id).result["volume_id"] == "vol-new00000"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
         tree = app.screen.query_one(InventoryTree)
@@ -332,3 +336,41 @@ async def test_an_api_error_with_markup_shows_literally() -> None:
         await pilot.press("j", "enter")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobDetailScreen")
         assert "[strongroom-x] says [b]no[/b]" in screen_text(pilot)
+
+
+async def test_the_jobs_screen_lists_the_history_and_new_jobs_go_on_top() -> None:
+    from engine.jobs import INTERRUPTED, JobEvent
+    from tests.fixtures.tui import ReplayRunner
+    from tui.screens.jobs import ALL_ROWS
+
+    def job(i: int, state: str = DONE) -> list[JobEvent]:
+        job_id, spec = f"{i:032x}", {"kind": "check", "params": {}, "title": f"check {i}"}
+        error = {"message": "the daemon stopped", "type": "Interrupted", "exit_code": 1,
+                 "traceback": ""}
+        data = {"error": error} if state == INTERRUPTED else {"result": {}}
+        return [JobEvent(job_id, 1, "submitted", "pending", data={"spec": spec}, time=1e9 + i),
+                JobEvent(job_id, 2, "finished", state, data=data, time=1e9 + i + 1)]
+
+    session = FakeSession()
+    runner = ReplayRunner(session)
+    app = StrongroomApp(session, AppSettings(theme="strongroom-dark"), runner=runner,
+                        theme_dirs=[])
+    async with app.run_test(size=(100, 30)) as pilot:
+        for i in range(ALL_ROWS + 5):
+            runner.replay(job(i, INTERRUPTED if i == ALL_ROWS + 3 else DONE))
+        await pilot.press("j")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "JobsScreen")
+        panel = app.screen.query_one(JobsPanel)
+        await wait_for(pilot, lambda: len(panel.query(JobRow)) == ALL_ROWS, what="the rows")
+        assert panel.border_subtitle == f"newest {ALL_ROWS} of {ALL_ROWS + 5}"
+        await wait_for(pilot, lambda: "↯ interrupted  check 203" in screen_text(pilot))
+        await pilot.press("down", "down")
+        highlighted = panel.highlighted_child.job_id
+        first_row = panel.query(JobRow).first()
+        runner.replay(job(10_000))  # a new job: on top, without drawing every row again
+        await wait_for(pilot, lambda: list(panel._rows())[0] == f"{10_000:032x}",
+                       what="the new job on top")
+        assert first_row in panel.query(JobRow)  # the old rows stay mounted
+        assert panel.highlighted_child.job_id == highlighted  # the cursor stays on its job
+        await wait_for(pilot, lambda: len(panel._rows()) == ALL_ROWS)
+        assert panel.border_subtitle == f"newest {ALL_ROWS} of {ALL_ROWS + 6}"

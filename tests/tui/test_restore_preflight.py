@@ -59,7 +59,7 @@ async def test_an_unverified_check_warns_and_the_restore_can_go_ahead() -> None:
         wizard.query_one("#confirm-input", Input).value = NAME
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.job_id is not None
-                       and app.runner.view(wizard.job_id).state == DONE, what="the restore")
+                       and app.jobs.view(wizard.job_id).state == DONE, what="the restore")
         assert [p.name for p in session.restored] == [NAME]
 
 

@@ -79,9 +79,9 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         await pilot.press("b")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.runner.views() and app.runner.views()[0].finished,
+        await wait_for(pilot, lambda: app.jobs.views() and app.jobs.views()[0].finished,
                        timeout=120, what="backup")
-        job = app.runner.views()[0]
+        job = app.jobs.views()[0]
         assert job.state == DONE, job.error
         assert job.kind == "backup" and job.params["volume_id"] == vol.id
         assert job.result["volume_id"] == vol.id and job.result["stored_bytes"] > 0
@@ -137,9 +137,9 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
         assert wizard.checks_ok, str(wizard.query_one("#preflight").render())
         wizard.query_one("#confirm-input", Input).value = new_name
         await pilot.press("enter")
-        await wait_for(pilot, lambda: wizard.job_id and app.runner.view(wizard.job_id).finished,
+        await wait_for(pilot, lambda: wizard.job_id and app.jobs.view(wizard.job_id).finished,
                        timeout=120, what="restore")
-        rjob = app.runner.view(wizard.job_id)
+        rjob = app.jobs.view(wizard.job_id)
         assert rjob.state == DONE, rjob.error
         new_id = rjob.result["volume_id"]
         await wait_for(pilot, lambda: new_id in screen_text(pilot), what="the new volume's id")

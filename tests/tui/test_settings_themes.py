@@ -120,8 +120,8 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
             return BackupOutcome("v", "v", "fr-par-1", "s", 100_000, 20_000, 1.0, "x")
 
         started = asyncio.get_running_loop().time()
-        job_id = app.runner.submit(JobSpec("backup", {}, "chatty"), chatty)
-        await wait_for(pilot, lambda: app.runner.view(job_id).state == DONE)
+        job_id = app.jobs.runner.submit(JobSpec("backup", {}, "chatty"), chatty)
+        await wait_for(pilot, lambda: app.jobs.view(job_id).state == DONE)
 
         def headline() -> str:
             rows = panel.query("JobRow")

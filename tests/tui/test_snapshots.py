@@ -77,7 +77,7 @@ async def seed_jobs(pilot) -> None:  # noqa: ANN001
     app = pilot.app
     for events in fixed_jobs():
         app._announced.add(events[0].job_id)  # no "done" toast over the screenshot
-        app.runner.replay(events)
+        app.jobs.runner.replay(events)
     # the panel takes them at its next refresh tick: wait for the rows, however late that is
     await wait_for(pilot, lambda: len(app.screen.query("JobRow")) == 2
                    and all(str(label.render()) for label in app.screen.query(".headline")),

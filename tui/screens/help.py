@@ -12,8 +12,9 @@ GLOBAL_HINTS = [
     ("ctrl+p", "command palette: commands for this screen"),
     (":", "jump to a view: inventory, store, jobs, settings"),
     ("esc", "back"),
-    ("ctrl+q", "quit (asks first while jobs run)"),
 ]
+QUIT_HINT = {True: "quit (running jobs go on in the daemon)",
+             False: "quit (asks first while jobs run)"}
 
 
 class HelpScreen(ModalScreen[None]):
@@ -45,7 +46,8 @@ class HelpScreen(ModalScreen[None]):
             seen.add(key)
             shown = binding.key_display or self.app.get_key_display(binding)
             table.add_row(Text(shown), Text(binding.description))
-        for key, what in GLOBAL_HINTS:
+        detached = self.app.jobs.detached  # type: ignore[attr-defined]
+        for key, what in [*GLOBAL_HINTS, ("ctrl+q", QUIT_HINT[detached])]:
             if key not in seen:
                 table.add_row(Text(key), Text(what))
         table.focus()

@@ -1,8 +1,10 @@
-"""All jobs, and one job in detail: its phases with timings and the calls it made.
+"""All jobs with their history (the daemon's journal: every client's jobs, finished, failed,
+cancelled or interrupted), and one job in detail: its phases with timings and the calls it made.
 
 The detail follows the job's events: the header and phases from its :class:`JobView`, the call
 log from its ``call`` events (each with its time), fetched incrementally and bounded as the
-runner's journal is (the last ``CALL_LOG_SIZE`` calls; the count of all of them is the view's).
+journal is (the last ``CALL_LOG_SIZE`` calls; the count of all of them is the view's). A job
+known only from the daemon's list has its events fetched when its detail opens.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from engine.jobs import CALL_LOG_SIZE, EventKind, JobEvent, JobView
 from tui.format import human_duration
 from tui.widgets.jobs import JobsPanel, job_headline, job_summary
 
+ALL_ROWS = 200  # the jobs screen's rows (the daemon's journal keeps up to 500 jobs)
+
 
 class JobsScreen(Screen[None]):
     HELP_TITLE = "jobs"
@@ -27,7 +31,7 @@ class JobsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
-        yield JobsPanel(id="all-jobs")
+        yield JobsPanel(max_rows=ALL_ROWS, id="all-jobs")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -76,14 +80,17 @@ class JobDetailScreen(Screen[None]):
         calls.add_columns("time", "method", "status", "ms", "path")
         self.jobs_changed({self.job_id})
         calls.focus()
+        # a finished job from the daemon's list: its phases and calls come with its events
+        self.run_worker(self.app.jobs.fetch(self.job_id),  # type: ignore[attr-defined]
+                        name="read the job's journal", group="job-fetch", exit_on_error=False)
 
     def jobs_changed(self, ids: set[str]) -> None:
         if self.job_id not in ids:
             return
-        runner = self.app.runner  # type: ignore[attr-defined]
+        jobs = self.app.jobs  # type: ignore[attr-defined]
         try:
-            view, events = runner.view(self.job_id), runner.events(self.job_id, self._seen)
-        except KeyError:  # trimmed from the runner's memory: keep what is shown
+            view, events = jobs.view(self.job_id), jobs.events(self.job_id, self._seen)
+        except KeyError:  # forgotten (trimmed from memory or the journal): keep what is shown
             return
         self._view = view
         self.query_one("#headline", Label).update(job_headline(view))

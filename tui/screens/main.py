@@ -28,7 +28,7 @@ class MainScreen(Screen[None]):
         Binding("b", "backup", "Back up"),
         Binding("r", "restore", "Restore"),
         Binding("s", "app.show_view('store')", "Store"),
-        Binding("j", "focus_jobs", "Jobs"),
+        Binding("j", "app.show_view('jobs')", "Jobs"),
         Binding("t", "focus_tree", "Tree", show=False),
         Binding("comma", "app.show_view('settings')", "Settings", show=False),
     ]
@@ -157,9 +157,6 @@ class MainScreen(Screen[None]):
                         severity="warning")
             return
         self.app.push_screen(RestoreWizard(volume=vol))
-
-    def action_focus_jobs(self) -> None:
-        self.query_one(JobsPanel).focus()
 
     def action_focus_tree(self) -> None:
         self.query_one(InventoryTree).focus()

@@ -49,6 +49,7 @@ class RestoreWizard(Screen[None]):
         self.step = 0
         self.params: RestoreParams | None = None
         self.job_id: str | None = None
+        self._submitting = False
         self.checks_ok = False
         self._project_labels: dict[str, str] = {}
         self.add_class("jobs-aware")
@@ -309,9 +310,10 @@ class RestoreWizard(Screen[None]):
         name = self.query_one("#name-input", Input).value.strip()
         size = int(self.query_one("#size-input", Input).value.strip()) * 1_000_000_000
         assert self.snapshot is not None
-        self.params = RestoreParams(snapshot=self.snapshot.id, zone=zone, project_id=project_id,
-                                    name=name, size=size, iops=self._iops())
         bucket = self.app.session.bucket_for(zone)  # type: ignore[attr-defined]
+        # the bucket preflight checks goes with the job: the daemon reads its own settings
+        self.params = RestoreParams(snapshot=self.snapshot.id, zone=zone, project_id=project_id,
+                                    name=name, size=size, iops=self._iops(), bucket=bucket)
         src = self._source()
         project_label = self._project_labels.get(project_id, project_id)
         # the restore keeps the original's KMS key (engine.scaleway.flows): say so
@@ -372,17 +374,31 @@ class RestoreWizard(Screen[None]):
             self.notify(f"type {self.params.name} to confirm", severity="warning",
                         markup=False)
             return
-        self.job_id = self.app.start_restore(self.params)  # type: ignore[attr-defined]
+        if self._submitting:
+            return
+        self._submitting = True
         self.goto(len(STEPS) - 1)
-        self.jobs_changed({self.job_id})
+        self.query_one("#job-headline", Label).update(Content("starting the restore…"))
+        self.app.start_restore(self.params, self._submitted)  # type: ignore[attr-defined]
+
+    def _submitted(self, job_id: str | None) -> None:
+        self._submitting = False
+        if not self.is_attached:  # closed meanwhile: the job shows in the jobs panel
+            return
+        if job_id is None:  # the app said why
+            self.query_one("#job-end", Static).update(Content.assemble(
+                ("✖ the restore did not start", "$sr-error"), "\n\nesc: back"))
+            return
+        self.job_id = job_id
+        self.jobs_changed({job_id})
 
     # -- progress -------------------------------------------------------------------------
     def jobs_changed(self, ids: set[str]) -> None:
         if self.job_id is None or self.job_id not in ids or self.params is None:
             return
         try:
-            view = self.app.runner.view(self.job_id)  # type: ignore[attr-defined]
-        except KeyError:  # trimmed from the runner's memory
+            view = self.app.jobs.view(self.job_id)  # type: ignore[attr-defined]
+        except KeyError:  # forgotten, or not heard of yet
             return
         self.query_one("#job-headline", Label).update(job_headline(view))
         self.query_one("#job-summary", Label).update(job_summary(view, bar_width=30))
@@ -404,8 +420,8 @@ class RestoreWizard(Screen[None]):
     def action_go_to_volume(self) -> None:
         """Ask the App to show the new volume in the inventory (no screen imports another)."""
         try:
-            view = self.app.runner.view(self.job_id or "")  # type: ignore[attr-defined]
-        except KeyError:  # no job yet, or trimmed from the runner's memory
+            view = self.app.jobs.view(self.job_id or "")  # type: ignore[attr-defined]
+        except KeyError:  # no job yet, or forgotten
             return
         if view.state != DONE or view.result is None:
             return

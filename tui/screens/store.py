@@ -1,4 +1,6 @@
-"""Every snapshot in the store: sortable, filterable with `/`, details of the selected one."""
+"""Every snapshot in the store: sortable, filterable with `/`, details of the selected one;
+`f` forgets the selected volume's snapshots by a keep policy (previewed, confirmed by name),
+`P` prunes the store (a job)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -62,6 +64,8 @@ class StoreScreen(Screen[None]):
         Binding("S", "reverse", "Reverse", key_display="S"),
         Binding("r", "restore", "Restore"),
         Binding("e", "explore", "Explore"),
+        Binding("f", "forget", "Forget…"),
+        Binding("P", "prune", "Prune", key_display="P"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
@@ -198,6 +202,29 @@ class StoreScreen(Screen[None]):
             self.notify("no snapshot selected", severity="warning")
             return
         self.app.push_screen(RestoreWizard(snapshot=snap))
+
+    def action_forget(self) -> None:
+        from tui.screens.forget import ForgetScreen
+
+        snap = self.current()
+        if snap is None:
+            self.notify("no snapshot selected", severity="warning")
+            return
+        self.app.push_screen(ForgetScreen(snap))
+
+    def action_prune(self) -> None:
+        from engine import jobkinds
+        from engine.jobkinds import PruneParams
+        from tui.screens.confirm import ConfirmScreen
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.app.submit_job(jobkinds.spec(PruneParams()))  # type: ignore[attr-defined]
+                self.notify("prune started: see the jobs panel", markup=False)
+
+        self.app.push_screen(ConfirmScreen(
+            "Prune the store?", "Deletes data that no snapshot needs and repacks packs that are "
+            "more than 5% unneeded. Backups may run meanwhile.", yes="Prune"), decided)
 
     def action_explore(self) -> None:
         snap = self.current()

@@ -1,4 +1,5 @@
-"""The jobs panel: one live row per running or recent job.
+"""The jobs panel: one live row per running or recent job (the app's ``jobs``: the daemon's,
+from every client, or this process's).
 
 Rows are refreshed by the App's 10 Hz pump (``jobs_changed``), never per event.
 """
@@ -66,6 +67,8 @@ class JobRow(ListItem):
         super().__init__()
         self.view = view
         self.job_id = view.id
+        self.dropped = False  # being removed (removal completes later)
+        self._drawn = False  # its labels exist (from on_mount on)
 
     def compose(self) -> ComposeResult:
         yield Label(classes="headline")
@@ -73,11 +76,14 @@ class JobRow(ListItem):
 
     def refresh_job(self, view: JobView | None = None) -> None:
         self.view = view or self.view
+        if not self._drawn:  # just inserted: on_mount draws it
+            return
         width = 16 if self.app.size.width >= 110 else 8
         self.query_one(".headline", Label).update(job_headline(self.view))
         self.query_one(".summary", Label).update(job_summary(self.view, bar_width=width))
 
     def on_mount(self) -> None:
+        self._drawn = True
         self.refresh_job()
 
 
@@ -94,16 +100,28 @@ class JobsPanel(ListView):
             super().__init__()
             self.job_id = job_id
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, max_rows: int = MAX_ROWS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.max_rows = max_rows
         self.add_class("jobs-aware")
         self.border_title = "Jobs"
 
     def on_mount(self) -> None:
         self.rebuild()
 
+    def _views(self) -> list[JobView]:
+        return self.app.jobs.views()  # type: ignore[attr-defined]
+
+    def _count(self, every: list[JobView]) -> None:
+        shown = min(len(every), self.max_rows)
+        self.border_subtitle = f"newest {shown} of {len(every)}" if len(every) > shown else ""
+
     def rebuild(self) -> None:
-        views = self.app.runner.views()[:MAX_ROWS]  # type: ignore[attr-defined]
+        every = self._views()
+        views = every[:self.max_rows]
+        self._count(every)
+        for row in self.query(JobRow):
+            row.dropped = True
         self.clear()
         if not views:
             self.append(ListItem(Static("no jobs yet — mark volumes with space, then b"),
@@ -111,17 +129,43 @@ class JobsPanel(ListView):
             return
         self.extend([JobRow(view) for view in views])
 
+    def _rows(self) -> dict[str, JobRow]:
+        """The rows shown, in order."""
+        return {row.job_id: row for row in self.query(JobRow) if not row.dropped}
+
     def jobs_changed(self, ids: set[str]) -> None:
-        rows = {row.job_id: row for row in self.query(JobRow)}
-        views = {v.id: v for v in self.app.runner.views()}  # type: ignore[attr-defined]
-        if any(job_id not in rows for job_id in ids if job_id in views):
-            index = self.index
+        rows = self._rows()
+        every = self._views()
+        self._count(every)
+        views = {v.id: v for v in every[:self.max_rows]}
+        if list(views) != list(rows) and not self._shift(list(views), list(rows), views):
+            index = self.index  # a job came or went in the middle: draw them all again
             self.rebuild()
             self.index = index if index is not None else 0
             return
+        rows = self._rows()
         for job_id in ids:
-            if job_id in views:
+            if job_id in rows:
                 rows[job_id].refresh_job(views[job_id])
+
+    def _shift(self, wanted: list[str], shown: list[str], views: dict[str, JobView]) -> bool:
+        """New jobs on top, the oldest rows falling off the end: the usual change, made
+        without mounting every row again (hundreds on the jobs screen). False otherwise."""
+        known = set(shown)
+        fresh = [job_id for job_id in wanted if job_id not in known]
+        kept = wanted[len(fresh):]
+        if not shown or wanted[:len(fresh)] != fresh or kept != shown[:len(kept)]:
+            return False
+        rows = self._rows()
+        for job_id in shown[len(kept):]:
+            rows[job_id].dropped = True
+            rows[job_id].remove()
+        if fresh:
+            index = self.index
+            self.insert(0, [JobRow(views[job_id]) for job_id in fresh])
+            if index is not None:  # the same job stays highlighted
+                self.index = min(index + len(fresh), len(wanted) - 1)
+        return True
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         event.stop()

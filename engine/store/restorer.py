@@ -1,4 +1,5 @@
-"""Reading images back: verified blob fetches, full restores (file or stream), and random access.
+"""The restorer: full restores of an image (file or stream) and random access to it, through
+the repository's BlobReader.
 
 Every blob is authenticated (AES-GCM with its type and id as associated data), every chunk is
 re-hashed and compared with its id, and the whole image's BLAKE3 digest is compared with the
@@ -22,16 +23,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import blake3
-import zstandard
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engine.errors import OperationError, UsageError
-from engine.store.backends.base import Backend, NotFound
-from engine.store.backup import Cancelled
-from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, IntegrityError, Keys, Sealer
-from engine.store.index import IndexCache, Location
-from engine.store.pack import BLOB_DATA, BLOB_TREE, blob_ad, pack_name
+from engine.store.backends.base import NotFound
+from engine.store.crypto import IntegrityError
+from engine.store.index import Location
+from engine.store.pack import BLOB_DATA, BLOB_TREE
+from engine.store.repository import BlobReader, Cancelled
 from engine.store.snapshot import ZERO_ID, Manifest, TreeRef, decode_tree
 
 RUN_GAP = 256 * 1024       # read neighbouring blobs of a pack in one request across small gaps
@@ -40,62 +38,6 @@ RUN_MAX_LOCAL = 1024 * 1024  # local files: smaller runs spread a segment over a
 THREADS = 4
 SEGMENT = 16 * 1024 * 1024  # restores assemble the image in segments of this size
 PAGE = 4096  # O_DIRECT alignment (suits 512-byte and 4 KiB logical blocks)
-
-
-class BlobReader:
-    """Fetches, authenticates, decompresses and verifies blobs."""
-
-    def __init__(self, backend: Backend, keys: Keys, cache: IndexCache):
-        self.backend, self.keys, self.cache = backend, keys, cache
-        self.aead = AESGCM(keys.data)
-        self.sealer = Sealer(keys.data)
-        self._local = threading.local()
-        self.fetched = 0
-
-    def locate(self, blob_id: bytes, blob_type: int) -> Location:
-        loc = self.cache.lookup(blob_id, blob_type)
-        if loc is None:
-            kind = "chunk" if blob_type == BLOB_DATA else "chunk list"
-            raise IntegrityError(f"{kind} {blob_id.hex()[:16]} is missing from the store")
-        return loc
-
-    def decode(self, sealed: bytes | memoryview, loc: Location, blob_id: bytes,
-               blob_type: int) -> bytes:
-        sealed = memoryview(sealed)
-        try:
-            plain = self.aead.decrypt(sealed[:NONCE], sealed[NONCE:], blob_ad(blob_type, blob_id))
-        except InvalidTag:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]} in pack {loc.pack} is damaged "
-                                 "(authentication failed)") from None
-        if loc.flags == FLAG_ZSTD:
-            dctx = getattr(self._local, "dctx", None)
-            if dctx is None:
-                dctx = self._local.dctx = zstandard.ZstdDecompressor()
-            try:
-                plain = dctx.decompress(plain, max_output_size=loc.raw_len)
-            except zstandard.ZstdError:
-                raise IntegrityError(f"blob {blob_id.hex()[:16]} does not decompress") from None
-        elif loc.flags != FLAG_RAW:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]} has an unknown compression flag")
-        if len(plain) != loc.raw_len or \
-                blake3.blake3(plain, key=self.keys.chunk_id).digest() != blob_id:
-            raise IntegrityError(f"blob {blob_id.hex()[:16]} does not match its id")
-        return plain
-
-    def read_blob(self, blob_id: bytes, blob_type: int) -> bytes:
-        loc = self.locate(blob_id, blob_type)
-        try:
-            sealed = self.backend.get(pack_name(loc.pack), loc.offset, loc.stored_len)
-        except NotFound:
-            raise IntegrityError(f"pack {loc.pack} is missing from the store") from None
-        self.fetched += loc.stored_len
-        return self.decode(sealed, loc, blob_id, blob_type)
-
-    def read_tree(self, ref: TreeRef) -> tuple[list[bytes], list[int]]:
-        ids, lengths = decode_tree(self.read_blob(ref.id, BLOB_TREE))
-        if len(ids) != ref.chunks or sum(lengths) != ref.bytes:
-            raise IntegrityError(f"chunk list {ref.id.hex()[:16]} does not match its manifest")
-        return ids, lengths
 
 
 @dataclass
@@ -121,7 +63,7 @@ def _plan(reader: BlobReader, ids: list[bytes], lengths: list[int],
     for cid, offsets in wanted.items():
         loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
         by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
-    run_max = RUN_MAX_LOCAL if hasattr(reader.backend, "read_into") else RUN_MAX
+    run_max = RUN_MAX_LOCAL if reader.local else RUN_MAX
     runs: list[_Run] = []
     for pack, blobs in by_pack.items():
         blobs.sort(key=lambda b: b[0].offset)
@@ -145,12 +87,15 @@ def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
         if cancel is not None and cancel.is_set():
             raise Cancelled("restore cancelled")
         try:
-            data = _fetch(reader.backend, run, reader._local)
-        except NotFound:
-            raise IntegrityError(f"pack {run.pack} is missing from the store") from None
+            data = reader.fetch(run.pack, run.start, run.end - run.start)
+        except NotFound:  # moved by a prune since the plan: one blob at a time, found anew
+            for _loc, cid, offsets in run.blobs:
+                plain = reader.read_blob(cid, BLOB_DATA)
+                for off in offsets:
+                    view[off - base:off - base + len(plain)] = plain
+            return
         except OperationError:
             raise IntegrityError(f"pack {run.pack} is truncated") from None
-        reader.fetched += len(data)
         for loc, cid, offsets in run.blobs:
             rel = loc.offset - run.start
             plain = reader.decode(data[rel:rel + loc.stored_len], loc, cid, BLOB_DATA)
@@ -158,20 +103,6 @@ def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
                 view[off - base:off - base + len(plain)] = plain
 
     return [pool.submit(work, run) for run in runs]
-
-
-def _fetch(backend: Backend, run: _Run, local: threading.local) -> memoryview:
-    """The run's bytes; from a local store into a buffer reused by this thread."""
-    length = run.end - run.start
-    read_into = getattr(backend, "read_into", None)
-    if read_into is None:
-        return memoryview(backend.get(pack_name(run.pack), run.start, length))
-    buf = getattr(local, "runbuf", None)
-    if buf is None or len(buf) < length:
-        buf = local.runbuf = bytearray(max(length, 2 * RUN_MAX_LOCAL))
-    view = memoryview(buf)[:length]
-    read_into(pack_name(run.pack), run.start, view)
-    return view
 
 
 @dataclass

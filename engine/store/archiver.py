@@ -1,11 +1,11 @@
-"""The backup pipeline: read → chunk → (hash, zero check, dedup, compress, encrypt) → pack → put.
+"""The archiver (backups): read → chunk → (hash, zero check, dedup, compress, encrypt) → pack.
 
 Threads: one reader (reads into a small pool of reused buffers, chunks them with FastCDC and
 carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
 work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
-builds packs and chunk lists and feeds the whole-image digest, and two uploaders that put
-finished packs. Bounded queues and the fixed buffer pool keep memory flat whatever the image
-size.
+builds chunk lists, feeds the whole-image digest and hands sealed blobs to the repository's
+PackWriter, whose two uploaders put finished packs. Bounded queues and the fixed buffer pool
+keep memory flat whatever the image size.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import blake3
@@ -25,26 +24,18 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pyfastcdc import FastCDC
 
 from engine.errors import OperationError
-from engine.store.backends.base import Backend, PageBuffer, is_disk_full
+from engine.store.backends.base import Backend, is_disk_full
 from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, Keys, Sealer
-from engine.store.index import IndexCache, delta_ad, encode_delta, new_delta_id
+from engine.store.index import IndexCache
 from engine.store.known import KnownIds
-from engine.store.pack import (BLOB_DATA, BLOB_TREE, PACK_MAGIC, BlobEntry, build_trailer,
-                               new_pack_id, pack_name)
+from engine.store.pack import BLOB_DATA, BLOB_TREE
+from engine.store.repository import Cancelled, PackWriter
 from engine.store.snapshot import (CHUNKS_PER_TREE, TREE_ENTRY, ZERO_ID, Manifest, SnapshotInfo,
-                                   TreeRef, seal_manifest, snapshot_name)
+                                   TreeRef, now_iso, seal_manifest, snapshot_name)
 
 READ_BUFFER = 8 * 1024 * 1024
 BUFFERS = 5  # one being read, three queued, one with the writer
-PACK_TARGET = 32 * 1024 * 1024
-UPLOADS_IN_FLIGHT = 2
-DELTA_EVERY_PACKS = 8
-DELTA_EVERY_SECONDS = 10.0
 ZSTD_LEVEL = 1
-
-
-class Cancelled(OperationError):
-    """The operation was cancelled; nothing was recorded as a snapshot."""
 
 
 @dataclass
@@ -55,114 +46,6 @@ class ChunkerParams:
 
     def as_dict(self) -> dict[str, int]:
         return {"avg": self.avg, "min": self.min, "max": self.max}
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class _Pack:
-    """A pack being filled: its bytes in a reused page-aligned buffer (see PageBuffer)."""
-
-    buf: PageBuffer
-    id: str = field(default_factory=new_pack_id)
-    entries: list[BlobEntry] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.buf.size = 0
-        self.buf.append(PACK_MAGIC)
-
-    @property
-    def size(self) -> int:
-        return self.buf.size
-
-
-class _Uploader:
-    """Puts finished packs in the background and writes index deltas as they complete."""
-
-    def __init__(self, backend: Backend, sealer: Sealer, cache: IndexCache, known: KnownIds):
-        self.backend, self.sealer, self.cache, self.known = backend, sealer, cache, known
-        self.pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="strongroom-put")
-        self.slots = threading.Semaphore(UPLOADS_IN_FLIGHT)
-        self.futures: list[Future] = []
-        self.lock = threading.Lock()
-        self.pending: list[tuple[str, list[BlobEntry]]] = []
-        self.last_delta = time.monotonic()
-        self.stored = 0
-        # Told the new total each time a pack or delta lands, under the lock so that the
-        # figures arrive in order whichever uploader thread calls: it must be quick.
-        self.on_stored: Callable[[int], None] | None = None
-        self.free: list[PageBuffer] = []  # pack buffers back from the store, for reuse
-
-    def new_pack(self) -> _Pack:
-        with self.lock:
-            buf = self.free.pop() if self.free else PageBuffer(PACK_TARGET + (1 << 20))
-        return _Pack(buf)
-
-    def submit(self, pack: _Pack, trailer: bytes) -> None:
-        self.raise_failures()
-        self.slots.acquire()
-        fut = self.pool.submit(self._put, pack, trailer)
-        fut.add_done_callback(lambda _f: self.slots.release())
-        self.futures.append(fut)
-
-    def raise_failures(self) -> None:
-        for fut in [f for f in self.futures if f.done()]:
-            self.futures.remove(fut)
-            fut.result()
-
-    def _put(self, pack: _Pack, trailer: bytes) -> None:
-        pack.buf.append(trailer)
-        self.backend.put(pack_name(pack.id), pack.buf)
-        size = pack.size
-        with self.lock:
-            self.free.append(pack.buf)
-        self.cache.add_pack(pack.id, pack.entries, via="local")
-        self.known.indexed(e.id for e in pack.entries)  # only now: SQLite answers for them
-        with self.lock:
-            self._count(size)
-            self.pending.append((pack.id, pack.entries))
-            due = (len(self.pending) >= DELTA_EVERY_PACKS
-                   or time.monotonic() - self.last_delta >= DELTA_EVERY_SECONDS)
-        if due:
-            self.flush_delta()
-
-    def flush_delta(self) -> None:
-        with self.lock:
-            pending, self.pending = self.pending, []
-            self.last_delta = time.monotonic()
-            if not pending:
-                return
-            delta_id = new_delta_id()
-            sealed = self.sealer.seal_object(encode_delta(pending), delta_ad(delta_id),
-                                             compress=False)
-            self.backend.put(f"index/{delta_id}", sealed)
-            self._count(len(sealed))
-
-    def _count(self, nbytes: int) -> None:
-        """Add stored bytes (the lock held) and tell ``on_stored``."""
-        self.stored += nbytes
-        if self.on_stored is not None:
-            self.on_stored(self.stored)
-
-    def finish(self) -> None:
-        for fut in self.futures:
-            fut.result()
-        self.futures.clear()
-        self.flush_delta()
-
-    def abort(self) -> None:
-        for fut in self.futures:
-            try:
-                fut.result()
-            except BaseException:
-                pass
-        try:
-            self.flush_delta()  # what did reach the store stays usable for the next backup
-        except BaseException:
-            pass
-        self.pool.shutdown(wait=True)
 
 
 @dataclass
@@ -185,8 +68,7 @@ class BackupJob:
         self.zeros = bytes(chunker.max)
         self.known = KnownIds(cache)
         self.known_trees: set[bytes] = set()
-        self.uploader = _Uploader(backend, self.sealer, cache, self.known)
-        self.pack = self.uploader.new_pack()
+        self.writer = PackWriter(backend, self.sealer, cache, on_indexed=self.known.indexed)
         self._local = threading.local()
         self.stop = threading.Event()
 
@@ -281,31 +163,15 @@ class BackupJob:
             _put(ordered, exc, self.stop)
 
     # ---- writer --------------------------------------------------------------------------
-    def _add_blob(self, blob_type: int, cid: bytes, raw_len: int, flag: int, nonce: bytes,
-                  ct: bytes) -> None:
-        pack = self.pack
-        stored = len(nonce) + len(ct)
-        pack.entries.append(BlobEntry(blob_type, flag, cid, pack.size, stored, raw_len))
-        pack.buf.append(nonce)
-        pack.buf.append(ct)
-        if pack.size >= PACK_TARGET:
-            self._finish_pack()
-
-    def _finish_pack(self) -> None:
-        pack = self.pack
-        if pack.entries:
-            self.uploader.submit(pack, build_trailer(self.sealer, pack.id, pack.entries))
-            self.pack = self.uploader.new_pack()  # after submit: reuses a buffer put meanwhile
-
     def _store_tree(self, entries: bytearray, offset: int, nbytes: int, count: int) -> TreeRef:
         raw = bytes(entries)
         tid = blake3.blake3(raw, key=self.keys.chunk_id).digest()
-        if tid not in self.known_trees and self.cache.lookup(tid, BLOB_TREE) is None:
+        if tid not in self.known_trees and not self.cache.has(tid, BLOB_TREE):
             packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
             payload, flag = (packed, FLAG_ZSTD) if len(packed) < len(raw) else (raw, FLAG_RAW)
             nonce = os.urandom(NONCE)
-            self._add_blob(BLOB_TREE, tid, len(raw), flag, nonce,
-                           self.aead.encrypt(nonce, payload, b"\x01" + tid))
+            self.writer.add(BLOB_TREE, tid, flag, len(raw), nonce,
+                            self.aead.encrypt(nonce, payload, b"\x01" + tid))
             self.known_trees.add(tid)
         return TreeRef(tid, offset, nbytes, count)
 
@@ -313,10 +179,12 @@ class BackupJob:
             total: int, progress: Callable[[int, int], None] | None,
             cancel: threading.Event | None,
             stored_progress: Callable[[int], None] | None = None,
-            still_locked: Callable[[], None] | None = None) -> tuple[SnapshotInfo, int]:
+            still_locked: Callable[[], None] | None = None,
+            when: str | None = None) -> tuple[SnapshotInfo, int]:
         """``still_locked`` raises when the store lock is lost: called for each read buffer
-        and last before the snapshot is written, so none is recorded without the lock."""
-        started, when = time.monotonic(), now_iso()
+        and last before the snapshot is written, so none is recorded without the lock.
+        ``when``: the snapshot's recorded time (manifest format), now by default."""
+        started, when = time.monotonic(), when or now_iso()
         hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
         pool: queue.Queue = queue.Queue()
@@ -329,7 +197,7 @@ class BackupJob:
         tree, tree_start, tree_bytes, tree_count, done = bytearray(), 0, 0, 0, 0
         # The live figure moves when a pack lands, not when the writer next looks: a slow
         # upload would otherwise show nothing stored until the backup's end.
-        self.uploader.on_stored = stored_progress
+        self.writer.on_stored = stored_progress
         reader.start()
         try:
             while True:
@@ -344,7 +212,8 @@ class BackupJob:
                     tree_count += 1
                     if blob is not None and cid not in self.known:
                         self.known.add(cid)
-                        self._add_blob(BLOB_DATA, cid, length, *blob)
+                        flag, nonce, ct = blob
+                        self.writer.add(BLOB_DATA, cid, flag, length, nonce, ct)
                     if tree_count == CHUNKS_PER_TREE:
                         trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
                         tree_start += tree_bytes
@@ -362,13 +231,12 @@ class BackupJob:
                     still_locked()
             if tree_count:
                 trees.append(self._store_tree(tree, tree_start, tree_bytes, tree_count))
-            self._finish_pack()
-            self.uploader.finish()
+            self.writer.finish()
             if stored_progress is not None:  # the final figure, even when nothing was new
-                stored_progress(self.uploader.stored)
+                stored_progress(self.writer.stored)
         except BaseException as exc:
             self.stop.set()
-            self.uploader.abort()
+            self.writer.abort()
             _drain(ordered)
             reader.join()
             workers.shutdown(wait=True, cancel_futures=True)
@@ -385,7 +253,7 @@ class BackupJob:
                             digest="blake3:" + hasher.hexdigest())
         manifest = Manifest(info, trees, self.chunker.as_dict())
         info.seconds = round(time.monotonic() - started, 3)
-        info.stored_bytes = self.uploader.stored
+        info.stored_bytes = self.writer.stored
         snap_id, sealed = seal_manifest(self.sealer, self.keys.chunk_id, manifest)
         if still_locked is not None:
             still_locked()
