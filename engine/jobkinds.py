@@ -44,6 +44,8 @@ class RestoreParams:
     size: int | None = None
     iops: int | None = None
     bucket: str | None = None
+    # a name already taken: False refuses (exit 2), True restores as <name>-restored-YYYYMMDD
+    rename_on_clash: bool = False
 
     def title(self) -> str:
         return f"restore → {self.name}" if self.name else f"restore {self.snapshot}"

@@ -236,7 +236,8 @@ class Session:
                                       zone=p.zone, project_id=p.project_id, name=p.name,
                                       size=p.size, iops=p.iops,
                                       bucket=p.bucket or self.bucket_for(p.zone),
-                                      settings=self.settings, job_id=reporter.job_id)
+                                      settings=self.settings, job_id=reporter.job_id,
+                                      rename_on_clash=p.rename_on_clash)
 
     async def backup_image(self, reporter: Reporter, p: BackupImageParams,
                            source: BinaryIO | None = None) -> BackupResult:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options, raise_failures
-from cli.output import print_json, print_warning, safe
+from cli.output import one_line, print_json, print_warning, safe
 from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
@@ -49,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT", help="store snapshot id, prefix or latest")
     p.add_argument("--zone", required=True, help="zone of the new volume")
     p.add_argument("--project", help="project of the new volume (default: the original)")
-    p.add_argument("--name", help="name of the new volume (default: the original's)")
+    p.add_argument("--name", help="name of the new volume (default: the original's); a name "
+                                  "already taken in the zone is refused")
+    p.add_argument("--rename-on-clash", action="store_true",
+                   help="when the name is taken, name the new volume NAME-restored-YYYYMMDD")
     p.add_argument("--size", type=int, help="size in GB (at least the original's)")
     p.add_argument("--iops", type=int, choices=(5000, 15000), help="5000 or 15000")
     p.add_argument("--bucket", help="staging bucket in the zone's region")
@@ -120,7 +124,8 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     if args.zone not in ZONES:
         raise UsageError(f"unknown zone {args.zone!r}: use one of {', '.join(ZONES)}")
     params = RestoreParams(args.snapshot, args.zone, args.project, args.name,
-                           args.size * GB if args.size else None, args.iops, args.bucket)
+                           args.size * GB if args.size else None, args.iops, args.bucket,
+                           rename_on_clash=args.rename_on_clash)
     with ctx.session() as session:
         views = Launcher(ctx, args).run(
             session, [(jobkinds.spec(params, f"restore {args.snapshot}"), None)])
@@ -130,10 +135,13 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     raise_failures([view])
     out = view.result or {}
     if ctx.json:
-        print_json({key: out[key] for key in ("volume_id", "snapshot_id", "name", "zone", "size",
-                                             "type")})
+        print_json({key: out.get(key) for key in ("volume_id", "snapshot_id", "name", "zone",
+                                                 "size", "type", "resumed")})
     else:
-        print(out["volume_id"])
+        print(f"{out['volume_id']}\t{safe(out['name'])}")  # the name may have been changed
+        if out.get("resumed"):
+            print(one_line(f"finished volume {out['name']}, which an interrupted run of this "
+                           f"restore had left half-made"), file=sys.stderr)
     for warning in out.get("warnings") or []:
         print_warning(str(warning))
     return 0

@@ -6,7 +6,7 @@ against it unchanged.
         os.environ.update(sb.env)
         ...
 
-- API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only),
+- API keys (``sb.keys``): "full" (Block, Object Storage), "readonly" (reads only: S3 too),
   "nobucket" (no Object Storage: exports refused, S3 answers AccessDenied), "noblock" (no Block
   Storage: every Block call answers 403 permissions_denied), "user" (a person's key, no
   application: rights through its own policy and its group's; it may also attach volumes).
@@ -77,12 +77,7 @@ class Sandbox:
         else:
             state.load()
             self.seed, self.profile = state.doc["seed"], state.doc.get("profile", self.profile)
-        # S3 answers AccessDenied to the keys whose IAM grants no Object Storage right.
-        from engine.sandbox import iam
-
-        denied = {key["access_key"] for key in state.coll("api_keys").values()
-                  if not iam.allowed(iam.permission_sets(state, key), "object_storage", "read")}
-        storage = Storage(self.state_dir, self.seed, denied, port=self._s3_port)
+        storage = Storage(self.state_dir, self.seed, _s3_authority(state), port=self._s3_port)
         # Volume contents build while the S3 process starts: both take seconds.
         with ThreadPoolExecutor(1, thread_name_prefix="sandbox-fill") as pool:
             filled = pool.submit(self._fill_volumes, state, storage) if fresh else None
@@ -231,3 +226,21 @@ class Sandbox:
     def snapshot_path(self, snapshot_id: str) -> Path:
         return self.world.state.snapshot_path(snapshot_id)
 
+
+def _s3_authority(state: State) -> Any:
+    """What S3 checks each request against, asked of the IAM state at each request (as the real
+    service follows IAM changes): the key's secret, and whether its permission sets let it read
+    or write objects. An unknown key gets None."""
+    from engine.sandbox import iam
+    from engine.sandbox.s3 import KeyGrant
+
+    def grant(access_key: str) -> KeyGrant | None:
+        key = state.coll("api_keys").get(access_key)
+        if key is None:
+            return None
+        sets = iam.permission_sets(state, key)
+        return KeyGrant(secret=key["secret_key"],
+                        read=iam.allowed(sets, "object_storage", "read"),
+                        write=iam.allowed(sets, "object_storage", "write"))
+
+    return grant

@@ -3,9 +3,13 @@
 `S3Server` starts `moto.server` on 127.0.0.1 (a free port), creates one staging bucket per
 Scaleway region with that region as its `LocationConstraint`, and puts a small TCP proxy in front
 of it. Clients get the proxy's address (`endpoint`): the proxy can cut response bodies mid-way
-("S3 connection dropped"), answer 403 for API keys that have no Object Storage rights, and (with
-`secrets`) check SigV4 signatures, which moto does not: a wrong secret key gets
-`SignatureDoesNotMatch`, an unknown access key `InvalidAccessKeyId`, as from the real thing.
+("S3 connection dropped"), and checks what moto does not: SigV4 signatures, in the
+`Authorization` header or a presigned URL (a wrong secret gets `SignatureDoesNotMatch`, an
+unknown access key `InvalidAccessKeyId`, no signature or an expired URL `AccessDenied`), and
+each key's object rights (a key that may only read gets `AccessDenied` for a write, a key with
+no Object Storage right for anything), as the real service answers. The keys and their rights
+come from an `authority` (the sandbox's IAM, asked at each request); without one, from
+`secrets` (signatures only) and `denied_keys`.
 
 moto keeps objects in memory. So that a restarted sandbox finds what was in its buckets, `stop()`
 saves every object under `<state_dir>/s3/<bucket>/` and `start()` puts them back (staging objects
@@ -30,7 +34,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -132,46 +138,123 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     return method, target, headers
 
 
-def _canonical_query(query: str) -> str:
-    pairs = sorted(tuple(pair.partition("=")[::2]) for pair in query.split("&") if pair)
+def _canonical_query(query: str, drop: str = "") -> str:
+    pairs = sorted(tuple(pair.partition("=")[::2]) for pair in query.split("&")
+                   if pair and pair.partition("=")[0] != drop)
     return "&".join(f"{key}={value}" for key, value in pairs)
 
 
-def check_signature(head: bytes, secrets: dict[str, str]) -> tuple[str, str] | None:
-    """Check a request's AWS SigV4 header signature against the known keys' secrets.
+@dataclass(frozen=True)
+class KeyGrant:
+    """What one access key may do on Object Storage: its secret, and whether it may read
+    (list, get, head) and write (put, post, delete)."""
 
-    Returns None when it is right, else (S3 error code, message). Presigned URLs pass unchecked;
-    a request without any signature is refused, as Object Storage refuses anonymous access.
-    """
-    method, target, headers = _parse_head(head)
+    secret: str
+    read: bool = True
+    write: bool = True
+
+
+# An access key -> its grant, or None for a key the service does not know.
+Authority = Callable[[str], "KeyGrant | None"]
+
+_DENIED = ("AccessDenied", "Access Denied.")
+_BAD_SIGNATURE = ("SignatureDoesNotMatch",
+                  "The request signature we calculated does not match the signature you provided.")
+_UNKNOWN_KEY = ("InvalidAccessKeyId",
+                "The AWS access key Id you provided does not exist in our records.")
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """The SigV4 parts of a request, from its Authorization header or its presigned query."""
+
+    key: str
+    scope: str
+    signed: str
+    signature: str
+    amz_date: str
+    payload: str
+    query: str  # the canonical query string the signature covers
+    expires: int | None = None  # seconds after amz_date (presigned URLs)
+
+
+def _signed_parts(method: str, target: str, headers: dict[str, str]) -> _Signed | None:
     path, _, query = target.partition("?")
-    if "X-Amz-Signature=" in query:
-        return None
+    params = {k: urllib.parse.unquote(v) for k, _, v in
+              (pair.partition("=") for pair in query.split("&") if pair)}
+    if "X-Amz-Signature" in params:
+        key, _, scope = params.get("X-Amz-Credential", "").partition("/")
+        try:
+            expires = int(params.get("X-Amz-Expires", "0"))
+        except ValueError:
+            expires = 0
+        return _Signed(key=key, scope=scope, signed=params.get("X-Amz-SignedHeaders", ""),
+                       signature=params["X-Amz-Signature"], amz_date=params.get("X-Amz-Date", ""),
+                       payload="UNSIGNED-PAYLOAD",
+                       query=_canonical_query(query, drop="X-Amz-Signature"), expires=expires)
     found = _AUTH.fullmatch(headers.get("authorization", ""))
     if not found:
-        return ("AccessDenied", "Access Denied.")
-    secret = secrets.get(found["key"])
+        return None
+    return _Signed(key=found["key"], scope=found["scope"], signed=found["signed"],
+                   signature=found["signature"], amz_date=headers.get("x-amz-date", ""),
+                   payload=headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+                   query=_canonical_query(query))
+
+
+def access_key_of(head: bytes) -> str | None:
+    """The access key a request claims to be signed with (header or presigned), if any."""
+    method, target, headers = _parse_head(head)
+    parts = _signed_parts(method, target, headers)
+    return parts.key if parts is not None else None
+
+
+def check_signature(head: bytes, secret_of: Callable[[str], str | None]) -> tuple[str, str] | None:
+    """Check a request's AWS SigV4 signature (an Authorization header, or a presigned URL's
+    query) against the secret ``secret_of`` gives for its access key.
+
+    Returns None when it is right, else (S3 error code, message). A request without any
+    signature is refused, as Object Storage refuses anonymous access; so is an expired URL.
+    """
+    method, target, headers = _parse_head(head)
+    parts = _signed_parts(method, target, headers)
+    if parts is None:
+        return _DENIED
+    secret = secret_of(parts.key)
     if secret is None:
-        return ("InvalidAccessKeyId", "The AWS access key Id you provided does not exist in our records.")
-    date, region, service, _ = (found["scope"].split("/") + ["", "", "", ""])[:4]
-    signed = found["signed"].split(";")
+        return _UNKNOWN_KEY
+    if parts.expires is not None:
+        try:
+            signed_at = datetime.strptime(parts.amz_date, "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=timezone.utc)
+        except ValueError:
+            return _DENIED
+        if signed_at.timestamp() + parts.expires < time.time():
+            return ("AccessDenied", "Request has expired")
+    date, region, service, _ = (parts.scope.split("/") + ["", "", "", ""])[:4]
+    path = target.partition("?")[0]
     canonical = "\n".join([
-        method, path, _canonical_query(query),
-        "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed),
-        found["signed"], headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        method, path, parts.query,
+        "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n"
+                for name in parts.signed.split(";")),
+        parts.signed, parts.payload,
     ])
     to_sign = "\n".join([
-        "AWS4-HMAC-SHA256", headers.get("x-amz-date", ""), found["scope"],
+        "AWS4-HMAC-SHA256", parts.amz_date, parts.scope,
         hashlib.sha256(canonical.encode()).hexdigest(),
     ])
     key = f"AWS4{secret}".encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, found["signature"]):
-        return ("SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.")
+    if not hmac.compare_digest(expected, parts.signature):
+        return _BAD_SIGNATURE
     return None
+
+
+def writes(method: str) -> bool:
+    """Whether a request changes something: PUT, POST (uploads, multi-delete) and DELETE do;
+    GET and HEAD read."""
+    return method.upper() not in ("GET", "HEAD")
 
 
 class FaultProxy:
@@ -188,6 +271,8 @@ class FaultProxy:
         self.denied_keys: set[str] = set()
         # access key -> secret key; when set, requests must be signed with one of them (SigV4)
         self.secrets: dict[str, str] | None = None
+        # when set, each request's key, signature and rights are checked against it
+        self.authority: Authority | None = None
         self.stats = ProxyStats()
         self._random = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,11 +343,7 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
-        refused = check_signature(head, self.secrets) if self.secrets is not None else None
-        if refused is None:
-            key = _AUTH.search(_parse_head(head)[2].get("authorization", ""))
-            if key and key["key"] in self.denied_keys:
-                refused = ("AccessDenied", "Access Denied.")
+        refused = self.refusal(head)
         if refused is not None:
             self.stats.denied += 1
             await self._answer_refused(writer, *refused)
@@ -280,6 +361,26 @@ class FaultProxy:
             upload.cancel()
             for stream in (writer, up_writer):
                 stream.close()
+
+    def refusal(self, head: bytes) -> tuple[str, str] | None:
+        """Why the service would refuse this request (S3 error code, message), or None."""
+        if self.authority is not None:
+            key = access_key_of(head)
+            grant = self.authority(key) if key else None
+            refused = check_signature(
+                head, lambda k: grant.secret if grant is not None and k == key else None)
+            if refused is not None or grant is None:
+                return refused or _UNKNOWN_KEY
+            if not grant.read or (writes(_parse_head(head)[0]) and not grant.write):
+                return _DENIED
+            return None
+        if self.secrets is not None:
+            refused = check_signature(head, self.secrets.get)
+            if refused is not None:
+                return refused
+        if access_key_of(head) in self.denied_keys:
+            return _DENIED
+        return None
 
     async def _answer_refused(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
         body = _error_xml(code, message)
@@ -342,6 +443,8 @@ class S3Server:
     seed: int = 0
     # access key -> secret key: when given, the proxy refuses requests not signed by one of them
     secrets: dict[str, str] | None = None
+    # when given, keys, signatures and each key's rights are checked against it (see FaultProxy)
+    authority: Authority | None = None
     proxy: FaultProxy | None = field(default=None, init=False)
     moto_port: int = field(default=0, init=False)
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
@@ -382,6 +485,7 @@ class S3Server:
         self._wait_ready(timeout)
         self.proxy = FaultProxy(self.moto_port, self.port, self.seed)
         self.proxy.secrets = self.secrets
+        self.proxy.authority = self.authority
         self.proxy.start()
         self._create_buckets()
         self._load_objects()

@@ -18,10 +18,12 @@ from engine.sandbox.qcow2 import CLUSTER_SIZE, ApiError, parse_header
 class Storage:
     """moto's S3 server (behind the fault proxy) and the QCOW2 export/import."""
 
-    def __init__(self, state_dir: Path, seed: int, denied_keys: set[str],
+    def __init__(self, state_dir: Path, seed: int, authority: s3.Authority,
                  port: int = 0) -> None:
-        self.server = s3.S3Server(state_dir=state_dir, seed=seed, port=port)
-        self.denied_keys = denied_keys
+        # ``authority``: each access key's secret and object rights (the sandbox's IAM), which
+        # the proxy in front of moto enforces as the real service does
+        self.server = s3.S3Server(state_dir=state_dir, seed=seed, port=port,
+                                  authority=authority)
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -36,8 +38,6 @@ class Storage:
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous)
-        assert self.server.proxy is not None
-        self.server.proxy.denied_keys.update(self.denied_keys)
 
     def stop(self) -> None:
         self.server.stop()

@@ -9,6 +9,12 @@ them while their owner is alive.
 Every creating call (snapshot, export, import, volume) goes through ``create_once``: when its
 answer is lost (5xx, cut connection), the same markers find what it made, which is adopted
 rather than made twice.
+
+A restore first sweeps the leftovers of dead runs in its region's zones and bucket (aborting
+their multipart uploads), and sweeps again at its end for what was still being made. The
+volume it makes is tagged ``strongroom-restoring`` (its owner) and ``strongroom-source`` until
+it is done, so that a rerun after a crash finishes that half-made volume instead of making a
+second one beside it.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -31,16 +37,20 @@ from engine.jobs import blocking
 from engine.retry import PollPolicy, RetryPolicy, poll
 from engine.scaleway.api import (Apis, apis_for, create_once, describe, is_denied,
                                  is_not_found, scw_message, status_of)
-from engine.scaleway.config import export_refusal, region_of, s3_endpoint
+from engine.scaleway.config import ZONES, export_refusal, region_of, s3_endpoint
 from engine.scaleway.images import HEAD, import_refusal
 from engine.scaleway.inventory import LEGACY_TYPES, TEMP_TAG
 from engine.scaleway.leases import (LEASE_PREFIX, Claim, Holders, Lease, LeaseTerms,
-                                    lease_key, read_holders)
+                                    lease_key, read_holders, tag_lease)
 from engine.scaleway.s3stream import MiB, MultipartWriter, RangedReader, StreamReader
 from engine.settings import Settings, load_settings
 
 T = TypeVar("T")
 TEMP_PREFIX = "strongroom-tmp/"
+# On a volume a restore is still making: ``=<owner>`` of that run, ``=<store snapshot id>`` it is
+# made from. Removed once it is done; a rerun finishes a dead run's marked volume.
+RESTORING_TAG = "strongroom-restoring"
+SOURCE_TAG = "strongroom-source"
 IOPS_TYPES = {5000: "sbs_5k", 15000: "sbs_15k"}
 GB = 1000 ** 3  # Scaleway sizes volumes in decimal gigabytes
 # An exported object may be listed a moment after the export says it is done.
@@ -100,6 +110,7 @@ class RestoreOutcome:
     store_snapshot: str
     warnings: list[str] = field(default_factory=list)
     kms_key_id: str | None = None  # the original's KMS key, kept
+    resumed: bool = False  # the volume is an interrupted run's, finished by this one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -434,8 +445,17 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
                            name: str | None = None, size: int | None = None,
                            iops: int | None = None, bucket: str | None = None,
                            settings: Settings | None = None, timeouts: Timeouts | None = None,
-                           concurrency: int = 4, job_id: str | None = None) -> RestoreOutcome:
-    """Store → multipart upload → import → new volume → clean up. ``size`` in bytes."""
+                           concurrency: int = 4, job_id: str | None = None,
+                           rename_on_clash: bool = False,
+                           leftovers_min_age: float = 3600.0) -> RestoreOutcome:
+    """Store → multipart upload → import → new volume → clean up. ``size`` in bytes.
+
+    The new volume is named ``name`` (default: the original's). When a volume of that name is
+    already in the zone and project, the restore is refused before anything is made (a
+    UsageError), unless ``rename_on_clash``: then it is named ``<name>-restored-YYYYMMDD``.
+    A volume of that name that a dead run of this same restore left half-made is finished
+    instead (``resumed``); one of another run, still alive or of another snapshot, is refused.
+    ``leftovers_min_age``: as for :func:`cleanup_leftovers`."""
     reporter = reporter or _NullReporter()
     settings = settings or load_settings()
     t = timeouts or Timeouts()
@@ -469,74 +489,240 @@ async def restore_snapshot(reporter: Any, *, store: Any, client: Any, ref: str,
     cancel = threading.Event()
     base = name or src.get("volume_name") or info.name or f"restored-{info.id[:8]}"
 
+    async def make(new_name: str) -> tuple[Any, str]:
+        """Upload, import, a new volume: the volume once available, and its snapshot's id."""
+        temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
+        await temps.lease.hold_key(temps.key)  # before the upload starts
+        reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
+        await _upload(reporter, store, info, temps, cancel, concurrency, job)
+        reporter.phase("import", message=f"from s3://{bucket}/{temps.key}")
+
+        def imported(snap: Any) -> None:
+            temps.snapshot_id = snap.id
+            temps.lease.add_snapshot(snap.id, temp_tags(job))
+
+        snap_name = f"strongroom-{job}-{new_name}"[:255]
+
+        def import_() -> Any:
+            return apis.block.import_snapshot_from_object_storage(
+                bucket=bucket, key=temps.key or "", name=snap_name, zone=zone,
+                project_id=project, tags=temp_tags(job) + temps.lease.tags())
+
+        def find_import() -> Any:
+            return _find_temp_snapshot(apis, zone, project, job, snap_name, None)
+
+        try:
+            snap = await _settled(lambda: create_once(import_, find_import, apis.retry,
+                                                      f"importing s3://{bucket}/{temps.key}"),
+                                  imported)
+        except ScalewayException as exc:
+            raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
+        snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
+                                    t.import_, "the import", t)
+        reporter.phase("volume", message=new_name)
+        snap_size = int(snap.size or 0)
+
+        def created(vol: Any) -> None:
+            temps.volume_id = vol.id
+
+        def create_volume() -> Any:
+            # marked until done: a rerun after a crash finishes it rather than make another
+            tags = [str(x) for x in src.get("tags") or []] + [
+                f"{RESTORING_TAG}={owner}", f"{SOURCE_TAG}={info.id}"]
+            return apis.block.create_volume(
+                zone=zone, name=new_name, perf_iops=iops, project_id=project, tags=tags,
+                kms_key_id=kms_key_id,
+                from_snapshot=CreateVolumeRequestFromSnapshot(
+                    snapshot_id=snap.id,
+                    size=target_size if target_size > snap_size else None))
+
+        def find_volume() -> Any:
+            return _find_restored_volume(apis, zone, project, new_name, snap.id)
+
+        try:
+            vol = await _settled(lambda: create_once(create_volume, find_volume, apis.retry,
+                                                     f"creating volume {new_name}"), created)
+        except ScalewayException as exc:
+            raise describe(exc, f"creating volume {new_name} in {zone}") from None
+        vol = await _wait_volume(apis, zone, vol.id, t)
+        temps.volume_id = None  # finished: it is the result, not a temporary
+        return vol, snap.id
+
     async def run() -> RestoreOutcome:
         try:
-            new_name = await _unique_name(apis, zone, project, base)
-            temps.key = f"{TEMP_PREFIX}restore/{job}/{info.id[:16]}.qcow2"
-            await temps.lease.hold_key(temps.key)  # before the upload starts
-            reporter.phase("upload", total=info.bytes, message=f"to s3://{bucket}/{temps.key}")
-            await _upload(reporter, store, info, temps, cancel, concurrency, job)
-            reporter.phase("import", message=f"from s3://{bucket}/{temps.key}")
-
-            def imported(snap: Any) -> None:
-                temps.snapshot_id = snap.id
-                temps.lease.add_snapshot(snap.id, temp_tags(job))
-
-            snap_name = f"strongroom-{job}-{new_name}"[:255]
-
-            def import_() -> Any:
-                return apis.block.import_snapshot_from_object_storage(
-                    bucket=bucket, key=temps.key or "", name=snap_name, zone=zone,
-                    project_id=project, tags=temp_tags(job) + temps.lease.tags())
-
-            def find_import() -> Any:
-                return _find_temp_snapshot(apis, zone, project, job, snap_name, None)
-
-            try:
-                snap = await _settled(lambda: create_once(import_, find_import, apis.retry,
-                                                          f"importing s3://{bucket}/{temps.key}"),
-                                      imported)
-            except ScalewayException as exc:
-                raise describe(exc, f"importing s3://{bucket}/{temps.key} in {zone}") from None
-            snap = await _wait_snapshot(apis, zone, snap.id, {"available"}, {"creating"},
-                                        t.import_, "the import", t)
-            reporter.phase("volume", message=new_name)
-            snap_size = int(snap.size or 0)
-
-            def created(vol: Any) -> None:
-                temps.volume_id = vol.id
-
-            def create_volume() -> Any:
-                return apis.block.create_volume(
-                    zone=zone, name=new_name, perf_iops=iops, project_id=project,
-                    tags=[str(x) for x in src.get("tags") or []], kms_key_id=kms_key_id,
-                    from_snapshot=CreateVolumeRequestFromSnapshot(
-                        snapshot_id=snap.id,
-                        size=target_size if target_size > snap_size else None))
-
-            def find_volume() -> Any:
-                return _find_restored_volume(apis, zone, project, new_name, snap.id)
-
-            try:
-                vol = await _settled(lambda: create_once(create_volume, find_volume, apis.retry,
-                                                         f"creating volume {new_name}"), created)
-            except ScalewayException as exc:
-                raise describe(exc, f"creating volume {new_name} in {zone}") from None
-            vol = await _wait_volume(apis, zone, vol.id, t)
-            temps.volume_id = None  # finished: it is the result, not a temporary
+            swept = await _sweep_region(apis, zone, bucket, t, temps.lease, leftovers_min_age)
+            if target.resume is not None:
+                vol, snapshot_id = await _resume(reporter, apis, temps, target.resume, t)
+            else:
+                vol, snapshot_id = await make(target.name)
             reporter.phase("cleanup")
             warnings = await _remove_temps(apis, temps, t)
+            warnings += await _unmark(apis, zone, vol)
+            if swept.waiting or target.resume is not None:
+                # what dead runs were still making at the start (their imports, the snapshot
+                # of a resumed volume) has settled or is settling now: remove it
+                await _sweep_region(apis, zone, bucket, t, temps.lease, leftovers_min_age,
+                                    settle=True)
             return RestoreOutcome(volume_id=vol.id, name=vol.name, zone=zone, project_id=project,
                                   size=int(vol.size or 0), type=str(vol.type_),
-                                  snapshot_id=snap.id, store_snapshot=info.id, warnings=warnings,
-                                  kms_key_id=getattr(vol, "kms_key_id", None) or None)
+                                  snapshot_id=snapshot_id, store_snapshot=info.id,
+                                  warnings=warnings,
+                                  kms_key_id=getattr(vol, "kms_key_id", None) or None,
+                                  resumed=target.resume is not None)
         except BaseException:
             cancel.set()
             await asyncio.shield(_after_failure(apis, temps, t, keep=False))
             raise
 
     await check_bucket(apis, bucket, region)
+    target = await _target(apis, s3, zone, bucket, project, base, rename_on_clash,
+                           _Wanted(info.id, target_size, IOPS_TYPES[iops]))
     return await _leased(temps.lease, run(), cancel)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What a restore makes: a volume from ``source`` (a store snapshot id), at least ``size``
+    bytes, of volume type ``kind``."""
+
+    source: str
+    size: int
+    kind: str
+
+
+@dataclass
+class _Target:
+    """Where a restore goes: a new volume's free name, or (``resume``) the half-made volume a
+    dead run of the same restore left, to finish."""
+
+    name: str
+    resume: Any = None
+
+
+def _marks(tags: Any) -> tuple[str, str] | None:
+    """(owner, store snapshot id) of a volume a restore is still making; None if unmarked."""
+    values = dict(str(t).partition("=")[::2] for t in tags or [])
+    owner = values.get(RESTORING_TAG)
+    return (owner, values.get(SOURCE_TAG, "")) if owner else None
+
+
+def _unmarked(tags: Any) -> list[str]:
+    return [str(t) for t in tags or []
+            if not str(t).startswith((f"{RESTORING_TAG}=", f"{SOURCE_TAG}="))]
+
+
+async def _target(apis: Apis, s3: Any, zone: str, bucket: str, project: str, base: str,
+                  rename: bool, wanted: _Wanted) -> _Target:
+    """``base`` when no volume of the project in ``zone`` has that name, or a half-made volume
+    of that name to resume. Taken: a UsageError that says by what, or (``rename``) the first
+    free ``<base>-restored-YYYYMMDD[-N]`` (or a half-made one of those names to resume)."""
+    try:
+        volumes = await asyncio.to_thread(apis.block.list_volumes_all, zone=zone,
+                                          project_id=project, include_deleted=False)
+    except ScalewayException as exc:
+        raise describe(exc, f"listing volumes in {zone}") from None
+    marked = sorted((v for v in volumes if _marks(v.tags) and (
+        v.name == base or (rename and v.name.startswith(f"{base}-restored-")))),
+        key=lambda v: v.name != base)
+    holders = None
+    for vol in marked:
+        if holders is None:
+            try:
+                holders = await asyncio.to_thread(read_holders, s3, bucket)
+            except ClientError as exc:
+                raise describe(exc, f"reading the leases in bucket {bucket}") from None
+        why = await _not_resumable(apis, zone, vol, holders, wanted)
+        if why is None:
+            return _Target(vol.name, resume=vol)
+        if vol.name == base and not rename:
+            raise UsageError(f"volume {base} ({vol.id}) in {zone} {why}")
+    taken = {v.name: v for v in volumes}
+    if base not in taken:
+        return _Target(base)
+    renamed = _renamed(base, set(taken))
+    if not rename:
+        raise UsageError(f"a volume named {base} already exists in {zone} ({taken[base].id}): "
+                         f"choose another name with --name, or pass --rename-on-clash to "
+                         f"restore as {renamed}")
+    return _Target(renamed)
+
+
+async def _not_resumable(apis: Apis, zone: str, vol: Any, holders: Holders,
+                         wanted: _Wanted) -> str | None:
+    """Why a marked volume is not a dead run's half-made restore of ``wanted`` (None: it is).
+    Its run is alive while its lease object is, or while a live lease holds the snapshot the
+    volume is made from (its tags are renewed, whatever the bucket)."""
+    owner, source = _marks(vol.tags) or ("", "")
+    alive = holders.owner_live(owner)
+    if not alive and vol.parent_snapshot_id:
+        try:
+            snap = await asyncio.to_thread(apis.block.get_snapshot,
+                                           snapshot_id=vol.parent_snapshot_id, zone=zone)
+        except ScalewayException as exc:
+            if not (is_not_found(exc) or is_denied(exc)):
+                raise describe(exc, f"reading snapshot {vol.parent_snapshot_id}") from None
+        else:
+            alive = holders.for_snapshot(snap.id, snap.tags or []).holder is not None
+    other = "choose another name with --name"
+    if alive:
+        return f"is being restored right now by another run: wait for it to end, or {other}"
+    if source != wanted.source:
+        return (f"is what an interrupted restore of store snapshot {source[:12]} left: "
+                f"delete it, or {other}")
+    if str(vol.status) not in ("creating", "available", "updating"):
+        return (f"is what an interrupted restore of this snapshot left, and is {vol.status}: "
+                f"delete it, or {other}")
+    if int(vol.size or 0) < wanted.size or str(vol.type_) != wanted.kind:
+        return (f"is what an interrupted restore of this snapshot left, made "
+                f"{int(vol.size or 0) / GB:g} GB {vol.type_} rather than as asked now: "
+                f"delete it, or {other}")
+    return None
+
+
+async def _resume(reporter: Any, apis: Apis, temps: _Temps, vol: Any,
+                  t: Timeouts) -> tuple[Any, str]:
+    """Finish a dead run's half-made volume: wait until it is available, and take over the
+    temporary snapshot it is made from, to remove it. Never deleted on failure: it stays
+    marked, for the next run."""
+    reporter.phase("volume", message=f"resuming {vol.name} ({vol.id}), which an interrupted "
+                                     f"run of this restore left")
+    parent = vol.parent_snapshot_id or ""
+    if parent:
+        try:
+            snap = await asyncio.to_thread(apis.block.get_snapshot, snapshot_id=parent,
+                                           zone=temps.zone)
+        except ScalewayException as exc:
+            if not is_not_found(exc):
+                raise describe(exc, f"reading snapshot {parent}") from None
+        else:
+            if TEMP_TAG in (snap.tags or []) and not await temps.lease.claim(snapshots=[parent]):
+                temps.snapshot_id = parent
+    return await _wait_volume(apis, temps.zone, vol.id, t), parent
+
+
+async def _unmark(apis: Apis, zone: str, vol: Any) -> list[str]:
+    """The restore of ``vol`` is done: its restore tags go."""
+    if _marks(vol.tags) is None:
+        return []
+    try:
+        await asyncio.to_thread(apis.block.update_volume, volume_id=vol.id, zone=zone,
+                                tags=_unmarked(vol.tags))
+    except ScalewayException as exc:
+        return [f"could not remove the tags {RESTORING_TAG} and {SOURCE_TAG} from volume "
+                f"{vol.name} ({vol.id}): {scw_message(exc)}; remove them by hand"]
+    return []
+
+
+async def _sweep_region(apis: Apis, zone: str, bucket: str, t: Timeouts, lease: Lease,
+                        min_age: float, settle: bool = False) -> "Swept":
+    """A restore's sweep of dead runs' leftovers in its region's zones and its bucket: best
+    effort (tidying after others never fails the restore)."""
+    zones = [z for z in ZONES if region_of(z) == region_of(zone)]
+    try:
+        return await sweep_leftovers(apis, zone, bucket, min_age=min_age, timeouts=t,
+                                     lease=lease, zones=zones, settle=settle)
+    except OperationError:
+        return Swept()
 
 
 def _image_refusal(store: Any, ref: str) -> str:
@@ -562,15 +748,7 @@ async def _upload(reporter: Any, store: Any, info: Any, temps: _Temps, cancel: t
     await blocking(run, cancel)
 
 
-async def _unique_name(apis: Apis, zone: str, project: str, base: str) -> str:
-    try:
-        volumes = await asyncio.to_thread(apis.block.list_volumes_all, zone=zone,
-                                          project_id=project, include_deleted=False)
-    except ScalewayException as exc:
-        raise describe(exc, f"listing volumes in {zone}") from None
-    taken = {v.name for v in volumes}
-    if base not in taken:
-        return base
+def _renamed(base: str, taken: set[str]) -> str:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
     for n in range(1, 1000):
         candidate = f"{base}-restored-{stamp}" + (f"-{n}" if n > 1 else "")
@@ -759,51 +937,75 @@ async def _delete_volume(apis: Apis, zone: str, volume_id: str, t: Timeouts) -> 
 async def cleanup_leftovers(client: Any, zone: str, bucket: str, *, min_age: float = 3600.0,
                             volume_id: str | None = None, timeouts: Timeouts | None = None,
                             lease: Lease | None = None,
-                            dead_owners: frozenset[str] = frozenset()) -> list[str]:
-    """Remove temporaries of crashed runs: snapshots tagged ``strongroom-temp`` in ``zone``,
-    objects and multipart uploads under ``strongroom-tmp/`` in ``bucket``. Never what a live
-    lease holds (the caller's or another run's, in any process); what only expired leases name,
-    whatever its age; what no lease names (made before leases) when older than ``min_age``
-    seconds, or of ``volume_id`` whatever its age. Expired lease objects whose temporaries are
-    all gone go too. ``lease``: the calling run's, which claims what it sweeps (a standalone
-    sweep takes a lease of its own for that). ``dead_owners``: runs known to be dead before
-    their leases run out (a restarted daemon's interrupted jobs), whose leases count as
-    expired. Returns what was removed."""
+                            dead_owners: frozenset[str] = frozenset(),
+                            zones: Sequence[str] | None = None) -> list[str]:
+    """Remove temporaries of crashed runs: snapshots tagged ``strongroom-temp`` in ``zone`` (or
+    in each of ``zones``), objects and multipart uploads under ``strongroom-tmp/`` in
+    ``bucket``. Never what a live lease holds (the caller's or another run's, in any process);
+    what only expired leases name, whatever its age; what no lease names (made before leases)
+    when older than ``min_age`` seconds, or of ``volume_id`` whatever its age. Expired lease
+    objects whose temporaries are all gone go too. ``lease``: the calling run's, which claims
+    what it sweeps (a standalone sweep takes a lease of its own for that). ``dead_owners``:
+    runs known to be dead before their leases run out (a restarted daemon's interrupted jobs),
+    whose leases count as expired; so do those whose process is known gone
+    (``engine.scaleway.leases.process_gone``). Returns what was removed."""
+    swept = await sweep_leftovers(client, zone, bucket, min_age=min_age, volume_id=volume_id,
+                                  timeouts=timeouts, lease=lease, dead_owners=dead_owners,
+                                  zones=zones)
+    return swept.removed
+
+
+@dataclass
+class Swept:
+    """What a sweep removed, and the snapshots it would have removed but for being busy
+    (still being made, exported, or used to make a volume)."""
+
+    removed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+
+async def sweep_leftovers(client: Any, zone: str, bucket: str, *, min_age: float = 3600.0,
+                          volume_id: str | None = None, timeouts: Timeouts | None = None,
+                          lease: Lease | None = None, dead_owners: frozenset[str] = frozenset(),
+                          zones: Sequence[str] | None = None, settle: bool = False) -> Swept:
+    """:func:`cleanup_leftovers`, saying also what is waiting. ``settle``: imported snapshots
+    still being made are removed too, once they are (the sweep waits for them)."""
     apis = apis_for(client)
     t = timeouts or Timeouts()
     s3 = apis.s3(region_of(zone))
-    found = await _Found.read(apis, s3, zone, bucket, dead_owners)
-    swept = _Sweepable(found.holders, min_age, volume_id)
-    snaps = [s.id for s in found.snapshots if swept.snapshot(s)]
+    found = await _Found.read(apis, s3, list(zones or [zone]), bucket, dead_owners, zone)
+    swept = _Sweepable(found.holders, min_age, volume_id, settle)
+    snaps = [s for s in found.snapshots if swept.snapshot(s)]
     keys = [o["Key"] for o in found.objects if swept.object(o, found.snapshot_of(o["Key"]))]
     uploads = [u for u in found.uploads if swept.upload(u)]
+    out = Swept(waiting=[s.id for s in found.snapshots if swept.waiting(s)])
     sweeper = lease or Lease(apis, zone, bucket, s3, job="sweep", terms=t.lease_terms)
-    removed: list[str] = []
+    ids = [s.id for s in snaps]
     try:
         if found.bucket_exists and (snaps or keys or uploads):
             # Adopting and sweeping both claim first: of two at once, one lets go.
-            contested = await sweeper.claim(keys + [u["Key"] for u in uploads], snaps)
-            snaps = [s for s in snaps if s not in contested]
+            contested = await sweeper.claim(keys + [u["Key"] for u in uploads], ids)
+            snaps = [s for s in snaps if s.id not in contested]
             keys = [k for k in keys if k not in contested]
             uploads = [u for u in uploads if u["Key"] not in contested]
-        for snapshot_id in snaps:
-            if await _sweep_snapshot(apis, zone, snapshot_id, found.holders, t):
-                removed.append(f"snapshot {snapshot_id}")
+        for snap in snaps:
+            if await _sweep_snapshot(apis, str(snap.zone), snap.id, found.holders, t):
+                out.removed.append(f"snapshot {snap.id}")
         for key in keys:
             with contextlib.suppress(ClientError, BotoCoreError):
                 await asyncio.to_thread(s3.delete_object, Bucket=bucket, Key=key)
-                removed.append(f"s3://{bucket}/{key}")
+                out.removed.append(f"s3://{bucket}/{key}")
         for up in uploads:
             with contextlib.suppress(ClientError, BotoCoreError):
                 await asyncio.to_thread(s3.abort_multipart_upload, Bucket=bucket, Key=up["Key"],
                                         UploadId=up["UploadId"])
-                removed.append(f"upload s3://{bucket}/{up['Key']}")
-        removed += await _sweep_leases(s3, bucket, found, removed, sweeper.owner)
+                out.removed.append(f"upload s3://{bucket}/{up['Key']}")
+        out.removed += await _sweep_leases(s3, bucket, found, out.removed, sweeper.owner)
     finally:
-        sweeper.drop(keys + [u["Key"] for u in uploads], snaps)
+        sweeper.drop(keys + [u["Key"] for u in uploads], ids)
         if lease is None:
             await sweeper.release()
-    return removed
+    return out
 
 
 @dataclass
@@ -818,12 +1020,17 @@ class _Found:
     bucket_exists: bool = True
 
     @classmethod
-    async def read(cls, apis: Apis, s3: Any, zone: str, bucket: str,
-                   dead: frozenset[str] = frozenset()) -> "_Found":
-        try:
-            snaps = await asyncio.to_thread(_temp_snapshots, apis, zone)
-        except ScalewayException as exc:
-            raise describe(exc, f"listing snapshots in {zone}") from None
+    async def read(cls, apis: Apis, s3: Any, zones: list[str], bucket: str,
+                   dead: frozenset[str] = frozenset(), main: str = "") -> "_Found":
+        """``zones``: where to list snapshots; a zone that cannot be listed is skipped, unless
+        it is ``main`` (the caller's own)."""
+        snaps: list[Any] = []
+        for zone in zones:
+            try:
+                snaps += await asyncio.to_thread(_temp_snapshots, apis, zone)
+            except ScalewayException as exc:
+                if zone == main or len(zones) == 1:
+                    raise describe(exc, f"listing snapshots in {zone}") from None
         try:
             pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                  Prefix=TEMP_PREFIX)
@@ -868,6 +1075,7 @@ class _Sweepable:
     holders: Holders
     min_age: float
     volume_id: str | None
+    settle: bool = False  # imports still being made count: removing them waits for them
 
     def _rule(self, claim: Claim, of_volume: bool, when: Any) -> bool:
         if claim.holder is not None:
@@ -883,13 +1091,26 @@ class _Sweepable:
             when = when.replace(tzinfo=dt.timezone.utc)
         return time.time() - when.timestamp() >= self.min_age
 
-    def snapshot(self, snap: Any) -> bool:
-        if str(snap.status) in ("creating", "exporting", "in_use"):
-            return False  # busy: someone's export may still be writing, or something uses it
+    def _snapshot_rule(self, snap: Any) -> bool:
         of_volume = self.volume_id is not None and \
             getattr(snap.parent_volume, "id", None) == self.volume_id
         return self._rule(self.holders.for_snapshot(snap.id, snap.tags or []), of_volume,
                           snap.created_at)
+
+    @staticmethod
+    def _busy(snap: Any) -> bool:
+        # someone's export may still be writing, or a volume is being made of it
+        return str(snap.status) in ("creating", "exporting", "in_use")
+
+    def snapshot(self, snap: Any) -> bool:
+        if self._busy(snap) and not (self.settle and str(snap.status) == "creating"
+                                     and snap.parent_volume is None):
+            return False
+        return self._snapshot_rule(snap)
+
+    def waiting(self, snap: Any) -> bool:
+        """Would go, but for being busy."""
+        return self._busy(snap) and not self.snapshot(snap) and self._snapshot_rule(snap)
 
     def object(self, obj: dict[str, Any], snap: Any) -> bool:
         key = obj["Key"]
@@ -923,7 +1144,10 @@ async def _sweep_snapshot(apis: Apis, zone: str, snapshot_id: str, holders: Hold
 async def _sweep_leases(s3: Any, bucket: str, found: _Found, removed: list[str],
                         me: str) -> list[str]:
     """Expired lease objects that no longer mark anything: while a temporary they name is still
-    there and no live lease holds it, the expired lease is what says it is a dead run's."""
+    there and no live lease holds it, the expired lease is what says it is a dead run's. A
+    snapshot whose tags name the owner counts as named: a run killed before its lease object
+    named a new snapshot (an import) leaves tags that look live for the rest of the lease, and
+    only the dead owner's lease object says otherwise."""
     gone = {r.rsplit(" ", 1)[-1] for r in removed}
     unheld = ({f"s3://{bucket}/{o['Key']}" for o in found.objects
                if found.holders.for_key(o["Key"]).holder is None}
@@ -933,7 +1157,9 @@ async def _sweep_leases(s3: Any, bucket: str, found: _Found, removed: list[str],
                  if found.holders.for_snapshot(s.id, s.tags or []).holder is None}) - gone
     out = []
     for rec in found.holders.expired():
-        named = {f"s3://{bucket}/{k}" for k in rec.keys} | set(rec.snapshots)
+        named = ({f"s3://{bucket}/{k}" for k in rec.keys} | set(rec.snapshots)
+                 | {s.id for s in found.snapshots
+                    if (tag_lease(s.tags or []) or ("",))[0] == rec.owner})
         if rec.owner == me or named & unheld:
             continue
         with contextlib.suppress(ClientError, BotoCoreError):

@@ -12,10 +12,15 @@ Where a lease is written:
   moment) and renewed with the Block API's update of the snapshot's tags.
 - S3 objects and multipart uploads cannot carry ours (Scaleway writes the export object; an
   upload's metadata is not listed), so the owner keeps a lease object in the staging bucket,
-  ``strongroom-tmp/leases/<owner>.json``: ``{"owner", "job", "host", "pid", "expires",
-  "snapshots": [ids], "keys": [keys]}``. A key is written into it *before* the object or upload
-  it names is made, and readers list objects before they read leases, so no reader sees a new
-  object without its lease.
+  ``strongroom-tmp/leases/<owner>.json``: ``{"owner", "job", "host", "pid", "process",
+  "expires", "snapshots": [ids], "keys": [keys]}``. A key is written into it *before* the object
+  or upload it names is made, and readers list objects before they read leases, so no reader
+  sees a new object without its lease.
+- ``process`` names the owner's process precisely enough for a reader on the same machine to
+  tell that it is gone (``<boot id>:<pid namespace>:<pid>:<start time>``, from /proc): such a
+  reader counts the lease as expired at once, so that a run killed with SIGKILL (or a crashed
+  daemon) does not hold its temporaries for the rest of its lease. Elsewhere, or without /proc,
+  only the expiry tells.
 - The heartbeat renews both every ``every`` seconds to now + ``ttl`` (60 s and 15 min by
   default). When it cannot (any error) until less than one beat is left, the flow stops with
   :class:`LeaseLost`: past that point another run may rightly take the temporaries over
@@ -85,6 +90,7 @@ class LeaseRecord:
     job: str = ""
     host: str = ""
     pid: int = 0
+    process: str = ""  # this_process() of the owner, "" when unknown
     snapshots: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
 
@@ -102,11 +108,59 @@ class LeaseRecord:
             doc = json.loads(data)
             return cls(owner=str(doc["owner"]), expires=float(doc["expires"]),
                        job=str(doc.get("job", "")), host=str(doc.get("host", "")),
-                       pid=int(doc.get("pid", 0)),
+                       pid=int(doc.get("pid", 0)), process=str(doc.get("process", "")),
                        snapshots=[str(s) for s in doc.get("snapshots", [])],
                        keys=[str(k) for k in doc.get("keys", [])])
         except (ValueError, KeyError, TypeError):
             return cls(owner=owner, expires=0.0)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _machine() -> str:
+    """This kernel's boot and this process's pid namespace: where a pid means one process."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}:{namespace}" if boot else ""
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks after boot), None when there is no such live
+    process (a zombie is dead: it only waits to be reaped)."""
+    stat = _read(f"/proc/{pid}/stat")
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and brackets
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def this_process() -> str:
+    """The lease's ``process``: this process, as a reader on the same machine can check it;
+    "" where /proc cannot tell."""
+    machine, started = _machine(), _started(os.getpid())
+    return f"{machine}:{os.getpid()}:{started}" if machine and started else ""
+
+
+def process_gone(process: str) -> bool:
+    """True only when ``process`` (a lease's) names a process of this machine and pid
+    namespace that no longer runs: no such pid, or a pid since reused by another process."""
+    parts = process.split(":")
+    if len(parts) != 4 or f"{parts[0]}:{parts[1]}" != _machine():
+        return False
+    try:
+        pid = int(parts[2])
+    except ValueError:
+        return False
+    return _started(pid) != parts[3]
 
 
 def tag_lease(tags: Iterable[str]) -> tuple[str, float] | None:
@@ -175,6 +229,10 @@ class Holders:
                 claim |= Claim(rec.owner if self._live(rec) else None, True)
         return claim
 
+    def owner_live(self, owner: str) -> bool:
+        """Whether ``owner`` holds a live lease object here."""
+        return any(r.owner == owner and self._live(r) for r in self.records)
+
     def live_owners(self, *, key: str | None = None, snapshot: str | None = None) -> set[str]:
         """Owners of live lease objects naming ``key`` or ``snapshot``."""
         return {r.owner for r in self.records if self._live(r)
@@ -186,7 +244,8 @@ class Holders:
 
 
 def read_holders(s3: Any, bucket: str, dead: frozenset[str] = frozenset()) -> Holders:
-    """Every lease object of ``bucket``. Blocking. Read *after* listing what they may hold."""
+    """Every lease object of ``bucket``. Blocking. Read *after* listing what they may hold.
+    Owners whose process is known gone (:func:`process_gone`) count as ``dead``."""
     records: list[LeaseRecord] = []
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=LEASE_PREFIX)
     for page in pages:
@@ -199,7 +258,9 @@ def read_holders(s3: Any, bucket: str, dead: frozenset[str] = frozenset()) -> Ho
                     continue  # released between the listing and now
                 raise
             records.append(LeaseRecord.from_json(body, owner))
-    return Holders(records, dead=dead)
+    now = time.time()
+    gone = {r.owner for r in records if r.live(now) and process_gone(r.process)}
+    return Holders(records, now=now, dead=frozenset(dead) | gone)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +293,7 @@ class Lease:
     def record(self, expires: float) -> LeaseRecord:
         return LeaseRecord(owner=self.owner, expires=expires, job=self.job,
                            host=socket.gethostname(), pid=os.getpid(),
+                           process=this_process(),
                            snapshots=sorted(set(self.snapshots) | self.claimed),
                            keys=sorted(self.keys))
 

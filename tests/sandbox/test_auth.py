@@ -84,6 +84,61 @@ def test_s3_denies_a_key_without_object_storage(sandbox):
     assert err.value.response["Error"]["Code"] == "AccessDenied"
 
 
+def _s3(sandbox, access: str, secret: str):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=sandbox.env["STRONGROOM_S3_ENDPOINT"],
+                        aws_access_key_id=access, aws_secret_access_key=secret,
+                        region_name="fr-par", config=Config(s3={"addressing_style": "path"},
+                                                            retries={"max_attempts": 1}))
+
+
+def _s3_refusal(call, **kwargs) -> tuple[int, str]:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as err:
+        call(**kwargs)
+    answer = err.value.response
+    return answer["ResponseMetadata"]["HTTPStatusCode"], answer["Error"]["Code"]
+
+
+def test_s3_checks_signatures_and_each_keys_object_rights(sandbox):
+    """As the real Object Storage: a wrong secret, an unknown key, a forged presigned URL are
+    refused; a read-only key reads but cannot write, start an upload or delete."""
+    bucket, key = sandbox.buckets["fr-par"], "auth/probe.txt"
+    full = _s3(sandbox, *sandbox.keys["full"])
+    full.put_object(Bucket=bucket, Key=key, Body=b"hello")
+    try:
+        readonly = _s3(sandbox, *sandbox.keys["readonly"])
+        assert readonly.get_object(Bucket=bucket, Key=key)["Body"].read() == b"hello"
+        assert readonly.list_objects_v2(Bucket=bucket, Prefix="auth/")["KeyCount"] == 1
+        for call, kwargs in ((readonly.put_object, {"Key": "auth/ro.txt", "Body": b"x"}),
+                             (readonly.delete_object, {"Key": key}),
+                             (readonly.create_multipart_upload, {"Key": "auth/ro.txt"})):
+            assert _s3_refusal(call, Bucket=bucket, **kwargs) == (403, "AccessDenied")
+        assert "Contents" not in full.list_objects_v2(Bucket=bucket, Prefix="auth/ro")
+        access, _ = sandbox.keys["full"]
+        wrong = _s3(sandbox, access, "00000000-0000-0000-0000-000000000000")
+        assert _s3_refusal(wrong.get_object, Bucket=bucket, Key=key) == \
+            (403, "SignatureDoesNotMatch")
+        assert _s3_refusal(wrong.put_object, Bucket=bucket, Key=key, Body=b"forged") == \
+            (403, "SignatureDoesNotMatch")
+        unknown = _s3(sandbox, "SCWUNKNOWNKEY0000000", "00000000-0000-0000-0000-000000000000")
+        assert _s3_refusal(unknown.list_objects_v2, Bucket=bucket) == \
+            (403, "InvalidAccessKeyId")
+        # A presigned URL is checked too: forged with a wrong secret it opens nothing.
+        forged = wrong.generate_presigned_url("get_object", {"Bucket": bucket, "Key": key})
+        assert requests.get(forged, timeout=30).status_code == 403
+        good = full.generate_presigned_url("get_object", {"Bucket": bucket, "Key": key})
+        assert requests.get(good, timeout=30).content == b"hello"
+        put = readonly.generate_presigned_url("put_object", {"Bucket": bucket, "Key": key})
+        assert requests.put(put, data=b"overwritten", timeout=30).status_code == 403
+        assert full.get_object(Bucket=bucket, Key=key)["Body"].read() == b"hello"
+    finally:
+        full.delete_object(Bucket=bucket, Key=key)
+
+
 def test_no_secret_in_state_answers(scw_client, sandbox):
     from scaleway.iam.v1alpha1 import IamV1Alpha1API
 

@@ -82,11 +82,30 @@ def test_backup_and_restore_json(sandbox: Any, scw_env: Any, cli_store: str,
     assert leftovers(apis, "nl-ams-1", sandbox.buckets["nl-ams"]) == {
         "objects": [], "uploads": [], "snapshots": []}
     apis.block.delete_volume(volume_id=new.id, zone="nl-ams-1")
-    # The plain form prints the new volume id alone.
+
+
+def test_restore_refuses_a_taken_name_unless_told_to_rename(
+        sandbox: Any, scw_env: Any, cli_store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    done = _json(capsys, ["--store", cli_store, "--json", "backup", "vault-secrets"])
+    apis = Apis(scw_client())
+    volumes = lambda: {v.id for v in apis.block.list_volumes_all(  # noqa: E731
+        zone="nl-ams-1", include_deleted=False)}
+    before = volumes()
+    # By default the new volume takes the original's name, which is taken in its zone.
     assert main(["--store", cli_store, "restore", done[0]["snapshot"], "--zone",
-                 "nl-ams-1"]) == 0
-    volume_id = capsys.readouterr().out.strip()
-    assert apis.block.get_volume(volume_id=volume_id, zone="nl-ams-1").id == volume_id
+                 "nl-ams-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "vault-secrets already exists" in err and "--rename-on-clash" in err
+    assert volumes() == before
+    assert leftovers(apis, "nl-ams-1", sandbox.buckets["nl-ams"]) == {
+        "objects": [], "uploads": [], "snapshots": []}
+    # Asked for, the old behaviour; the plain form says the new name beside the new id.
+    assert main(["--store", cli_store, "restore", done[0]["snapshot"], "--zone", "nl-ams-1",
+                 "--rename-on-clash"]) == 0
+    volume_id, name = capsys.readouterr().out.strip().split("\t")
+    new = apis.block.get_volume(volume_id=volume_id, zone="nl-ams-1")
+    assert new.name == name and name.startswith("vault-secrets-restored-")
     apis.block.delete_volume(volume_id=volume_id, zone="nl-ams-1")
 
 

@@ -83,6 +83,7 @@ async def test_backup_then_restore_gives_the_same_bytes(sandbox: Any, apis: Apis
 
     job = await _run(lambda r: restore_snapshot(r, store=store, client=apis,
                                                 ref=backup.snapshot, zone=vol.zone,
+                                                rename_on_clash=True,
                                                 timeouts=FAST, settings=Settings()))
     assert job.state == DONE, job.error
     restored = job.result
@@ -226,6 +227,7 @@ async def test_cancelled_restore_leaves_no_volume_snapshot_or_object(
     runner.subscribe(lambda ev: reached.set() if ev.phase == phase else None)
     job = start_flow(runner, lambda r: restore_snapshot(r, store=store, client=apis,
                                                         ref=backup.snapshot, zone=vol.zone,
+                                                        rename_on_clash=True,
                                                         timeouts=FAST, settings=Settings()))
     await asyncio.wait_for(reached.wait(), 30)
     runner.cancel(job.id)

@@ -71,10 +71,10 @@ async def test_preflight_passes_with_the_full_key(sandbox: Any, scw_env: Any) ->
 
 
 @pytest.mark.parametrize("role, missing", [
-    # The sandbox's S3 refuses only keys with no Object Storage right at all, so a read-only
-    # key still writes its probe there; IAM says what is missing.
+    # The sandbox's S3 enforces each key's rights as the real one does: the read-only key's
+    # write probe is refused, so the probe proves what IAM says.
     ("readonly", {"permission BlockStorageFullAccess", "permission ObjectStorageBucketsWrite",
-                  "permission ObjectStorageObjectsWrite"}),
+                  "permission ObjectStorageObjectsWrite", "bucket write"}),
     ("nobucket", {"permission ObjectStorageBucketsRead", "permission ObjectStorageBucketsWrite",
                   "permission ObjectStorageObjectsRead", "permission ObjectStorageObjectsWrite",
                   "bucket"}),

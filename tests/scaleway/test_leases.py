@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import OperationError
+from engine.errors import OperationError, UsageError
 from engine.sandbox.qcow2 import read_qcow2
 from engine.scaleway.api import Apis
 from engine.scaleway.flows import backup_volume, cleanup_leftovers, restore_snapshot
@@ -188,6 +188,101 @@ async def test_an_expired_lease_is_swept_whatever_its_age_a_live_one_never(
     assert leftovers(apis, vol.zone, bucket) == NOTHING
 
 
+def _named(apis: Apis, zone: str, name: str) -> list[Any]:
+    return [v for v in apis.block.list_volumes_all(zone=zone, include_deleted=False)
+            if v.name == name or v.name.startswith(f"{name}-restored-")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at", ["upload", "import-from-object-storage", "volumes"])
+async def test_a_killed_restore_leaves_nothing_once_rerun_and_one_volume(
+        sandbox: Any, apis: Apis, clean_faults: Any, tmp_path: Path, at: str) -> None:
+    """SIGKILL while the upload is open, once the import is asked for, once the volume is: the
+    rerun (its lease ten minutes from expiry) sweeps what the dead run made, resumes its
+    half-made volume rather than make a second, and leaves nothing behind."""
+    from engine.store import Store
+
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    bucket = sandbox.buckets["fr-par"]
+    url = str(tmp_path / "store")
+    Store.init(url, PASS).close()
+    with Store.open(url, PASS) as store:
+        backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                     zone=vol.zone, timeouts=FAST, settings=Settings())
+    name = f"killed-{at[:6]}-{os.getpid()}"
+    before = sandbox.world.delays
+    # Slow enough that the dead run's import and volume are still being made at the rerun.
+    sandbox.set_delays(dataclasses.replace(before, create=2.0, import_=2.0))
+    try:
+        run = _driver(sandbox, "restore", url, backup.snapshot, vol.zone, bucket, name,
+                      str(tmp_path / "hold"), at)
+        await _until_held(tmp_path / "hold", run)
+        run.kill()
+        run.wait()
+        left = leftovers(apis, vol.zone, bucket)
+        assert left["uploads"] if at == "upload" else left["snapshots"]
+        assert bool(_named(apis, vol.zone, name)) == (at == "volumes")
+
+        with Store.open(url, PASS) as store:
+            out = await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                         zone=vol.zone, name=name, timeouts=FAST,
+                                         settings=Settings())
+    finally:
+        sandbox.set_delays(before)
+    # One volume of that name, and no snapshot, staging object, upload or lease object of
+    # either run is left.
+    assert out.name == name
+    assert [v.id for v in _named(apis, vol.zone, name)] == [out.volume_id]
+    assert leftovers(apis, vol.zone, bucket) == NOTHING
+    assert out.resumed == (at == "volumes")
+    restored = apis.block.get_volume(volume_id=out.volume_id, zone=vol.zone)
+    assert not [t for t in restored.tags if t.startswith("strongroom-")]
+    assert same_content(sandbox.volume_path(vol.id), sandbox.volume_path(out.volume_id))
+    apis.block.delete_volume(volume_id=out.volume_id, zone=vol.zone)
+
+
+@pytest.mark.slow
+async def test_a_restore_leaves_a_live_restores_work_alone(
+        sandbox: Any, apis: Apis, clean_faults: Any, tmp_path: Path) -> None:
+    """Another process's restore, alive, has made its volume: a restore into the same name is
+    refused (not resumed), and one into another name sweeps nothing of it."""
+    from engine.store import Store
+
+    vol = await _volume(apis, "dev-scratch", sandbox)
+    bucket = sandbox.buckets["fr-par"]
+    url = str(tmp_path / "store")
+    Store.init(url, PASS).close()
+    with Store.open(url, PASS) as store:
+        backup = await backup_volume(None, store=store, client=apis, volume_id=vol.id,
+                                     zone=vol.zone, timeouts=FAST, settings=Settings())
+    name = f"live-{os.getpid()}"
+    run = _driver(sandbox, "restore", url, backup.snapshot, vol.zone, bucket, name,
+                  str(tmp_path / "hold"), "volumes")
+    try:
+        await _until_held(tmp_path / "hold", run)
+        theirs = leftovers(apis, vol.zone, bucket)
+        assert theirs["snapshots"] and len(_named(apis, vol.zone, name)) == 1
+        with Store.open(url, PASS) as store:
+            with pytest.raises(UsageError, match="being restored right now by another run"):
+                await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                       zone=vol.zone, name=name, timeouts=FAST,
+                                       settings=Settings(), leftovers_min_age=0)
+            out = await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
+                                         zone=vol.zone, name=f"{name}-other", timeouts=FAST,
+                                         settings=Settings(), leftovers_min_age=0)
+        assert not out.resumed
+        left = leftovers(apis, vol.zone, bucket)
+        assert left["snapshots"] == theirs["snapshots"]
+        assert set(theirs["objects"]) <= set(left["objects"])
+    finally:
+        (tmp_path / "hold.go").touch()
+    done = _result(run)["outcome"]
+    assert done["name"] == name and not done["resumed"]
+    assert leftovers(apis, vol.zone, bucket) == NOTHING
+    for volume_id in (done["volume_id"], out.volume_id):
+        apis.block.delete_volume(volume_id=volume_id, zone=vol.zone)
+
+
 class _SweepMidUpload:
     """A reporter that, once the restore's upload is open, has another process sweep with no
     minimum age (only the store's thread waits for it)."""
@@ -215,7 +310,8 @@ async def test_another_process_never_sweeps_a_running_restores_upload(
                                  zone=vol.zone, timeouts=FAST, settings=Settings())
     reporter = _SweepMidUpload(sandbox, vol.zone, bucket)
     out = await restore_snapshot(reporter, store=store, client=apis, ref=backup.snapshot,
-                                 zone=vol.zone, timeouts=FAST, settings=Settings())
+                                 zone=vol.zone,
+                                 rename_on_clash=True, timeouts=FAST, settings=Settings())
     assert reporter.swept is not None
     assert not [r for r in reporter.swept["removed"] if "strongroom-tmp/restore/" in r]
     assert same_content(sandbox.volume_path(vol.id), sandbox.volume_path(out.volume_id))
@@ -296,3 +392,29 @@ def test_lease_tags_and_records_read_back() -> None:
     assert holders.for_snapshot("t", tags).holder is None  # tagged, expired at 1001
     assert holders.for_snapshot("t", tags).leased
     assert not holders.for_key("other").leased
+
+
+def test_a_lease_names_its_process_and_a_reader_here_sees_it_gone() -> None:
+    from engine.scaleway.leases import LeaseRecord, process_gone, this_process
+
+    me = this_process()
+    assert me and not process_gone(me)
+    rec = LeaseRecord(owner="me", expires=2000.0, process=me)
+    assert LeaseRecord.from_json(rec.to_json(), "me").process == me
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{child.pid}/stat").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        machine = me.rsplit(":", 2)[0]
+        theirs = f"{machine}:{child.pid}:{started}"
+        assert not process_gone(theirs)
+        assert process_gone(f"{machine}:{child.pid}:{int(started) + 1}")  # a reused pid
+    finally:
+        child.kill()
+        child.wait()
+    assert process_gone(theirs)
+    # Another machine's process, or none named: only the lease's expiry can tell.
+    assert not process_gone(f"other-boot:{machine.rsplit(':', 1)[1]}:{child.pid}:{started}")
+    assert not process_gone("")

@@ -62,7 +62,8 @@ async def test_1_flows_pass_in_real_429_mode(sandbox: Any, apis: Apis, store: An
     assert backup.state == DONE, backup.error
     restore = await run_flow(lambda r: restore_snapshot(r, store=store, client=apis,
                                                         ref=backup.result.snapshot,
-                                                        zone=vol.zone, timeouts=FAST,
+                                                        zone=vol.zone,
+                                                        rename_on_clash=True, timeouts=FAST,
                                                         settings=Settings()))
     assert restore.state == DONE, restore.error
     sandbox.faults()
@@ -187,6 +188,7 @@ async def test_6_a_restore_deletes_its_snapshot_once_the_volume_no_longer_uses_i
     try:
         job = await run_flow(lambda r: restore_snapshot(r, store=store, client=apis,
                                                         ref=backup.snapshot, zone=vol.zone,
+                                                        rename_on_clash=True,
                                                         timeouts=FAST, settings=Settings()))
     finally:
         sandbox.world.delays.create = before
@@ -301,7 +303,8 @@ async def test_10_backup_and_restore_end_to_end_in_realistic_timing(
         assert backup.state == DONE, backup.error
         restore = await run_flow(lambda r: restore_snapshot(r, store=store, client=apis,
                                                             ref=backup.result.snapshot,
-                                                            zone=vol.zone, timeouts=FAST,
+                                                            zone=vol.zone,
+                                                            rename_on_clash=True, timeouts=FAST,
                                                             settings=Settings()))
         assert restore.state == DONE, restore.error
         took = time.monotonic() - started
@@ -313,7 +316,8 @@ async def test_10_backup_and_restore_end_to_end_in_realistic_timing(
         short = FAST.__class__(**{**FAST.__dict__, "import_": 0.5})
         late = await run_flow(lambda r: restore_snapshot(r, store=store, client=apis,
                                                          ref=backup.result.snapshot,
-                                                         zone=vol.zone, timeouts=short,
+                                                         zone=vol.zone,
+                                                         rename_on_clash=True, timeouts=short,
                                                          settings=Settings()))
     finally:
         sandbox.set_delays(before)
@@ -406,7 +410,8 @@ async def test_12_a_restored_volume_keeps_the_original_s_kms_key(
                                  zone=vol.zone, timeouts=FAST, settings=Settings())
     assert store.resolve(backup.snapshot).source["kms_key_id"] == original.kms_key_id
     out = await restore_snapshot(None, store=store, client=apis, ref=backup.snapshot,
-                                 zone=vol.zone, timeouts=FAST, settings=Settings())
+                                 zone=vol.zone,
+                                 rename_on_clash=True, timeouts=FAST, settings=Settings())
     assert out.kms_key_id == original.kms_key_id
     assert apis.block.get_volume(volume_id=out.volume_id,
                                  zone=vol.zone).kms_key_id == original.kms_key_id

@@ -81,7 +81,7 @@ async def test_restore_adopts_the_import_and_volume_a_lost_answer_made(
     # The import and the volume creation are both carried out, then answered 503.
     sandbox.faults(fail_after_create=2)
     job = await _run(lambda r: restore_snapshot(r, store=store, client=apis, ref=backup.snapshot,
-                                                zone=vol.zone, timeouts=FAST,
+                                                zone=vol.zone, rename_on_clash=True, timeouts=FAST,
                                                 settings=Settings()))
     assert job.state == DONE, job.error
     assert sandbox.world.faults.fail_after_create == 0
