@@ -37,6 +37,20 @@ DEFAULT_CHUNKER = ChunkerParams(avg=64 * 1024, min=16 * 1024, max=256 * 1024)
 Progress = Callable[[int, int], None]
 
 
+def _check_format(version: object, url: str) -> None:
+    """FORMAT.md §14: a reader refuses every version it does not know. The version is a JSON
+    integer: ``"1"``, ``1.0`` or ``true`` are not format 1 (UsageError, exit 2)."""
+    if type(version) is int and version == FORMAT_VERSION:
+        return
+    if type(version) is int and version > FORMAT_VERSION:
+        raise UsageError(f"the store at {url} has format {version}, newer than this "
+                         f"strongroom supports ({FORMAT_VERSION}): upgrade strongroom")
+    shown = json.dumps(version)[:40]
+    raise UsageError(f"the store at {url} has format {shown}, which no strongroom knows (this "
+                     f"one reads format {FORMAT_VERSION}): its config file is damaged or not "
+                     "ours; refusing to open it")
+
+
 class Store:
     def __init__(self, backend: Backend, config: dict, keys: Keys):
         self.backend, self.config, self.keys = backend, config, keys
@@ -113,13 +127,11 @@ class Store:
             raise UsageError(f"cannot read the store at {backend.url}: {exc.strerror}") from None
         try:
             config = json.loads(raw)
-            version = int(config["strongroom_store"])
+            version = config["strongroom_store"]
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"{backend.url} is not a strongroom store (its config file is not "
                              "one of ours)") from None
-        if version > FORMAT_VERSION:
-            raise UsageError(f"the store at {backend.url} has format {version}, newer than this "
-                             f"strongroom supports ({FORMAT_VERSION}): upgrade strongroom")
+        _check_format(version, backend.url)
         try:
             key_raw = backend.get(KEY)
         except NotFound:

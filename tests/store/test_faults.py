@@ -273,3 +273,18 @@ def test_hostile_snapshot_names_and_tags_cannot_drive_the_terminal(tmp_path: Pat
     assert "\\x1b]0;owned\\x07" in rows[1] and "\\xe2\\x80\\xae" in rows[1]
     doc = json.loads(store_cli("--json", "snapshots").out)
     assert doc[0]["name"] == name  # --json keeps the exact text
+
+
+@pytest.mark.parametrize("version", [0, "1", 1.5, -1, True, None])
+def test_unknown_format_versions_are_refused(tmp_path: Path, store_cli, version) -> None:
+    """FORMAT.md §14: readers refuse unknown versions; only the integer 1 is known."""
+    store = tmp_path / "odd"
+    assert store_cli("init", store=store).code == 0
+    config = json.loads((store / "config").read_text())
+    config["strongroom_store"] = version
+    (store / "config").write_text(json.dumps(config))
+    for args in (["snapshots"], ["check"]):
+        res = store_cli(*args, store=store)
+        assert res.code == 2, (version, res.stderr)
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+        assert "format" in res.stderr
