@@ -169,6 +169,10 @@ class Session:
     def snapshots(self) -> list[SnapshotInfo]:
         return self.store().snapshots()
 
+    def damaged_snapshots(self) -> dict[str, str]:
+        """Snapshots whose manifest cannot be read: id → why."""
+        return self.store().damaged_snapshots()
+
     def resolve(self, ref: str) -> SnapshotInfo:
         return self.store().resolve(ref)
 

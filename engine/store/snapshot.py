@@ -61,6 +61,9 @@ class RestoreResult:
     bytes: int
     seconds: float
     target: str
+    # Worth knowing, not a failure (the manifest came from the local cache: the store's copy
+    # is damaged).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -61,6 +61,7 @@ class Store:
         self.sealer = Sealer(keys.data)
         self._cache: IndexCache | None = None
         self._manifests: dict[str, Manifest | Exception] | None = None
+        self._from_cache: set[str] = set()  # manifests read from the local cache, not the store
         self._synced = False
         self._sync_problems: list[str] = []
 
@@ -171,12 +172,15 @@ class Store:
             found: dict[str, Manifest | Exception] = {}
             cached = self.cache.sealed_manifests()
             kept = {} if fresh else cached
+            self._from_cache = set()
             for st in self.backend.list("snapshots/"):
                 snap_id = st.name.rsplit("/", 1)[-1]
                 try:
                     sealed = kept.get(snap_id)
                     if sealed is None:
                         sealed = self.backend.get(st.name)
+                    else:
+                        self._from_cache.add(snap_id)
                     plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
                                                     f"snapshot {snap_id[:12]}")
                     found[snap_id] = Manifest.decode(snap_id, plain)
@@ -201,6 +205,12 @@ class Store:
                 infos.append(m.info)
         return sorted(infos, key=lambda i: (i.time, i.id))
 
+    def damaged_snapshots(self) -> dict[str, str]:
+        """The snapshots whose manifest cannot be read (id: why). A manifest kept in the local
+        cache is not re-read here: ``check`` reads the store's copy of every one."""
+        return {snap_id: str(m) for snap_id, m in self._load_manifests().items()
+                if isinstance(m, Exception)}
+
     def _manifest(self, ref: str) -> Manifest:
         info = self.resolve(ref)
         m = self._load_manifests()[info.id]
@@ -208,7 +218,40 @@ class Store:
         return m
 
     def resolve(self, ref: str) -> SnapshotInfo:
-        return match_ref(ref, self.snapshots(), self.url)
+        """The snapshot ``ref`` names; a damaged one is an OperationError that says so (not
+        "no such snapshot")."""
+        infos = self.snapshots()
+        key = ref.strip().lower()
+        damaged = ({} if key == "latest" else
+                   {i: why for i, why in self.damaged_snapshots().items() if i.startswith(key)})
+        try:
+            found = match_ref(ref, infos, self.url)
+        except UsageError:
+            if len(damaged) != 1 or len(key) < 6:
+                raise
+            snap_id, why = next(iter(damaged.items()))
+            raise OperationError(f"snapshot {snap_id[:12]} is damaged: its manifest cannot be "
+                                 f"read ({why}); run 'strongroom check'") from None
+        if damaged:
+            raise UsageError(f"snapshot prefix {key} is ambiguous ({len(damaged) + 1} snapshots "
+                             "match, damaged ones included): give more characters")
+        return found
+
+    def _store_copy_problem(self, snap_id: str) -> str | None:
+        """Why the store's own copy of a manifest read from the local cache is not usable (or
+        None when it is the same, sound file)."""
+        if snap_id not in self._from_cache:
+            return None
+        try:
+            sealed = self.backend.get(snapshot_name(snap_id))
+            plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                            f"snapshot {snap_id[:12]}")
+            Manifest.decode(snap_id, plain)
+        except NotFound:
+            return "it is no longer in the store"
+        except (IntegrityError, ValueError, KeyError) as exc:
+            return f"the store's copy is damaged ({exc})"
+        return None
 
     # ---- operations ----------------------------------------------------------------------
     def backup(self, source: BinaryIO, *, name: str = "", tags: dict[str, str] | None = None,
@@ -255,6 +298,11 @@ class Store:
         snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
         started = time.monotonic()
+        warnings = []
+        problem = self._store_copy_problem(manifest.info.id)
+        if problem:
+            warnings.append(f"snapshot {manifest.info.id[:12]}: {problem}; restored with the "
+                            "copy of its manifest in the local cache (run 'strongroom check')")
         with self._lock(exclusive=False) as lock:
             self._sync()
             reader = self._reader()
@@ -283,7 +331,8 @@ class Store:
                 raise
         self.cache.set_verified(manifest.info.id, now_iso())
         return RestoreResult(snapshot=manifest.info, bytes=manifest.info.bytes,
-                             seconds=round(time.monotonic() - started, 3), target=target)
+                             seconds=round(time.monotonic() - started, 3), target=target,
+                             warnings=warnings)
 
     def open_image(self, ref: str) -> ImageReader:
         """A seekable, read-only view of the image (keep the store open while using it)."""

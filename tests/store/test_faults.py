@@ -288,3 +288,56 @@ def test_unknown_format_versions_are_refused(tmp_path: Path, store_cli, version)
         assert res.code == 2, (version, res.stderr)
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
         assert "format" in res.stderr
+
+
+def _damage_manifest(store: Path, snap: str) -> None:
+    manifest = store / "snapshots" / snap
+    data = bytearray(manifest.read_bytes())
+    data[20] ^= 1
+    manifest.write_bytes(bytes(data))
+
+
+def _drop_cache(tmp_path: Path) -> None:
+    """Delete the local cache (tests/conftest.py points XDG_CACHE_HOME at a temp folder)."""
+    import shutil
+    shutil.rmtree(Path(os.environ["XDG_CACHE_HOME"]) / "strongroom", ignore_errors=True)
+
+
+def test_a_damaged_manifest_is_listed_and_named_with_a_fresh_cache(tmp_path: Path,
+                                                                   store_dir: Path,
+                                                                   store_cli) -> None:
+    good = json.loads(store_cli("--json", "backup-image",
+                                str(make_image(tmp_path / "g.img", 200_000, seed=41))).out)
+    image = make_image(tmp_path / "m.img", 200_000, seed=42)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    _damage_manifest(store_dir, snap)
+    _drop_cache(tmp_path)
+    listing = store_cli("snapshots")
+    assert listing.code == 1, listing
+    assert snap[:12] in listing.out and "damaged" in listing.out
+    assert good["snapshot"][:12] in listing.out
+    assert listing.stderr.count("\n") == 1 and "damaged" in listing.stderr
+    as_json = store_cli("--json", "snapshots")
+    assert as_json.code == 1
+    rows = {r["id"]: r for r in json.loads(as_json.out)}
+    assert rows[snap]["damaged"] and not rows[good["snapshot"]]["damaged"]
+    for ref in (snap, snap[:8]):
+        res = store_cli("restore-image", ref, str(tmp_path / "m.out"))
+        assert res.code == 1, res.stderr
+        assert "damaged" in res.stderr and res.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("m.out*"))
+
+
+def test_a_restore_from_the_cached_manifest_says_so(tmp_path: Path, store_dir: Path,
+                                                    store_cli) -> None:
+    image = make_image(tmp_path / "w.img", 200_000, seed=43)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    assert store_cli("snapshots").code == 0  # the cache now holds the manifest
+    _damage_manifest(store_dir, snap)
+    out = tmp_path / "w.out"
+    res = store_cli("restore-image", snap, str(out))
+    assert res.code == 0, res.stderr
+    assert out.read_bytes() == image.read_bytes()
+    assert "cache" in res.stderr and "damaged" in res.stderr
+    report = store_cli("--json", "check")
+    assert report.code == 1 and json.loads(report.out)["damaged_snapshots"] == [snap]
