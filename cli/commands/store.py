@@ -156,6 +156,8 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     if result is None:
         return 0
     snapshot = result["snapshot"]["id"]
+    for warning in result.get("warnings") or []:
+        print_warning(warning)
     if ctx.json:
         print_json({"snapshot": snapshot, "bytes": result["bytes"],
                     "stored_bytes": result["stored_bytes"], "seconds": result["seconds"]})
@@ -186,9 +188,9 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
            "target": "-" if to_stdout else str(Path(args.out))}
     warnings = result.get("warnings") or []
     for warning in warnings:
-        print(f"warning: {safe(warning)}", file=sys.stderr)
+        print_warning(warning)
     if ctx.json and not to_stdout:
-        print_json(doc | {"warnings": warnings})
+        print_json(doc)
     else:
         rate = result["bytes"] / seconds if seconds else 0
         print(f"restored snapshot {snapshot[:12]} ({human_bytes(result['bytes'])}) to "
@@ -201,6 +203,8 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session() as session:
         infos = session.snapshots()
         damaged = session.damaged_snapshots()
+        for notice in session.store_notices():
+            print_warning(notice)
     code = EXIT_PROBLEM if damaged else 0
     if damaged:
         print_error(f"{len(damaged)} damaged snapshot{'s' * (len(damaged) != 1)} (their "
@@ -225,6 +229,11 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
     for snap_id, why in sorted(damaged.items()):
         print(f"{snap_id[:12]}  {'?':19}  {'?':>10}  {'?':>10}  damaged: {safe(why)}")
     return code
+
+
+def print_warning(message: str) -> None:
+    """One line on stderr: worth knowing, not a failure."""
+    print(f"strongroom: warning: {safe(message)}", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:

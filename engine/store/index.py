@@ -7,6 +7,7 @@ A delta (``index/<32 hex>``) is a sealed object whose payload is a series of rec
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -95,15 +96,65 @@ class IndexCache:
     It holds every copy of every blob (two backups may store the same chunk; a repack copies
     blobs), the packs that prune has marked as garbage, and snapshot files as last read."""
 
-    def __init__(self, store_id: str, path: Path | None = None):
+    def __init__(self, store_id: str, path: Path | None = None, *, memory: bool = False):
+        """``memory``: a cache that lives only in this process (nothing on disk). A cache file
+        that is damaged is deleted and made anew; one that cannot be written (a full disk, a
+        file where its folder should be) gives way to a cache in memory. ``notice`` then says,
+        in one line, what happened and what to do."""
         self.path = path or cache_path(store_id)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.notice: str | None = None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
+        self.memory = memory
+        if memory:
+            self._connect(":memory:")
+            return
+        try:
+            self._connect(self.path)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if is_busy(exc):
+                raise
+            if not is_damaged(exc):
+                self._to_memory(exc)
+                return
+            self.discard()
+            try:
+                self._connect(self.path)
+            except (sqlite3.DatabaseError, OSError) as again:
+                if is_busy(again):
+                    raise
+                self._to_memory(again)
+                return
+            self.notice = (f"the local cache {self.path} was damaged ({cache_error(exc)}): "
+                           "rebuilt it from the store")
+
+    def _connect(self, where: Path | str) -> None:
+        if where != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(where, timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        _busy_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        _busy_retry(self._migrate)
+        try:
+            _busy_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            _busy_retry(self._migrate)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _to_memory(self, exc: BaseException) -> None:
+        self.memory = True
+        self._connect(":memory:")
+        self.notice = unwritable_notice(self.path, exc)
+
+    def discard(self) -> None:
+        """Delete the cache file (and its journal): it is rebuilt from the store."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(f"{self.path}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                if not suffix:
+                    raise
 
     def _migrate(self) -> None:
         """An older cache is dropped whole: it is only a cache, rebuilt from the store."""
@@ -355,6 +406,25 @@ class IndexCache:
         with self._lock:
             return dict(self._db.execute("SELECT id, via FROM packs").fetchall())
 
+    def fingerprint(self, packs: set[str]) -> str:
+        """A digest of every blob copy the cache holds in ``packs`` and of the garbage packs
+        among them: two caches that agree about those packs have the same fingerprint."""
+        h = hashlib.blake2b(digest_size=16)
+        with self._lock:
+            cur = self._db.execute("SELECT pack, id, type, offset, stored_len, raw_len, flags "
+                                   "FROM blobs ORDER BY pack, id, type")
+            while rows := cur.fetchmany(65536):
+                for row in rows:
+                    if row[0] in packs:
+                        h.update(repr(row).encode())
+            h.update(repr(sorted({row[0] for row in self._db.execute(
+                "SELECT pack FROM garbage")} & packs)).encode())
+        return h.hexdigest()
+
+    def known_packs(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT id FROM packs")}
+
     def sealed_manifests(self) -> dict[str, bytes]:
         """Snapshot files as last read (still encrypted: they are immutable, so a copy saves a
         storage request per snapshot and reveals nothing)."""
@@ -380,6 +450,33 @@ class IndexCache:
     def verified(self) -> dict[str, str]:
         with self._lock:
             return dict(self._db.execute("SELECT snapshot, time FROM verified").fetchall())
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Another process holds the database: wait or retry, it is not damage."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """The cache file is not a sound SQLite database (delete it and build it anew)."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and not is_busy(exc) and (
+        "not a database" in text or "malformed" in text or "file is encrypted" in text
+        or "corrupt" in text or not isinstance(exc, sqlite3.OperationalError))
+
+
+def cache_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def unwritable_notice(path: Path, exc: BaseException) -> str:
+    folder = path.parent
+    return (f"cannot use the local cache in {folder} ({cache_error(exc)}): working without it "
+            "this time, which is slower; free some space there, or remove what is in the way "
+            "(a file where that folder should be), or set XDG_CACHE_HOME to a writable folder")
 
 
 def _busy_retry(fn: Callable[[], object], attempts: int = 50) -> None:

@@ -53,6 +53,7 @@ class BackupResult:
     bytes: int
     stored_bytes: int
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # worth knowing (the cache was rebuilt)
 
 
 @dataclass

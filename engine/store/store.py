@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import stat as statmod
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from engine.errors import OperationError, UsageError
 from engine.units import utc_time
@@ -18,7 +19,8 @@ from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, ope
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
-from engine.store.index import IndexCache
+from engine.store.index import (IndexCache, cache_error, is_busy, is_damaged,
+                                 unwritable_notice)
 from engine.store.locks import StoreLock
 from engine.store.pruner import MAX_UNUSED_DEFAULT, Pruner
 from engine.store.repository import BlobReader
@@ -35,6 +37,7 @@ CONFIG = "config"
 KEY = "keys/default"
 DEFAULT_CHUNKER = ChunkerParams(avg=64 * 1024, min=16 * 1024, max=256 * 1024)
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def _check_format(version: object, url: str) -> None:
@@ -64,6 +67,9 @@ class Store:
         self._from_cache: set[str] = set()  # manifests read from the local cache, not the store
         self._synced = False
         self._sync_problems: list[str] = []
+        # What became of the local cache (damaged and rebuilt, or unusable), one line each:
+        # the drivers show them (take_notices), operations add them to their warnings.
+        self.notices: list[str] = []
 
     # ---- creating and opening ------------------------------------------------------------
     @classmethod
@@ -157,11 +163,60 @@ class Store:
     def cache(self) -> IndexCache:
         if self._cache is None:
             self._cache = IndexCache(self.id)
+            if self._cache.notice:
+                self.notices.append(self._cache.notice)
         return self._cache
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def _cache_failed(self, exc: sqlite3.DatabaseError) -> None:
+        """The local cache failed under us: a damaged one is deleted and built anew from the
+        store, one that cannot be written is replaced by one in memory."""
+        if is_busy(exc):
+            raise exc
+        old, self._cache = self._cache, None
+        self._synced = False
+        if old is None:
+            raise exc
+        try:
+            old.close()
+        except sqlite3.Error:
+            pass
+        if is_damaged(exc) and not old.memory:
+            try:
+                old.discard()
+            except OSError as gone:
+                exc = gone  # type: ignore[assignment]
+            else:
+                self._cache = IndexCache(self.id)
+                self.notices.append(self._cache.notice or
+                                    f"the local cache {old.path} was damaged "
+                                    f"({cache_error(exc)}): rebuilt it from the store")
+                return
+        self._cache = IndexCache(self.id, old.path, memory=True)
+        self.notices.append(unwritable_notice(old.path, exc))
+
+    def _with_cache(self, fn: Callable[[], T]) -> T:
+        """``fn`` (which uses the cache), once more on a new cache if the cache failed."""
+        try:
+            return fn()
+        except sqlite3.DatabaseError as exc:
+            self._cache_failed(exc)
+            return fn()
+
+    def _late_cache_failure(self, exc: sqlite3.DatabaseError) -> OperationError:
+        """The cache failed in the middle of an operation: make it usable, and say so."""
+        self._cache_failed(exc)
+        return OperationError(f"the local cache failed during the operation "
+                              f"({cache_error(exc)}): {self.take_notices()[-1]}; the store is "
+                              "not affected: run the command again")
 
     def _sync(self, force: bool = False) -> None:
         if force or not self._synced:
-            self._sync_problems = self.cache.sync(self.backend, self.sealer)
+            self._sync_problems = self._with_cache(
+                lambda: self.cache.sync(self.backend, self.sealer))
             self._synced = True
 
     def _load_manifests(self, fresh: bool = False) -> dict[str, Manifest | Exception]:
@@ -169,35 +224,39 @@ class Store:
         immutable, so their sealed bytes are kept in the local cache; ``fresh`` re-reads them
         all from the store (check does)."""
         if self._manifests is None or fresh:
-            found: dict[str, Manifest | Exception] = {}
-            cached = self.cache.sealed_manifests()
-            kept = {} if fresh else cached
-            self._from_cache = set()
-            for st in self.backend.list("snapshots/"):
-                snap_id = st.name.rsplit("/", 1)[-1]
-                try:
-                    sealed = kept.get(snap_id)
-                    if sealed is None:
-                        sealed = self.backend.get(st.name)
-                    else:
-                        self._from_cache.add(snap_id)
-                    plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
-                                                    f"snapshot {snap_id[:12]}")
-                    found[snap_id] = Manifest.decode(snap_id, plain)
-                    if snap_id not in kept:
-                        self.cache.keep_manifest(snap_id, sealed)
-                except NotFound:  # forgotten meanwhile
-                    continue
-                except (IntegrityError, ValueError, KeyError) as exc:
-                    found[snap_id] = exc
-            gone = cached.keys() - found.keys()
-            if gone:
-                self.cache.drop_manifests(gone)
-            self._manifests = found
+            self._manifests = self._with_cache(lambda: self._read_manifests(fresh))
         return self._manifests
 
+    def _read_manifests(self, fresh: bool) -> dict[str, Manifest | Exception]:
+        found: dict[str, Manifest | Exception] = {}
+        cached = self.cache.sealed_manifests()
+        kept = {} if fresh else cached
+        self._from_cache = set()
+        for st in self.backend.list("snapshots/"):
+            snap_id = st.name.rsplit("/", 1)[-1]
+            try:
+                sealed = kept.get(snap_id)
+                if sealed is None:
+                    sealed = self.backend.get(st.name)
+                else:
+                    self._from_cache.add(snap_id)
+                plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                                f"snapshot {snap_id[:12]}")
+                found[snap_id] = Manifest.decode(snap_id, plain)
+                if snap_id not in kept:
+                    self.cache.keep_manifest(snap_id, sealed)
+            except NotFound:  # forgotten meanwhile
+                continue
+            except (IntegrityError, ValueError, KeyError) as exc:
+                found[snap_id] = exc
+        gone = cached.keys() - found.keys()
+        if gone:
+            self.cache.drop_manifests(gone)
+        return found
+
     def snapshots(self) -> list[SnapshotInfo]:
-        verified = self.cache.verified()
+        self._load_manifests()
+        verified = self._with_cache(lambda: self.cache.verified())
         infos = []
         for snap_id, m in self._load_manifests().items():
             if isinstance(m, Manifest):
@@ -279,6 +338,8 @@ class Store:
                                        progress=progress, cancel=cancel,
                                        stored_progress=stored_progress,
                                        still_locked=lock.check, when=when)
+        except sqlite3.DatabaseError as exc:
+            raise self._late_cache_failure(exc) from None
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
@@ -287,7 +348,7 @@ class Store:
                                  f"{exc.strerror or exc}") from None
         self._manifests = None
         return BackupResult(snapshot=info, bytes=nbytes, stored_bytes=info.stored_bytes,
-                            seconds=info.seconds)
+                            seconds=info.seconds, warnings=self.take_notices())
 
     def restore(self, ref: str, out: str | os.PathLike | BinaryIO, *,
                 progress: Progress | None = None,
@@ -319,6 +380,8 @@ class Store:
                 else:
                     restore_to_path(reader, manifest, Path(out), progress, cancel, lock.check)
                     target = str(out)
+            except sqlite3.DatabaseError as exc:
+                raise self._late_cache_failure(exc) from None
             except IntegrityError as exc:
                 what = ("the output is incomplete" if is_stream_target(out)
                         else "no output file was written")
@@ -329,7 +392,11 @@ class Store:
                     raise OperationError(f"disk full while restoring snapshot {short}: free "
                                          "some space and try again") from None
                 raise
-        self.cache.set_verified(manifest.info.id, now_iso())
+        try:
+            self.cache.set_verified(manifest.info.id, now_iso())
+        except sqlite3.DatabaseError as exc:
+            self._cache_failed(exc)  # the image is written: only a date is lost
+        warnings += self.take_notices()
         return RestoreResult(snapshot=manifest.info, bytes=manifest.info.bytes,
                              seconds=round(time.monotonic() - started, 3), target=target,
                              warnings=warnings)
@@ -346,16 +413,37 @@ class Store:
         with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
-            reader = self._reader()
-            report = run_check(reader, manifests, read_data, self._sync_problems, progress,
-                               lock.check)
+            # The index is read from the store itself (its deltas, and the packs' own tables of
+            # contents), never from the local cache: a cache that is wrong must not make the
+            # store look damaged. A cache that disagrees is rebuilt.
+            index = IndexCache(self.id, memory=True)
+            problems = index.sync(self.backend, self.sealer)
+            warnings = self._cross_check_cache(index)
+            reader = BlobReader(self.backend, self.keys, index,
+                                refresh=lambda: index.sync(self.backend, self.sealer) and None)
+            report = run_check(reader, manifests, read_data, problems, progress, lock.check)
+            index.close()
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()
             for snap_id in manifests:
                 if snap_id not in report.damaged_snapshots:
-                    self.cache.set_verified(snap_id, when)
+                    self._with_cache(lambda: self.cache.set_verified(snap_id, when))
+        report.warnings += warnings + self.take_notices()
         return report
+
+    def _cross_check_cache(self, index: IndexCache) -> list[str]:
+        """Compare the local cache with an index read from the store just now (the packs the
+        latter knows: a backup may add some meanwhile); rebuild a cache that disagrees."""
+        packs = index.known_packs()
+        if self._with_cache(lambda: self.cache.fingerprint(packs)) == index.fingerprint(packs):
+            return []
+        path = self.cache.path
+        self._cache_failed(sqlite3.DatabaseError("it disagrees with the store's index"))
+        self._sync(force=True)
+        notice = self.take_notices()
+        return [f"the local cache {path} disagreed with the store's index: rebuilt it"
+                if not self.cache.memory else notice[-1]]
 
     def plan_forget(self, policy: KeepPolicy, group_by: GroupBy = "volume", tz: tzinfo = UTC,
                     now: datetime | None = None) -> list[ForgetGroup]:

@@ -341,3 +341,79 @@ def test_a_restore_from_the_cached_manifest_says_so(tmp_path: Path, store_dir: P
     assert "cache" in res.stderr and "damaged" in res.stderr
     report = store_cli("--json", "check")
     assert report.code == 1 and json.loads(report.out)["damaged_snapshots"] == [snap]
+
+
+def _cache_file(store: Path) -> Path:
+    store_id = json.loads((store / "config").read_text())["id"]
+    return Path(os.environ["XDG_CACHE_HOME"]) / "strongroom" / "stores" / f"{store_id}.sqlite"
+
+
+def _all_commands_work(tmp_path: Path, store_cli, image: Path, snap: str,
+                       expect: str) -> None:
+    """snapshots, restore, check and backup run as if nothing happened, and the first of them
+    says once, in one line on stderr, what became of the cache."""
+    listing = store_cli("snapshots")
+    assert listing.code == 0, listing.stderr
+    assert snap[:12] in listing.out
+    assert listing.stderr.count("\n") == 1 and expect in listing.stderr, listing.stderr
+    assert "Traceback" not in listing.stderr and "Error" not in listing.stderr
+    out = tmp_path / f"{snap[:6]}.out"
+    res = store_cli("restore-image", snap, str(out))
+    assert res.code == 0, res.stderr
+    assert out.read_bytes() == image.read_bytes()
+    assert store_cli("check", "--read-data").code == 0
+    assert store_cli("backup-image", str(image)).code == 0
+
+
+@pytest.mark.parametrize("damage", ["not a database", "malformed"])
+def test_a_damaged_cache_is_rebuilt_from_the_store(tmp_path: Path, store_dir: Path, store_cli,
+                                                   damage: str) -> None:
+    image = make_image(tmp_path / "c.img", 400_000, seed=50)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    assert store_cli("snapshots").code == 0
+    cache = _cache_file(store_dir)
+    import sqlite3
+    db = sqlite3.connect(cache)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(cache.read_bytes())
+    assert len(data) > 8192
+    if damage == "not a database":
+        data[:100] = os.urandom(100)
+    else:  # every page but the first (the schema's root) overwritten
+        data[4096:] = b"\xa5" * (len(data) - 4096)
+    cache.write_bytes(bytes(data))
+    _all_commands_work(tmp_path, store_cli, image, snap, "rebuilt")
+
+
+def test_a_file_where_the_cache_folder_should_be(tmp_path: Path, store_dir: Path,
+                                                 store_cli) -> None:
+    image = make_image(tmp_path / "f.img", 300_000, seed=51)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    import shutil
+    folder = Path(os.environ["XDG_CACHE_HOME"]) / "strongroom"
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    listing = store_cli("snapshots")
+    assert listing.code == 0, listing.stderr
+    assert str(folder) in listing.stderr and listing.stderr.count("\n") == 1
+    _all_commands_work(tmp_path, store_cli, image, snap, str(folder))
+
+
+def test_a_wrong_cache_does_not_make_check_blame_the_store(tmp_path: Path, store_dir: Path,
+                                                          store_cli) -> None:
+    image = make_image(tmp_path / "w.img", 400_000, seed=52, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    import sqlite3
+    db = sqlite3.connect(_cache_file(store_dir))
+    db.execute("UPDATE blobs SET offset = offset + 1 WHERE type = 0")  # valid SQLite, wrong
+    db.commit()
+    db.close()
+    for args in (["check"], ["check", "--read-data"]):
+        res = store_cli("--json", *args)
+        assert res.code == 0, (args, res.out, res.stderr)
+        report = json.loads(res.out)
+        assert report["problems"] == [] and report["damaged_snapshots"] == []
+    res = store_cli("restore-image", snap, str(tmp_path / "w.out"))
+    assert res.code == 0, res.stderr
+    assert (tmp_path / "w.out").read_bytes() == image.read_bytes()
