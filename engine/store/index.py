@@ -68,7 +68,8 @@ def cache_path(store_id: str) -> Path:
     return Path(platformdirs.user_cache_dir("strongroom")) / "stores" / f"{store_id}.sqlite"
 
 
-SCHEMA_VERSION = 2  # 2: every copy of a blob (a blob may sit in several packs); garbage
+SCHEMA_VERSION = 3  # 2: every copy of a blob (a blob may sit in several packs); garbage
+#                    3: damaged (blob copies that check found damaged, taken out of blobs)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (id BLOB NOT NULL, type INTEGER NOT NULL, pack TEXT NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -82,8 +83,11 @@ CREATE INDEX IF NOT EXISTS listed_delta ON listed (delta);
 CREATE TABLE IF NOT EXISTS garbage (pack TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verified (snapshot TEXT PRIMARY KEY, time TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS manifests (snapshot TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, type INTEGER NOT NULL, pack TEXT NOT NULL,
+    PRIMARY KEY (id, type, pack)) WITHOUT ROWID;
 """
-OLD_TABLES = ("blobs", "deltas", "packs", "listed", "garbage", "verified", "manifests")
+OLD_TABLES = ("blobs", "deltas", "packs", "listed", "garbage", "verified", "manifests",
+              "damaged")
 # Copies of a blob in packs that a prune has marked as garbage are read only when no other copy
 # exists, and never count for deduplication (docs/FORMAT.md, "Prune").
 LIVE = "pack NOT IN (SELECT pack FROM garbage)"
@@ -202,6 +206,7 @@ class IndexCache:
                 self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
                 self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
                 self._db.execute("DELETE FROM listed WHERE pack=?", (pack_id,))
+                self._db.execute("DELETE FROM damaged WHERE pack=?", (pack_id,))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -406,16 +411,41 @@ class IndexCache:
         with self._lock:
             return dict(self._db.execute("SELECT id, via FROM packs").fetchall())
 
-    def fingerprint(self, packs: set[str]) -> str:
-        """A digest of every blob copy the cache holds in ``packs`` and of the garbage packs
-        among them: two caches that agree about those packs have the same fingerprint."""
+    def forget_blobs(self, copies: Iterable[tuple[bytes, int, str]]) -> int:
+        """Take copies of blobs (id, type, pack) out of the cache: check found them damaged, so
+        that the next backup stores those chunks again instead of deduplicating against them.
+        Returns how many the cache held."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = 0
+                for blob_id, blob_type, pack in copies:
+                    n += self._db.execute("DELETE FROM blobs WHERE id=? AND type=? AND pack=?",
+                                          (blob_id, blob_type, pack)).rowcount
+                    self._db.execute("INSERT OR IGNORE INTO damaged VALUES (?,?,?)",
+                                     (blob_id, blob_type, pack))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return n
+
+    def damaged(self) -> set[tuple[bytes, int, str]]:
+        """The blob copies taken out by ``forget_blobs`` (while their pack exists)."""
+        with self._lock:
+            return set(self._db.execute("SELECT id, type, pack FROM damaged").fetchall())
+
+    def fingerprint(self, packs: set[str],
+                    skip: set[tuple[bytes, int, str]] = frozenset()) -> str:  # type: ignore
+        """A digest of every blob copy the cache holds in ``packs`` (but ``skip``) and of the
+        garbage packs among them: caches that agree about those packs have the same one."""
         h = hashlib.blake2b(digest_size=16)
         with self._lock:
             cur = self._db.execute("SELECT pack, id, type, offset, stored_len, raw_len, flags "
                                    "FROM blobs ORDER BY pack, id, type")
             while rows := cur.fetchmany(65536):
                 for row in rows:
-                    if row[0] in packs:
+                    if row[0] in packs and (row[1], row[2], row[0]) not in skip:
                         h.update(repr(row).encode())
             h.update(repr(sorted({row[0] for row in self._db.execute(
                 "SELECT pack FROM garbage")} & packs)).encode())

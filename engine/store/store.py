@@ -421,8 +421,16 @@ class Store:
             warnings = self._cross_check_cache(index)
             reader = BlobReader(self.backend, self.keys, index,
                                 refresh=lambda: index.sync(self.backend, self.sealer) and None)
-            report = run_check(reader, manifests, read_data, problems, progress, lock.check)
+            bad: set[tuple[bytes, int, str]] = set()
+            report = run_check(reader, manifests, read_data, problems, progress, lock.check,
+                               bad)
             index.close()
+            if read_data and bad:
+                self._with_cache(lambda: self.cache.forget_blobs(bad))
+                warnings.append(
+                    f"{len(bad)} damaged or missing blob cop{'y' if len(bad) == 1 else 'ies'} "
+                    "taken out of the local index: the next backup of the same data stores "
+                    "them again, which makes the snapshots that need them whole again")
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()
@@ -436,7 +444,9 @@ class Store:
         """Compare the local cache with an index read from the store just now (the packs the
         latter knows: a backup may add some meanwhile); rebuild a cache that disagrees."""
         packs = index.known_packs()
-        if self._with_cache(lambda: self.cache.fingerprint(packs)) == index.fingerprint(packs):
+        taken_out = self._with_cache(lambda: self.cache.damaged())  # by an earlier check
+        if self._with_cache(lambda: self.cache.fingerprint(packs)) == \
+                index.fingerprint(packs, taken_out):
             return []
         path = self.cache.path
         self._cache_failed(sqlite3.DatabaseError("it disagrees with the store's index"))
