@@ -531,7 +531,7 @@ class Store:
         load = (self._reload_manifests if not ignore_snapshots else
                 lambda: {k: v for k, v in self._reload_manifests().items()
                          if k not in ignore_snapshots})
-        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run)
+        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run, sealer=self.sealer)
         pruner: Pruner | None = None
         try:
             with lock:
@@ -578,7 +578,7 @@ class Store:
                           refresh=lambda: self._sync(force=True))
 
     def _lock(self, exclusive: bool) -> StoreLock:
-        return StoreLock(self.backend, exclusive)
+        return StoreLock(self.backend, exclusive, sealer=self.sealer)
 
 
 def _temp_warning(temp: TempFile) -> str:
