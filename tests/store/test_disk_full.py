@@ -106,3 +106,34 @@ def test_a_cache_that_fails_to_write_midway_gives_way_to_one_in_memory(
         [warning] = result.warnings
         assert "disk I/O error" in warning and str(store.cache.path.parent) in warning
         assert "XDG_CACHE_HOME" in warning
+
+
+def test_a_cache_found_malformed_midway_is_rebuilt_and_the_error_says_so(
+        tmp_path: Path, store_dir: Path, store_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from engine.errors import OperationError
+    from engine.store import Store
+    from engine.store.index import IndexCache
+    from tests.fixtures.store import PASSPHRASE
+
+    image = make_image(tmp_path / "r.img", 300_000, seed=7, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    real = IndexCache.lookup_many
+    failed: list[str] = []
+
+    def lookup_many(self, *args, **kwargs):
+        if not failed:
+            failed.append(str(self.path))
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexCache, "lookup_many", lookup_many)
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        out = tmp_path / "r.out"
+        with pytest.raises(OperationError, match="rebuilt it from the store.*run the command "
+                                                 "again"):
+            store.restore(snap, out)
+        assert not list(tmp_path.glob("r.out*"))
+        store.restore(snap, out)
+        assert out.read_bytes() == image.read_bytes()
