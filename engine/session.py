@@ -169,6 +169,15 @@ class Session:
     def snapshots(self) -> list[SnapshotInfo]:
         return self.store().snapshots()
 
+    def store_notices(self) -> list[str]:
+        """What became of the local cache since last asked (rebuilt, or unusable), one line
+        each, for the driver to show."""
+        return self.store().take_notices() if self._store is not None else []
+
+    def damaged_snapshots(self) -> dict[str, str]:
+        """Snapshots whose manifest cannot be read: id → why."""
+        return self.store().damaged_snapshots()
+
     def resolve(self, ref: str) -> SnapshotInfo:
         return self.store().resolve(ref)
 

@@ -156,6 +156,8 @@ def cmd_backup_image(args: argparse.Namespace, ctx: Context) -> int:
     if result is None:
         return 0
     snapshot = result["snapshot"]["id"]
+    for warning in result.get("warnings") or []:
+        print_warning(warning)
     if ctx.json:
         print_json({"snapshot": snapshot, "bytes": result["bytes"],
                     "stored_bytes": result["stored_bytes"], "seconds": result["seconds"]})
@@ -184,6 +186,9 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     snapshot, seconds = result["snapshot"]["id"], result["seconds"]
     doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
            "target": "-" if to_stdout else str(Path(args.out))}
+    warnings = result.get("warnings") or []
+    for warning in warnings:
+        print_warning(warning)
     if ctx.json and not to_stdout:
         print_json(doc)
     else:
@@ -197,10 +202,22 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session() as session:
         infos = session.snapshots()
+        damaged = session.damaged_snapshots()
+        for notice in session.store_notices():
+            print_warning(notice)
+    code = EXIT_PROBLEM if damaged else 0
+    if damaged:
+        print_error(f"{len(damaged)} damaged snapshot{'s' * (len(damaged) != 1)} (their "
+                    "manifest cannot be read): run 'strongroom check'")
     if ctx.json:
-        print_json([i.to_dict() for i in infos])
-        return 0
-    if not infos:
+        from engine.store.snapshot import SnapshotInfo
+
+        blank = {f.name: None for f in dataclasses.fields(SnapshotInfo)}
+        print_json([i.to_dict() | {"damaged": None} for i in infos]
+                   + [blank | {"id": snap_id, "damaged": why}
+                      for snap_id, why in sorted(damaged.items())])
+        return code
+    if not infos and not damaged:
         print("no snapshots yet")
         return 0
     print(f"{'ID':12}  {'TIME (UTC)':19}  {'SIZE':>10}  {'STORED':>10}  NAME / TAGS")
@@ -209,7 +226,14 @@ def cmd_snapshots(args: argparse.Namespace, ctx: Context) -> int:
         label = " ".join(x for x in (i.name, tags) if x)
         print(f"{i.id[:12]}  {i.time[:19].replace('T', ' ')}  {human_bytes(i.bytes):>10}  "
               f"{human_bytes(i.stored_bytes):>10}  {safe(label)}")
-    return 0
+    for snap_id, why in sorted(damaged.items()):
+        print(f"{snap_id[:12]}  {'?':19}  {'?':>10}  {'?':>10}  damaged: {safe(why)}")
+    return code
+
+
+def print_warning(message: str) -> None:
+    """One line on stderr: worth knowing, not a failure."""
+    print(f"strongroom: warning: {safe(message)}", file=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:

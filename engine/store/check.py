@@ -14,8 +14,10 @@ from engine.store.snapshot import ZERO_ID, CheckReport, Manifest, decode_tree
 def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], read_data: bool,
               sync_problems: list[str],
               progress: Callable[[int, int], None] | None = None,
-              still_locked: Callable[[], None] | None = None) -> CheckReport:
-    """``still_locked`` raises when the store lock is lost: called for each pack and snapshot."""
+              still_locked: Callable[[], None] | None = None,
+              bad_out: set[tuple[bytes, int, str]] | None = None) -> CheckReport:
+    """``still_locked`` raises when the store lock is lost: called for each pack and snapshot.
+    ``bad_out`` receives the blob copies found damaged or missing: (id, type, pack)."""
     backend, cache = reader.backend, reader.cache
     report = CheckReport(ok=True, problems=list(sync_problems), read_data=read_data)
     # Garbage packs (as of the last sync): a concurrent prune may delete them once listed here,
@@ -32,7 +34,7 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
     total = sum(packs.values()) if read_data else len(packs)
     done = 0
     for pack_id, blobs in by_pack.items():
-        if pack_id not in packs:
+        if pack_id not in packs and pack_id not in garbage:  # a prune may delete garbage
             report.problems.append(f"pack {pack_id} is in the index but missing from the store")
             bad_copies.update((b, t, pack_id) for b, t, _ in blobs)
     for pack_id, size in packs.items():
@@ -74,6 +76,8 @@ def run_check(reader: BlobReader, manifests: dict[str, Manifest | Exception], re
     for b, t, _ in bad_copies:
         bad_count[(b, t)] = bad_count.get((b, t), 0) + 1
     bad = {key for key, n in bad_count.items() if n >= copies.get(key, 0)}
+    if bad_out is not None:
+        bad_out |= bad_copies
     for snap_id, manifest in manifests.items():
         if still_locked is not None:
             still_locked()

@@ -7,6 +7,7 @@ A delta (``index/<32 hex>``) is a sealed object whose payload is a series of rec
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -67,7 +68,8 @@ def cache_path(store_id: str) -> Path:
     return Path(platformdirs.user_cache_dir("strongroom")) / "stores" / f"{store_id}.sqlite"
 
 
-SCHEMA_VERSION = 2  # 2: every copy of a blob (a blob may sit in several packs); garbage
+SCHEMA_VERSION = 3  # 2: every copy of a blob (a blob may sit in several packs); garbage
+#                    3: damaged (blob copies that check found damaged, taken out of blobs)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (id BLOB NOT NULL, type INTEGER NOT NULL, pack TEXT NOT NULL,
     offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL,
@@ -81,8 +83,11 @@ CREATE INDEX IF NOT EXISTS listed_delta ON listed (delta);
 CREATE TABLE IF NOT EXISTS garbage (pack TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verified (snapshot TEXT PRIMARY KEY, time TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS manifests (snapshot TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS damaged (id BLOB NOT NULL, type INTEGER NOT NULL, pack TEXT NOT NULL,
+    PRIMARY KEY (id, type, pack)) WITHOUT ROWID;
 """
-OLD_TABLES = ("blobs", "deltas", "packs", "listed", "garbage", "verified", "manifests")
+OLD_TABLES = ("blobs", "deltas", "packs", "listed", "garbage", "verified", "manifests",
+              "damaged")
 # Copies of a blob in packs that a prune has marked as garbage are read only when no other copy
 # exists, and never count for deduplication (docs/FORMAT.md, "Prune").
 LIVE = "pack NOT IN (SELECT pack FROM garbage)"
@@ -95,15 +100,65 @@ class IndexCache:
     It holds every copy of every blob (two backups may store the same chunk; a repack copies
     blobs), the packs that prune has marked as garbage, and snapshot files as last read."""
 
-    def __init__(self, store_id: str, path: Path | None = None):
+    def __init__(self, store_id: str, path: Path | None = None, *, memory: bool = False):
+        """``memory``: a cache that lives only in this process (nothing on disk). A cache file
+        that is damaged is deleted and made anew; one that cannot be written (a full disk, a
+        file where its folder should be) gives way to a cache in memory. ``notice`` then says,
+        in one line, what happened and what to do."""
         self.path = path or cache_path(store_id)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.notice: str | None = None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False,
+        self.memory = memory
+        if memory:
+            self._connect(":memory:")
+            return
+        try:
+            self._connect(self.path)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if is_busy(exc):
+                raise
+            if not is_damaged(exc):
+                self._to_memory(exc)
+                return
+            self.discard()
+            try:
+                self._connect(self.path)
+            except (sqlite3.DatabaseError, OSError) as again:
+                if is_busy(again):
+                    raise
+                self._to_memory(again)
+                return
+            self.notice = (f"the local cache {self.path} was damaged ({cache_error(exc)}): "
+                           "rebuilt it from the store")
+
+    def _connect(self, where: Path | str) -> None:
+        if where != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(where, timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        _busy_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        _busy_retry(self._migrate)
+        try:
+            _busy_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            _busy_retry(self._migrate)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _to_memory(self, exc: BaseException) -> None:
+        self.memory = True
+        self._connect(":memory:")
+        self.notice = unwritable_notice(self.path, exc)
+
+    def discard(self) -> None:
+        """Delete the cache file (and its journal): it is rebuilt from the store."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                Path(f"{self.path}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                if not suffix:
+                    raise
 
     def _migrate(self) -> None:
         """An older cache is dropped whole: it is only a cache, rebuilt from the store."""
@@ -151,6 +206,7 @@ class IndexCache:
                 self._db.execute("DELETE FROM blobs WHERE pack=?", (pack_id,))
                 self._db.execute("DELETE FROM packs WHERE id=?", (pack_id,))
                 self._db.execute("DELETE FROM listed WHERE pack=?", (pack_id,))
+                self._db.execute("DELETE FROM damaged WHERE pack=?", (pack_id,))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -355,6 +411,50 @@ class IndexCache:
         with self._lock:
             return dict(self._db.execute("SELECT id, via FROM packs").fetchall())
 
+    def forget_blobs(self, copies: Iterable[tuple[bytes, int, str]]) -> int:
+        """Take copies of blobs (id, type, pack) out of the cache: check found them damaged, so
+        that the next backup stores those chunks again instead of deduplicating against them.
+        Returns how many the cache held."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                n = 0
+                for blob_id, blob_type, pack in copies:
+                    n += self._db.execute("DELETE FROM blobs WHERE id=? AND type=? AND pack=?",
+                                          (blob_id, blob_type, pack)).rowcount
+                    self._db.execute("INSERT OR IGNORE INTO damaged VALUES (?,?,?)",
+                                     (blob_id, blob_type, pack))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return n
+
+    def damaged(self) -> set[tuple[bytes, int, str]]:
+        """The blob copies taken out by ``forget_blobs`` (while their pack exists)."""
+        with self._lock:
+            return set(self._db.execute("SELECT id, type, pack FROM damaged").fetchall())
+
+    def fingerprint(self, packs: set[str],
+                    skip: set[tuple[bytes, int, str]] = frozenset()) -> str:  # type: ignore
+        """A digest of every blob copy the cache holds in ``packs`` (but ``skip``) and of the
+        garbage packs among them: caches that agree about those packs have the same one."""
+        h = hashlib.blake2b(digest_size=16)
+        with self._lock:
+            cur = self._db.execute("SELECT pack, id, type, offset, stored_len, raw_len, flags "
+                                   "FROM blobs ORDER BY pack, id, type")
+            while rows := cur.fetchmany(65536):
+                for row in rows:
+                    if row[0] in packs and (row[1], row[2], row[0]) not in skip:
+                        h.update(repr(row).encode())
+            h.update(repr(sorted({row[0] for row in self._db.execute(
+                "SELECT pack FROM garbage")} & packs)).encode())
+        return h.hexdigest()
+
+    def known_packs(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT id FROM packs")}
+
     def sealed_manifests(self) -> dict[str, bytes]:
         """Snapshot files as last read (still encrypted: they are immutable, so a copy saves a
         storage request per snapshot and reveals nothing)."""
@@ -380,6 +480,33 @@ class IndexCache:
     def verified(self) -> dict[str, str]:
         with self._lock:
             return dict(self._db.execute("SELECT snapshot, time FROM verified").fetchall())
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Another process holds the database: wait or retry, it is not damage."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """The cache file is not a sound SQLite database (delete it and build it anew)."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and not is_busy(exc) and (
+        "not a database" in text or "malformed" in text or "file is encrypted" in text
+        or "corrupt" in text or not isinstance(exc, sqlite3.OperationalError))
+
+
+def cache_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def unwritable_notice(path: Path, exc: BaseException) -> str:
+    folder = path.parent
+    return (f"cannot use the local cache in {folder} ({cache_error(exc)}): working without it "
+            "this time, which is slower; free some space there, or remove what is in the way "
+            "(a file where that folder should be), or set XDG_CACHE_HOME to a writable folder")
 
 
 def _busy_retry(fn: Callable[[], object], attempts: int = 50) -> None:

@@ -13,6 +13,7 @@ judge it stale and, say, prune under us. The refresher records why; the operatio
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -22,10 +23,32 @@ from dataclasses import dataclass
 
 from engine.errors import OperationError
 from engine.store.backends.base import Backend, NotFound, process_gone
+from engine.store.crypto import IntegrityError, Sealer
 
 STALE_SECONDS = 30 * 60
 REFRESH_SECONDS = 5 * 60
-LOCK_VERSION = 2  # 2: knows garbage lists (written by a Strongroom that has prune)
+GARBAGE_VERSION = 2  # a lock of version ≥ 2 knows garbage lists (a Strongroom that has prune)
+LOCK_VERSION = 3  # 3: who holds it (host, pid) is sealed, not plain text
+
+
+def lock_ad(name: str) -> bytes:
+    return b"strongroom lock " + bytes.fromhex(name.rsplit("/", 1)[-1])
+
+
+def _open_holder(name: str, doc: dict, sealer: Sealer | None) -> dict:
+    """``doc`` with its sealed ``holder`` (host, pid) opened into it when we can: a lock we
+    cannot open (no key, damaged) simply has no known holder, so it is stale only by time."""
+    sealed = doc.get("holder")
+    if not isinstance(sealed, str) or sealer is None:
+        return doc
+    try:
+        holder = json.loads(sealer.open_object(base64.b64decode(sealed), lock_ad(name),
+                                               f"lock {name}"))
+    except (IntegrityError, ValueError, TypeError):
+        return doc
+    if isinstance(holder, dict):
+        return {**doc, "host": holder.get("host"), "pid": holder.get("pid")}
+    return doc
 
 
 class LockedError(OperationError):
@@ -56,13 +79,14 @@ class LockInfo:
     def knows_garbage(self) -> bool:
         """Whether its holder honours garbage lists (a Strongroom that has prune)."""
         try:
-            return int(self.doc.get("version", 1)) >= LOCK_VERSION
+            return int(self.doc.get("version", 1)) >= GARBAGE_VERSION
         except (TypeError, ValueError):
             return False
 
 
-def live_locks(backend: Backend) -> list[LockInfo]:
-    """The store's locks that are not stale (stale ones are deleted on the way)."""
+def live_locks(backend: Backend, sealer: Sealer | None = None) -> list[LockInfo]:
+    """The store's locks that are not stale (stale ones are deleted on the way); ``sealer``
+    opens who holds each (host and pid, for staleness and for messages)."""
     now, found = time.time(), []
     for stat in backend.list("locks/"):
         try:
@@ -71,6 +95,7 @@ def live_locks(backend: Backend) -> list[LockInfo]:
             continue
         if not isinstance(doc, dict):
             continue
+        doc = _open_holder(stat.name, doc, sealer)
         if _is_stale(doc, now):
             backend.delete(stat.name)
             continue
@@ -79,8 +104,12 @@ def live_locks(backend: Backend) -> list[LockInfo]:
 
 
 class StoreLock:
-    def __init__(self, backend: Backend, exclusive: bool, prune: bool = False):
+    def __init__(self, backend: Backend, exclusive: bool, prune: bool = False,
+                 sealer: Sealer | None = None):
+        """``sealer`` seals who holds the lock (without one, host and pid are written in plain
+        text, as a version 2 lock)."""
         self.backend, self.exclusive, self.prune = backend, exclusive, prune
+        self.sealer = sealer
         self.name = f"locks/{os.urandom(16).hex()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,8 +117,14 @@ class StoreLock:
         self._refreshed = time.time()
 
     def _doc(self) -> bytes:
-        doc = {"exclusive": self.exclusive or self.prune, "host": socket.gethostname(),
-               "pid": os.getpid(), "time": time.time(), "version": LOCK_VERSION}
+        holder = {"host": socket.gethostname(), "pid": os.getpid()}
+        doc: dict = {"exclusive": self.exclusive or self.prune, "time": time.time(),
+                     "version": LOCK_VERSION}
+        if self.sealer is None:
+            doc |= holder | {"version": GARBAGE_VERSION}
+        else:
+            doc["holder"] = base64.b64encode(self.sealer.seal_object(
+                json.dumps(holder).encode(), lock_ad(self.name), compress=False)).decode()
         if self.prune:
             doc["prune"] = True
         return json.dumps(doc).encode()
@@ -107,7 +142,7 @@ class StoreLock:
         return self
 
     def _check_others(self) -> None:
-        for other in live_locks(self.backend):
+        for other in live_locks(self.backend, self.sealer):
             if other.name == self.name:
                 continue
             doc = other.doc

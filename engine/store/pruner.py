@@ -224,7 +224,8 @@ class Pruner:
 
     # ---- garbage lists ---------------------------------------------------------------------
     def _other_locks(self) -> list[LockInfo]:
-        return [lk for lk in live_locks(self.backend) if lk.name != self.own_lock]
+        return [lk for lk in live_locks(self.backend, self.sealer)
+                if lk.name != self.own_lock]
 
     def _split_due(self, lists: list[GarbageList], others: list[LockInfo],
                    fill_in: bool) -> tuple[list[GarbageList], list[GarbageList]]:

@@ -53,6 +53,7 @@ class BackupResult:
     bytes: int
     stored_bytes: int
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # worth knowing (the cache was rebuilt)
 
 
 @dataclass
@@ -61,6 +62,9 @@ class RestoreResult:
     bytes: int
     seconds: float
     target: str
+    # Worth knowing, not a failure (the manifest came from the local cache: the store's copy
+    # is damaged).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import stat as statmod
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from engine.errors import OperationError, UsageError
 from engine.units import utc_time
@@ -18,7 +19,8 @@ from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, ope
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
-from engine.store.index import IndexCache
+from engine.store.index import (IndexCache, cache_error, is_busy, is_damaged,
+                                 unwritable_notice)
 from engine.store.locks import StoreLock
 from engine.store.pruner import MAX_UNUSED_DEFAULT, Pruner
 from engine.store.repository import BlobReader
@@ -35,6 +37,21 @@ CONFIG = "config"
 KEY = "keys/default"
 DEFAULT_CHUNKER = ChunkerParams(avg=64 * 1024, min=16 * 1024, max=256 * 1024)
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+
+def _check_format(version: object, url: str) -> None:
+    """FORMAT.md §14: a reader refuses every version it does not know. The version is a JSON
+    integer: ``"1"``, ``1.0`` or ``true`` are not format 1 (UsageError, exit 2)."""
+    if type(version) is int and version == FORMAT_VERSION:
+        return
+    if type(version) is int and version > FORMAT_VERSION:
+        raise UsageError(f"the store at {url} has format {version}, newer than this "
+                         f"strongroom supports ({FORMAT_VERSION}): upgrade strongroom")
+    shown = json.dumps(version)[:40]
+    raise UsageError(f"the store at {url} has format {shown}, which no strongroom knows (this "
+                     f"one reads format {FORMAT_VERSION}): its config file is damaged or not "
+                     "ours; refusing to open it")
 
 
 class Store:
@@ -47,8 +64,12 @@ class Store:
         self.sealer = Sealer(keys.data)
         self._cache: IndexCache | None = None
         self._manifests: dict[str, Manifest | Exception] | None = None
+        self._from_cache: set[str] = set()  # manifests read from the local cache, not the store
         self._synced = False
         self._sync_problems: list[str] = []
+        # What became of the local cache (damaged and rebuilt, or unusable), one line each:
+        # the drivers show them (take_notices), operations add them to their warnings.
+        self.notices: list[str] = []
 
     # ---- creating and opening ------------------------------------------------------------
     @classmethod
@@ -113,13 +134,11 @@ class Store:
             raise UsageError(f"cannot read the store at {backend.url}: {exc.strerror}") from None
         try:
             config = json.loads(raw)
-            version = int(config["strongroom_store"])
+            version = config["strongroom_store"]
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"{backend.url} is not a strongroom store (its config file is not "
                              "one of ours)") from None
-        if version > FORMAT_VERSION:
-            raise UsageError(f"the store at {backend.url} has format {version}, newer than this "
-                             f"strongroom supports ({FORMAT_VERSION}): upgrade strongroom")
+        _check_format(version, backend.url)
         try:
             key_raw = backend.get(KEY)
         except NotFound:
@@ -144,11 +163,60 @@ class Store:
     def cache(self) -> IndexCache:
         if self._cache is None:
             self._cache = IndexCache(self.id)
+            if self._cache.notice:
+                self.notices.append(self._cache.notice)
         return self._cache
+
+    def take_notices(self) -> list[str]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def _cache_failed(self, exc: sqlite3.DatabaseError) -> None:
+        """The local cache failed under us: a damaged one is deleted and built anew from the
+        store, one that cannot be written is replaced by one in memory."""
+        if is_busy(exc):
+            raise exc
+        old, self._cache = self._cache, None
+        self._synced = False
+        if old is None:
+            raise exc
+        try:
+            old.close()
+        except sqlite3.Error:
+            pass
+        if is_damaged(exc) and not old.memory:
+            try:
+                old.discard()
+            except OSError as gone:
+                exc = gone  # type: ignore[assignment]
+            else:
+                self._cache = IndexCache(self.id)
+                self.notices.append(self._cache.notice or
+                                    f"the local cache {old.path} was damaged "
+                                    f"({cache_error(exc)}): rebuilt it from the store")
+                return
+        self._cache = IndexCache(self.id, old.path, memory=True)
+        self.notices.append(unwritable_notice(old.path, exc))
+
+    def _with_cache(self, fn: Callable[[], T]) -> T:
+        """``fn`` (which uses the cache), once more on a new cache if the cache failed."""
+        try:
+            return fn()
+        except sqlite3.DatabaseError as exc:
+            self._cache_failed(exc)
+            return fn()
+
+    def _late_cache_failure(self, exc: sqlite3.DatabaseError) -> OperationError:
+        """The cache failed in the middle of an operation: make it usable, and say so."""
+        self._cache_failed(exc)
+        return OperationError(f"the local cache failed during the operation "
+                              f"({cache_error(exc)}): {self.take_notices()[-1]}; the store is "
+                              "not affected: run the command again")
 
     def _sync(self, force: bool = False) -> None:
         if force or not self._synced:
-            self._sync_problems = self.cache.sync(self.backend, self.sealer)
+            self._sync_problems = self._with_cache(
+                lambda: self.cache.sync(self.backend, self.sealer))
             self._synced = True
 
     def _load_manifests(self, fresh: bool = False) -> dict[str, Manifest | Exception]:
@@ -156,38 +224,51 @@ class Store:
         immutable, so their sealed bytes are kept in the local cache; ``fresh`` re-reads them
         all from the store (check does)."""
         if self._manifests is None or fresh:
-            found: dict[str, Manifest | Exception] = {}
-            cached = self.cache.sealed_manifests()
-            kept = {} if fresh else cached
-            for st in self.backend.list("snapshots/"):
-                snap_id = st.name.rsplit("/", 1)[-1]
-                try:
-                    sealed = kept.get(snap_id)
-                    if sealed is None:
-                        sealed = self.backend.get(st.name)
-                    plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
-                                                    f"snapshot {snap_id[:12]}")
-                    found[snap_id] = Manifest.decode(snap_id, plain)
-                    if snap_id not in kept:
-                        self.cache.keep_manifest(snap_id, sealed)
-                except NotFound:  # forgotten meanwhile
-                    continue
-                except (IntegrityError, ValueError, KeyError) as exc:
-                    found[snap_id] = exc
-            gone = cached.keys() - found.keys()
-            if gone:
-                self.cache.drop_manifests(gone)
-            self._manifests = found
+            self._manifests = self._with_cache(lambda: self._read_manifests(fresh))
         return self._manifests
 
+    def _read_manifests(self, fresh: bool) -> dict[str, Manifest | Exception]:
+        found: dict[str, Manifest | Exception] = {}
+        cached = self.cache.sealed_manifests()
+        kept = {} if fresh else cached
+        self._from_cache = set()
+        for st in self.backend.list("snapshots/"):
+            snap_id = st.name.rsplit("/", 1)[-1]
+            try:
+                sealed = kept.get(snap_id)
+                if sealed is None:
+                    sealed = self.backend.get(st.name)
+                else:
+                    self._from_cache.add(snap_id)
+                plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                                f"snapshot {snap_id[:12]}")
+                found[snap_id] = Manifest.decode(snap_id, plain)
+                if snap_id not in kept:
+                    self.cache.keep_manifest(snap_id, sealed)
+            except NotFound:  # forgotten meanwhile
+                continue
+            except (IntegrityError, ValueError, KeyError) as exc:
+                found[snap_id] = exc
+        gone = cached.keys() - found.keys()
+        if gone:
+            self.cache.drop_manifests(gone)
+        return found
+
     def snapshots(self) -> list[SnapshotInfo]:
-        verified = self.cache.verified()
+        self._load_manifests()
+        verified = self._with_cache(lambda: self.cache.verified())
         infos = []
         for snap_id, m in self._load_manifests().items():
             if isinstance(m, Manifest):
                 m.info.last_verified = verified.get(snap_id)
                 infos.append(m.info)
         return sorted(infos, key=lambda i: (i.time, i.id))
+
+    def damaged_snapshots(self) -> dict[str, str]:
+        """The snapshots whose manifest cannot be read (id: why). A manifest kept in the local
+        cache is not re-read here: ``check`` reads the store's copy of every one."""
+        return {snap_id: str(m) for snap_id, m in self._load_manifests().items()
+                if isinstance(m, Exception)}
 
     def _manifest(self, ref: str) -> Manifest:
         info = self.resolve(ref)
@@ -196,7 +277,40 @@ class Store:
         return m
 
     def resolve(self, ref: str) -> SnapshotInfo:
-        return match_ref(ref, self.snapshots(), self.url)
+        """The snapshot ``ref`` names; a damaged one is an OperationError that says so (not
+        "no such snapshot")."""
+        infos = self.snapshots()
+        key = ref.strip().lower()
+        damaged = ({} if key == "latest" else
+                   {i: why for i, why in self.damaged_snapshots().items() if i.startswith(key)})
+        try:
+            found = match_ref(ref, infos, self.url)
+        except UsageError:
+            if len(damaged) != 1 or len(key) < 6:
+                raise
+            snap_id, why = next(iter(damaged.items()))
+            raise OperationError(f"snapshot {snap_id[:12]} is damaged: its manifest cannot be "
+                                 f"read ({why}); run 'strongroom check'") from None
+        if damaged:
+            raise UsageError(f"snapshot prefix {key} is ambiguous ({len(damaged) + 1} snapshots "
+                             "match, damaged ones included): give more characters")
+        return found
+
+    def _store_copy_problem(self, snap_id: str) -> str | None:
+        """Why the store's own copy of a manifest read from the local cache is not usable (or
+        None when it is the same, sound file)."""
+        if snap_id not in self._from_cache:
+            return None
+        try:
+            sealed = self.backend.get(snapshot_name(snap_id))
+            plain = self.sealer.open_object(sealed, snapshot_ad(snap_id),
+                                            f"snapshot {snap_id[:12]}")
+            Manifest.decode(snap_id, plain)
+        except NotFound:
+            return "it is no longer in the store"
+        except (IntegrityError, ValueError, KeyError) as exc:
+            return f"the store's copy is damaged ({exc})"
+        return None
 
     # ---- operations ----------------------------------------------------------------------
     def backup(self, source: BinaryIO, *, name: str = "", tags: dict[str, str] | None = None,
@@ -224,6 +338,8 @@ class Store:
                                        progress=progress, cancel=cancel,
                                        stored_progress=stored_progress,
                                        still_locked=lock.check, when=when)
+        except sqlite3.DatabaseError as exc:
+            raise self._late_cache_failure(exc) from None
         except OSError as exc:
             if is_disk_full(exc):
                 raise OperationError(f"disk full while writing to the store {self.url}: free "
@@ -232,7 +348,7 @@ class Store:
                                  f"{exc.strerror or exc}") from None
         self._manifests = None
         return BackupResult(snapshot=info, bytes=nbytes, stored_bytes=info.stored_bytes,
-                            seconds=info.seconds)
+                            seconds=info.seconds, warnings=self.take_notices())
 
     def restore(self, ref: str, out: str | os.PathLike | BinaryIO, *,
                 progress: Progress | None = None,
@@ -243,6 +359,11 @@ class Store:
         snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
         started = time.monotonic()
+        warnings = []
+        problem = self._store_copy_problem(manifest.info.id)
+        if problem:
+            warnings.append(f"snapshot {manifest.info.id[:12]}: {problem}; restored with the "
+                            "copy of its manifest in the local cache (run 'strongroom check')")
         with self._lock(exclusive=False) as lock:
             self._sync()
             reader = self._reader()
@@ -259,6 +380,8 @@ class Store:
                 else:
                     restore_to_path(reader, manifest, Path(out), progress, cancel, lock.check)
                     target = str(out)
+            except sqlite3.DatabaseError as exc:
+                raise self._late_cache_failure(exc) from None
             except IntegrityError as exc:
                 what = ("the output is incomplete" if is_stream_target(out)
                         else "no output file was written")
@@ -269,9 +392,14 @@ class Store:
                     raise OperationError(f"disk full while restoring snapshot {short}: free "
                                          "some space and try again") from None
                 raise
-        self.cache.set_verified(manifest.info.id, now_iso())
+        try:
+            self.cache.set_verified(manifest.info.id, now_iso())
+        except sqlite3.DatabaseError as exc:
+            self._cache_failed(exc)  # the image is written: only a date is lost
+        warnings += self.take_notices()
         return RestoreResult(snapshot=manifest.info, bytes=manifest.info.bytes,
-                             seconds=round(time.monotonic() - started, 3), target=target)
+                             seconds=round(time.monotonic() - started, 3), target=target,
+                             warnings=warnings)
 
     def open_image(self, ref: str) -> ImageReader:
         """A seekable, read-only view of the image (keep the store open while using it)."""
@@ -285,16 +413,47 @@ class Store:
         with self._lock(exclusive=False) as lock:
             self._sync(force=True)
             manifests = self._load_manifests(fresh=True)
-            reader = self._reader()
-            report = run_check(reader, manifests, read_data, self._sync_problems, progress,
-                               lock.check)
+            # The index is read from the store itself (its deltas, and the packs' own tables of
+            # contents), never from the local cache: a cache that is wrong must not make the
+            # store look damaged. A cache that disagrees is rebuilt.
+            index = IndexCache(self.id, memory=True)
+            problems = index.sync(self.backend, self.sealer)
+            warnings = self._cross_check_cache(index)
+            reader = BlobReader(self.backend, self.keys, index,
+                                refresh=lambda: index.sync(self.backend, self.sealer) and None)
+            bad: set[tuple[bytes, int, str]] = set()
+            report = run_check(reader, manifests, read_data, problems, progress, lock.check,
+                               bad)
+            index.close()
+            if read_data and bad:
+                self._with_cache(lambda: self.cache.forget_blobs(bad))
+                warnings.append(
+                    f"{len(bad)} damaged or missing blob cop{'y' if len(bad) == 1 else 'ies'} "
+                    "taken out of the local index: the next backup of the same data stores "
+                    "them again, which makes the snapshots that need them whole again")
             report.warnings += [_temp_warning(t) for t in self.backend.temp_files()]
         if read_data:
             when = now_iso()
             for snap_id in manifests:
                 if snap_id not in report.damaged_snapshots:
-                    self.cache.set_verified(snap_id, when)
+                    self._with_cache(lambda: self.cache.set_verified(snap_id, when))
+        report.warnings += warnings + self.take_notices()
         return report
+
+    def _cross_check_cache(self, index: IndexCache) -> list[str]:
+        """Compare the local cache with an index read from the store just now (the packs the
+        latter knows: a backup may add some meanwhile); rebuild a cache that disagrees."""
+        packs = index.known_packs()
+        taken_out = self._with_cache(lambda: self.cache.damaged())  # by an earlier check
+        if self._with_cache(lambda: self.cache.fingerprint(packs)) == \
+                index.fingerprint(packs, taken_out):
+            return []
+        path = self.cache.path
+        self._cache_failed(sqlite3.DatabaseError("it disagrees with the store's index"))
+        self._sync(force=True)
+        notice = self.take_notices()
+        return [f"the local cache {path} disagreed with the store's index: rebuilt it"
+                if not self.cache.memory else notice[-1]]
 
     def plan_forget(self, policy: KeepPolicy, group_by: GroupBy = "volume", tz: tzinfo = UTC,
                     now: datetime | None = None) -> list[ForgetGroup]:
@@ -372,7 +531,7 @@ class Store:
         load = (self._reload_manifests if not ignore_snapshots else
                 lambda: {k: v for k, v in self._reload_manifests().items()
                          if k not in ignore_snapshots})
-        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run)
+        lock = StoreLock(self.backend, exclusive=False, prune=not dry_run, sealer=self.sealer)
         pruner: Pruner | None = None
         try:
             with lock:
@@ -419,7 +578,7 @@ class Store:
                           refresh=lambda: self._sync(force=True))
 
     def _lock(self, exclusive: bool) -> StoreLock:
-        return StoreLock(self.backend, exclusive)
+        return StoreLock(self.backend, exclusive, sealer=self.sealer)
 
 
 def _temp_warning(temp: TempFile) -> str:

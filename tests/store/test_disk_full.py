@@ -56,3 +56,84 @@ def test_disk_full_restore_leaves_nothing(tmp_path: Path, small_fs: Path, store_
     assert res.code == 1 and "disk full" in res.stderr
     assert res.stderr.count("\n") == 1
     assert not list(small_fs.iterdir())
+
+
+def test_a_full_disk_under_the_cache_does_not_block_a_restore(
+        tmp_path: Path, small_fs: Path, store_dir: Path, store_cli) -> None:
+    image = make_image(tmp_path / "c.img", 2_000_000, seed=5, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    cache = small_fs / "cache"
+    cache.mkdir()
+    filler = small_fs / "filler"
+    with open(filler, "wb") as f:  # fill the file system to the last block
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    env = {"XDG_CACHE_HOME": str(cache), "STRONGROOM_NO_DAEMON": "1"}
+    out = tmp_path / "c.out"
+    res = store_cli("restore-image", snap, str(out), env=env)
+    assert res.code == 0, res.stderr
+    assert out.read_bytes() == image.read_bytes()
+    assert str(cache / "strongroom") in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_cache_that_fails_to_write_midway_gives_way_to_one_in_memory(
+        tmp_path: Path, store_dir: Path, store_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from engine.store import Store
+    from engine.store.index import IndexCache
+    from tests.fixtures.store import PASSPHRASE
+
+    image = make_image(tmp_path / "m.img", 300_000, seed=6)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    real_sync = IndexCache.sync
+
+    def sync(self, *args, **kwargs):
+        if not self.memory:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_sync(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexCache, "sync", sync)
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        out = tmp_path / "m.out"
+        result = store.restore(snap, out)
+        assert out.read_bytes() == image.read_bytes()
+        assert store.cache.memory
+        [warning] = result.warnings
+        assert "disk I/O error" in warning and str(store.cache.path.parent) in warning
+        assert "XDG_CACHE_HOME" in warning
+
+
+def test_a_cache_found_malformed_midway_is_rebuilt_and_the_error_says_so(
+        tmp_path: Path, store_dir: Path, store_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from engine.errors import OperationError
+    from engine.store import Store
+    from engine.store.index import IndexCache
+    from tests.fixtures.store import PASSPHRASE
+
+    image = make_image(tmp_path / "r.img", 300_000, seed=7, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    real = IndexCache.lookup_many
+    failed: list[str] = []
+
+    def lookup_many(self, *args, **kwargs):
+        if not failed:
+            failed.append(str(self.path))
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexCache, "lookup_many", lookup_many)
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        out = tmp_path / "r.out"
+        with pytest.raises(OperationError, match="rebuilt it from the store.*run the command "
+                                                 "again"):
+            store.restore(snap, out)
+        assert not list(tmp_path.glob("r.out*"))
+        store.restore(snap, out)
+        assert out.read_bytes() == image.read_bytes()

@@ -273,3 +273,169 @@ def test_hostile_snapshot_names_and_tags_cannot_drive_the_terminal(tmp_path: Pat
     assert "\\x1b]0;owned\\x07" in rows[1] and "\\xe2\\x80\\xae" in rows[1]
     doc = json.loads(store_cli("--json", "snapshots").out)
     assert doc[0]["name"] == name  # --json keeps the exact text
+
+
+@pytest.mark.parametrize("version", [0, "1", 1.5, -1, True, None])
+def test_unknown_format_versions_are_refused(tmp_path: Path, store_cli, version) -> None:
+    """FORMAT.md §14: readers refuse unknown versions; only the integer 1 is known."""
+    store = tmp_path / "odd"
+    assert store_cli("init", store=store).code == 0
+    config = json.loads((store / "config").read_text())
+    config["strongroom_store"] = version
+    (store / "config").write_text(json.dumps(config))
+    for args in (["snapshots"], ["check"]):
+        res = store_cli(*args, store=store)
+        assert res.code == 2, (version, res.stderr)
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+        assert "format" in res.stderr
+
+
+def _damage_manifest(store: Path, snap: str) -> None:
+    manifest = store / "snapshots" / snap
+    data = bytearray(manifest.read_bytes())
+    data[20] ^= 1
+    manifest.write_bytes(bytes(data))
+
+
+def _drop_cache(tmp_path: Path) -> None:
+    """Delete the local cache (tests/conftest.py points XDG_CACHE_HOME at a temp folder)."""
+    import shutil
+    shutil.rmtree(Path(os.environ["XDG_CACHE_HOME"]) / "strongroom", ignore_errors=True)
+
+
+def test_a_damaged_manifest_is_listed_and_named_with_a_fresh_cache(tmp_path: Path,
+                                                                   store_dir: Path,
+                                                                   store_cli) -> None:
+    good = json.loads(store_cli("--json", "backup-image",
+                                str(make_image(tmp_path / "g.img", 200_000, seed=41))).out)
+    image = make_image(tmp_path / "m.img", 200_000, seed=42)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    _damage_manifest(store_dir, snap)
+    _drop_cache(tmp_path)
+    listing = store_cli("snapshots")
+    assert listing.code == 1, listing
+    assert snap[:12] in listing.out and "damaged" in listing.out
+    assert good["snapshot"][:12] in listing.out
+    assert listing.stderr.count("\n") == 1 and "damaged" in listing.stderr
+    as_json = store_cli("--json", "snapshots")
+    assert as_json.code == 1
+    rows = {r["id"]: r for r in json.loads(as_json.out)}
+    assert rows[snap]["damaged"] and not rows[good["snapshot"]]["damaged"]
+    for ref in (snap, snap[:8]):
+        res = store_cli("restore-image", ref, str(tmp_path / "m.out"))
+        assert res.code == 1, res.stderr
+        assert "damaged" in res.stderr and res.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("m.out*"))
+
+
+def test_a_restore_from_the_cached_manifest_says_so(tmp_path: Path, store_dir: Path,
+                                                    store_cli) -> None:
+    image = make_image(tmp_path / "w.img", 200_000, seed=43)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    assert store_cli("snapshots").code == 0  # the cache now holds the manifest
+    _damage_manifest(store_dir, snap)
+    out = tmp_path / "w.out"
+    res = store_cli("restore-image", snap, str(out))
+    assert res.code == 0, res.stderr
+    assert out.read_bytes() == image.read_bytes()
+    assert "cache" in res.stderr and "damaged" in res.stderr
+    report = store_cli("--json", "check")
+    assert report.code == 1 and json.loads(report.out)["damaged_snapshots"] == [snap]
+
+
+def _cache_file(store: Path) -> Path:
+    store_id = json.loads((store / "config").read_text())["id"]
+    return Path(os.environ["XDG_CACHE_HOME"]) / "strongroom" / "stores" / f"{store_id}.sqlite"
+
+
+def _all_commands_work(tmp_path: Path, store_cli, image: Path, snap: str,
+                       expect: str) -> None:
+    """snapshots, restore, check and backup run as if nothing happened, and the first of them
+    says once, in one line on stderr, what became of the cache."""
+    listing = store_cli("snapshots")
+    assert listing.code == 0, listing.stderr
+    assert snap[:12] in listing.out
+    assert listing.stderr.count("\n") == 1 and expect in listing.stderr, listing.stderr
+    assert "Traceback" not in listing.stderr and "Error" not in listing.stderr
+    out = tmp_path / f"{snap[:6]}.out"
+    res = store_cli("restore-image", snap, str(out))
+    assert res.code == 0, res.stderr
+    assert out.read_bytes() == image.read_bytes()
+    assert store_cli("check", "--read-data").code == 0
+    assert store_cli("backup-image", str(image)).code == 0
+
+
+@pytest.mark.parametrize("damage", ["not a database", "malformed"])
+def test_a_damaged_cache_is_rebuilt_from_the_store(tmp_path: Path, store_dir: Path, store_cli,
+                                                   damage: str) -> None:
+    image = make_image(tmp_path / "c.img", 400_000, seed=50)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    assert store_cli("snapshots").code == 0
+    cache = _cache_file(store_dir)
+    import sqlite3
+    db = sqlite3.connect(cache)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(cache.read_bytes())
+    assert len(data) > 8192
+    if damage == "not a database":
+        data[:100] = os.urandom(100)
+    else:  # every page but the first (the schema's root) overwritten
+        data[4096:] = b"\xa5" * (len(data) - 4096)
+    cache.write_bytes(bytes(data))
+    _all_commands_work(tmp_path, store_cli, image, snap, "rebuilt")
+
+
+def test_a_file_where_the_cache_folder_should_be(tmp_path: Path, store_dir: Path,
+                                                 store_cli) -> None:
+    image = make_image(tmp_path / "f.img", 300_000, seed=51)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    import shutil
+    folder = Path(os.environ["XDG_CACHE_HOME"]) / "strongroom"
+    shutil.rmtree(folder)
+    folder.write_text("not a folder")
+    listing = store_cli("snapshots")
+    assert listing.code == 0, listing.stderr
+    assert str(folder) in listing.stderr and listing.stderr.count("\n") == 1
+    _all_commands_work(tmp_path, store_cli, image, snap, str(folder))
+
+
+def test_a_wrong_cache_does_not_make_check_blame_the_store(tmp_path: Path, store_dir: Path,
+                                                          store_cli) -> None:
+    image = make_image(tmp_path / "w.img", 400_000, seed=52, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    import sqlite3
+    db = sqlite3.connect(_cache_file(store_dir))
+    db.execute("UPDATE blobs SET offset = offset + 1 WHERE type = 0")  # valid SQLite, wrong
+    db.commit()
+    db.close()
+    for args in (["check"], ["check", "--read-data"]):
+        res = store_cli("--json", *args)
+        assert res.code == 0, (args, res.out, res.stderr)
+        report = json.loads(res.out)
+        assert report["problems"] == [] and report["damaged_snapshots"] == []
+    res = store_cli("restore-image", snap, str(tmp_path / "w.out"))
+    assert res.code == 0, res.stderr
+    assert (tmp_path / "w.out").read_bytes() == image.read_bytes()
+
+
+def test_check_read_data_takes_damaged_blobs_out_so_the_next_backup_stores_them(
+        tmp_path: Path, store_dir: Path, store_cli) -> None:
+    image = make_image(tmp_path / "d.img", 1_500_000, seed=53, zero_every=0)
+    snap = json.loads(store_cli("--json", "backup-image", str(image)).out)["snapshot"]
+    _flip_byte_in_largest_pack(store_dir)
+    res = store_cli("check", "--read-data")
+    assert res.code == 1
+    assert "next backup" in res.out, res.out
+    # a later check reads the store's index, where the damaged copy still is: the cache keeps
+    # it out all the same
+    assert store_cli("check").code == 0
+    again = store_cli("--json", "backup-image", str(image))
+    assert again.code == 0, again.stderr
+    assert json.loads(again.out)["stored_bytes"] > 0  # the damaged chunk was stored anew
+    for ref in (snap, json.loads(again.out)["snapshot"]):
+        out = tmp_path / f"{ref[:8]}.out"
+        res = store_cli("restore-image", ref, str(out))
+        assert res.code == 0, res.stderr
+        assert out.read_bytes() == image.read_bytes()
+    assert store_cli("check", "--read-data").code == 1  # the damaged pack is still there

@@ -285,3 +285,27 @@ def test_the_check_command_shows_leftover_temps_as_warnings(store_dir: Path, sto
     assert "warning:" in plain.out and ".tmp-config-2222" in plain.out
     doc = json.loads(store_cli("--json", "check").out)
     assert doc["ok"] is True and any(".tmp-config-2222" in w for w in doc["warnings"])
+
+
+def test_lock_files_seal_who_holds_them(store_dir: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    """Host and pid are sealed (FORMAT.md §11); what a stale-lock check needs still works, by
+    time for anyone and by a gone process of this host for whoever holds the key."""
+    import socket
+    with Store.open(str(store_dir), PASSPHRASE) as store:
+        lock = locks.StoreLock(store.backend, exclusive=True, sealer=store.sealer).acquire()
+        raw = (store_dir / lock.name).read_bytes()
+        doc = json.loads(raw)
+        assert socket.gethostname().encode() not in raw and str(os.getpid()).encode() not in raw
+        assert "host" not in doc and "pid" not in doc
+        assert doc["exclusive"] is True and doc["version"] == 3 and doc["time"] > 0
+        with pytest.raises(locks.LockedError, match=f"pid {os.getpid()} on "):
+            locks.StoreLock(store.backend, exclusive=False, sealer=store.sealer).acquire()
+        lock._stop.set()
+        lock._thread.join()
+        # its process gone: stale for whoever can open it, deleted on the way
+        monkeypatch.setattr(locks, "process_gone", lambda host, pid:
+                            host == socket.gethostname() and pid == os.getpid())
+        assert locks.live_locks(store.backend) != []  # without the key: only time tells
+        assert locks.live_locks(store.backend, store.sealer) == []
+        assert not (store_dir / lock.name).exists()

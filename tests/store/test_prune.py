@@ -353,7 +353,9 @@ def test_check_beside_a_prune_that_deletes_garbage_finds_no_problem(
             names = list(real_list(prefix))
             if prefix == "packs/":
                 calls.append(prefix)
-                if len(calls) == 2:  # the sync's listing, then check's own
+                # the cache's sync, the sync of check's own index (from the store), then the
+                # listing of check itself
+                if len(calls) == 3:
                     with Store.open(str(store_dir), PASSPHRASE) as other:
                         pruned.append(other.prune().packs_deleted)
             return iter(names)
