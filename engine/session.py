@@ -343,18 +343,30 @@ class Session:
 
         return await in_thread(run)
 
-    async def sweep_interrupted(self, job_id: str, spec: JobSpec) -> list[str]:
+    async def sweep_interrupted(self, job_id: str, spec: JobSpec) -> tuple[list[str], bool]:
         """Remove the Scaleway and S3 temporaries of a backup or restore job whose process died
         (a daemon killed mid-job): its leases count as expired at once; other runs' live
-        leases are respected as always. Returns what was removed."""
+        leases are respected as always. Returns what was removed, and whether all of it is
+        gone: the job's lease object names everything it made and goes last."""
+        from engine.scaleway.api import apis_for, is_not_found
+        from engine.scaleway.config import region_of
         from engine.scaleway.flows import cleanup_leftovers
+        from engine.scaleway.leases import lease_key
         params = params_of(spec)
         if not isinstance(params, (BackupParams, RestoreParams)):
-            return []
-        client = await asyncio.to_thread(self.client)
-        return await cleanup_leftovers(client, params.zone,
-                                       params.bucket or self.bucket_for(params.zone),
-                                       dead_owners=frozenset({job_id}))
+            return [], True
+        apis = apis_for(await asyncio.to_thread(self.client))
+        bucket = params.bucket or self.bucket_for(params.zone)
+        removed = await cleanup_leftovers(apis, params.zone, bucket,
+                                          dead_owners=frozenset({job_id}))
+        s3 = apis.s3(region_of(params.zone))
+        try:
+            await asyncio.to_thread(s3.head_object, Bucket=bucket, Key=lease_key(job_id))
+        except Exception as exc:  # botocore's ClientError: 404 means nothing is left
+            if is_not_found(exc) or "404" in str(exc):
+                return removed, True
+            raise
+        return removed, False
 
     def close(self) -> None:
         with self._lock:

@@ -124,12 +124,15 @@ class Daemon:
             await asyncio.sleep(pause)
             try:
                 with Session(store_url=store_url or None, profile=profile) as session:
-                    removed = await session.sweep_interrupted(view.id, spec)
+                    removed, done = await session.sweep_interrupted(view.id, spec)
             except Exception as exc:  # logged: the next pass, or the next backup, tries again
                 log.warning("could not sweep job %s's temporaries: %s", view.id, exc)
                 continue
             for what in removed:
                 log.info("swept %s of interrupted job %s", what, view.id)
+            if done:
+                log.info("nothing of interrupted job %s is left", view.id)
+                return
 
     def _take_instance_lock(self) -> None:
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)

@@ -94,4 +94,7 @@ def test_a_daemon_killed_mid_backup_sweeps_its_temporaries_on_restart(
         raise AssertionError((leftovers(apis, ZONE, bucket), daemon_paths().log.read_text()[-3000:]))
     check = cli("check", "--read-data")
     assert check.returncode == 0, check.stderr
-    assert "swept" in daemon_paths().log.read_text()
+    # the daemon swept, then stopped sweeping: nothing of the job is left
+    _wait_for(lambda: f"nothing of interrupted job {job_id} is left"
+              in daemon_paths().log.read_text(), 60, "the sweeps to end")
+    assert "swept snapshot" in daemon_paths().log.read_text()
