@@ -3,27 +3,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.store import make_image
+from tests.fixtures.store import make_image, small_tmpfs
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path):
-    """A real 24 MiB tmpfs (needs root); skipped where mounting is not permitted."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-                         capture_output=True)
-    if res.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root?)")
-    try:
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path, 24) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_backup(tmp_path: Path, small_fs: Path, store_cli) -> None:

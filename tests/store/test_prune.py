@@ -11,12 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.store import Store, repository
-from tests.fixtures.store import PASSPHRASE, REPO_ROOT
+from tests.fixtures.store import PASSPHRASE, REPO_ROOT, small_tmpfs
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -286,18 +287,9 @@ def test_a_strongroom_without_garbage_lists_holds_deletion_back(
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path):
-    """A real 16 MiB tmpfs (needs root); skipped where mounting is not permitted."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-                         capture_output=True)
-    if res.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root?)")
-    try:
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path, 16) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_during_repack_is_clear_and_loses_nothing(
