@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from textual.content import Content
 
 from engine.jobs import CANCELLED, DONE, FAILED, INTERRUPTED, PENDING, RUNNING
+from engine.units import human_bytes  # the one definition, shared with the CLI
 
 JOB_STATUS: dict[str, tuple[str, str, str]] = {
     # state: (glyph, word, theme variable)
@@ -31,16 +32,6 @@ VOLUME_STATUS: dict[str, tuple[str, str]] = {
     "locked": ("■", "$sr-warn"),
 }
 
-
-def human_bytes(n: float | int | None) -> str:
-    if n is None:
-        return "–"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def human_gb(n: int | None) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import tempfile
 import tomllib
+
+import tomli_w
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,12 +48,6 @@ def load() -> AppSettings:
                        buckets=dict(base.buckets))
 
 
-def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
-    return f'"{escaped}"'
-
-
 def save(settings: AppSettings) -> Path:
     """Both files atomically (temp file then rename); fields we do not show are kept."""
     try:
@@ -65,7 +61,8 @@ def save(settings: AppSettings) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tui-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"# the terminal app's own preferences\nprofile = {_toml_str(settings.profile)}\n")
+            f.write("# the terminal app's own preferences\n")
+            f.write(tomli_w.dumps({"profile": settings.profile}))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
