@@ -11,7 +11,7 @@ from cli.jobrun import EventPrinter, follow
 from cli.output import print_json, safe
 from engine.daemon.client import DaemonClient
 from engine.errors import EXIT_PROBLEM
-from engine.jobs import DONE, FINISHED
+from engine.jobs import DONE, FINISHED, JobView
 from engine.units import human_bytes
 
 
@@ -95,8 +95,6 @@ def cmd_jobs(args: argparse.Namespace, ctx: Context) -> int:
                 print(f"cancelling {job_id}" if cancelled else f"{job_id} is not running")
             return 0
         if args.action == "show":
-            from engine.jobs import JobView
-
             view = JobView.from_events(client.events(job_id))
             _print_show(view, ctx.json)
             return 0
@@ -133,10 +131,7 @@ def _print_list(jobs: list[dict], as_json: bool) -> None:
               f"{_when(job['started']):16}  {safe(job['title'])}")
 
 
-def _print_show(view: object, as_json: bool) -> None:
-    from engine.jobs import JobView
-
-    assert isinstance(view, JobView)
+def _print_show(view: JobView, as_json: bool) -> None:
     if as_json:
         doc = view.summary()
         doc["phases"] = [{"name": p.name, "started": p.started, "ended": p.ended}

@@ -82,14 +82,15 @@ class JobJournal:
                                 "ORDER BY seq", (job_id, since))
         return [JobEvent.from_dict(json.loads(body)) for (body,) in rows]
 
-    def job_ids(self) -> list[str]:
-        """Newest first."""
+    def job_ids(self, limit: int = -1) -> list[str]:
+        """Newest first (``limit`` -1: all)."""
         return [job_id for (job_id,) in
-                self._db.execute("SELECT id FROM jobs ORDER BY created DESC")]
+                self._db.execute("SELECT id FROM jobs ORDER BY created DESC LIMIT ?", (limit,))]
 
-    def views(self) -> list[JobView]:
+    def views(self, limit: int = -1) -> list[JobView]:
+        """The newest ``limit`` jobs (-1: all), each rebuilt from its events."""
         out = []
-        for job_id in self.job_ids():
+        for job_id in self.job_ids(limit):
             events = self.events(job_id)
             if events:
                 out.append(JobView.from_events(events))

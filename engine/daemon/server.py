@@ -33,6 +33,7 @@ from engine.settings import load_settings
 log = logging.getLogger("strongroom.daemon")
 DEFAULT_IDLE = 600.0
 STOP_GRACE = 120.0  # how long `stop` waits for cancelled jobs to clean up
+LIST_DEFAULT = 20  # jobs `strongroom jobs` shows without --all
 SWEEP_PAUSES = (0.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)  # before each sweep of a dead job
 
 
@@ -241,9 +242,7 @@ class Daemon:
             return {"ok": True, "job": self._submit(JobSpec.from_dict(request["spec"]),
                                                      JobContext.from_dict(request["context"]))}
         if op == "list":
-            views = self._views()
-            if not request.get("all"):
-                views = views[:20]
+            views = self._views(-1 if request.get("all") else LIST_DEFAULT)
             return {"ok": True, "jobs": [v.summary() for v in views]}
         if op == "events":
             return {"ok": True, "events": [e.to_dict() for e in
@@ -322,16 +321,20 @@ class Daemon:
             self.sessions[key] = session
         return session
 
-    def _views(self) -> list[JobView]:
+    def _views(self, limit: int = -1) -> list[JobView]:
+        """The newest ``limit`` jobs (-1: all), live ones and the journal's."""
         live = {v.id: v for v in self.runner.views()}
         assert self.journal is not None
-        past = [v for v in self.journal.views() if v.id not in live]
-        return sorted([*live.values(), *past], key=lambda v: v.created, reverse=True)
+        past = [v for v in self.journal.views(limit) if v.id not in live]
+        views = sorted([*live.values(), *past], key=lambda v: v.created, reverse=True)
+        return views if limit < 0 else views[:limit]
 
     def _job(self, ref: str) -> str:
-        """A job id from its id or a unique prefix of at least 6 characters."""
+        """A job id from its id or a unique prefix of at least 6 characters (ids only: no
+        job's events are read to find it)."""
         ref = str(ref)
-        ids = [v.id for v in self._views()]
+        assert self.journal is not None
+        ids = list(dict.fromkeys([v.id for v in self.runner.views()] + self.journal.job_ids()))
         if ref in ids:
             return ref
         if len(ref) < 6:
