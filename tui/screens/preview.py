@@ -76,8 +76,10 @@ class TextView(ScrollView, can_focus=True):
         Binding("right,l", "scroll_right", "Right", show=False),
         Binding("pageup,b", "page_up", "Page up", show=False),
         Binding("pagedown,space", "page_down", "Page down", show=False),
-        Binding("g,home", "scroll_home", "Top"),
-        Binding("G,end", "scroll_end", "Bottom"),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
+        Binding("home", "scroll_home", "Top", show=False),
+        Binding("end", "scroll_end", "Bottom", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
