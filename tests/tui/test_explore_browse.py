@@ -282,3 +282,9 @@ async def test_restore_folder_is_remembered(browse_image: Path, tmp_path: Path) 
     async with exploring(browse_image) as pilot:          # another run of the app
         box = await restore_dialog(pilot)
         assert box.value == str(first)
+
+
+def test_preview_lines_never_carry_control_characters() -> None:
+    from tui.screens.preview import text_lines
+
+    assert text_lines(b"a\x1b[2Jb\r\n\tc\xff\n") == ["a\\x1b[2Jb", "        c\ufffd"]

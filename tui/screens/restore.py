@@ -221,7 +221,8 @@ class RestoreWizard(Screen[None]):
             if i < len(STEPS) - 1:
                 parts.append(("›", "$text-muted"))
         self.query_one("#steps", Static).update(Content.assemble(*parts))
-        self.query_one("#pages").border_title = f"step {step + 1} of {len(STEPS)} · {STEPS[step][1]}"
+        self.query_one("#pages").border_title = \
+            f"step {step + 1} of {len(STEPS)} · {STEPS[step][1]}"
         self.query_one("#nav").display = key != "progress"
         focus = {"snapshot": "#snap-table", "target": "#project", "name": "#name-input",
                  "size": "#size-input", "iops": "#iops-set", "review": "#confirm-input"}.get(key)
