@@ -147,3 +147,19 @@ async def test_quitting_says_what_a_cancelled_restore_leaves() -> None:
                "creating; nothing stays" in text, text
         await pilot.press("n")
         assert app.is_running
+
+
+class FailingPreflight(FakeSession):
+    def preflight(self, project_id: str | None = None, zone: str | None = None,
+                  bucket: str | None = None):  # noqa: ANN201
+        raise RuntimeError("denied [bold]x[/] by policy")
+
+
+async def test_review_summary_shows_an_api_error_literally() -> None:
+    app = make_app(FailingPreflight())
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await wizard_for_web_data(pilot)
+        await review_at_80x24(pilot, wizard)
+        summary = " ".join(str(wizard.query_one("#preflight-summary").render()).split())
+        assert "✖ preflight failed: denied [bold]x[/] by policy" in summary
+        assert not wizard.checks_ok

@@ -63,14 +63,12 @@ class IopsSet(RadioSet):
 
 def preflight_summary(report: PreflightReport | None, error: str) -> Content:
     """One line for the review page: "✔ preflight 9/9 ok", or what is missing or unsure."""
-    if report is None:
-        return Content.assemble(("✖ preflight failed: ", "$sr-error"), error)
+    if report is None or error:  # the API's words: Content keeps them literal
+        return Content.assemble(("✖ preflight failed: ", "$sr-error"), error or "no report")
     checks = report.checks
     passed = sum(c.ok for c in checks)
     missing = [c.name for c in checks if c.blocking]
     unsure = [c.name for c in checks if not c.ok and not c.blocking]
-    if error:
-        return Content.assemble(("✖ preflight failed: ", "$sr-error"), error)
     if missing:
         return Content.assemble(("✖ preflight ", "$sr-error"), f"{passed}/{len(checks)} ok; "
                                 f"missing: {', '.join(missing)}"
