@@ -288,3 +288,25 @@ def test_preview_lines_never_carry_control_characters() -> None:
     from tui.screens.preview import text_lines
 
     assert text_lines(b"a\x1b[2Jb\r\n\tc\xff\n") == ["a\\x1b[2Jb", "        c\ufffd"]
+
+
+async def test_help_lists_the_explorer_keys(browse_image: Path) -> None:
+    from tests.fixtures.tui import FakeSession
+    from tui.app import StrongroomApp
+    from tui.screens.help import HelpScreen
+    from tui.settings import AppSettings
+
+    app = StrongroomApp(FakeSession(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    with open(browse_image, "rb") as fh:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause(0.1)
+            await app.push_screen(ExploreScreen(open_volume(fh)))
+            await settle(pilot)
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+            table = app.screen.query_one(DataTable)
+            keys = {table.get_row_at(i)[1].plain: table.get_row_at(i)[0].plain
+                    for i in range(table.row_count)}
+            assert keys["Filter"] == "/" and keys["Next pane"] == "tab"
+            assert keys["Top"] == "g" and keys["Bottom"] == "G"   # the list's own keys
+            assert "Open" in keys and "Up" in keys
