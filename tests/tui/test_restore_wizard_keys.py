@@ -131,7 +131,7 @@ async def test_review_summary_says_what_is_missing() -> None:
 
 
 async def test_quitting_says_what_a_cancelled_restore_leaves() -> None:
-    session = FakeSession(step_delay=3.0)
+    session = FakeSession(step_delay=30.0)  # still uploading when asked, however slow the machine
     app = make_app(session)
     async with app.run_test(size=(100, 32)) as pilot:
         wizard = await wizard_for_web_data(pilot)
@@ -147,6 +147,22 @@ async def test_quitting_says_what_a_cancelled_restore_leaves() -> None:
                "creating; nothing stays" in text, text
         await pilot.press("n")
         assert app.is_running
+        await pilot.press("ctrl+q", "y")                 # cancelled, and the app ends
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+
+
+def test_what_a_restore_cancelled_late_leaves() -> None:
+    """Once its volume is made (the cleanup phase), a cancelled restore keeps it."""
+    from engine.jobs import JobView
+    from tui.screens.confirm import cancel_consequences
+
+    said = cancel_consequences([
+        JobView("1", kind="restore", title="restore → db", phase="cleanup"),
+        JobView("2", kind="backup", title="backup web", phase="export")])
+    assert "restore → db: its new volume is created and stays; cancelling now deletes its " \
+           "staging object and its imported snapshot." in said
+    assert "A cancelled backup leaves no snapshot in the store." in said
 
 
 class FailingPreflight(FakeSession):
