@@ -8,6 +8,11 @@ original; peak RSS of every child process (wait4). Prints a table and the ratios
 targets, and writes the figures as JSON into bench/results/.
 
     python bench/compare.py [--size 1.2G] [--tools strongroom,restic,borg] [--cache warm|cold]
+                            [--store local|s3]
+
+With ``--store s3`` both Strongroom's store and restic's repository live in a bucket of the
+sandbox's S3 (engine/sandbox/s3.py: a real moto server process on 127.0.0.1, as the tests start
+it; borg has no S3 and is skipped); repository sizes are the sums of the objects' sizes.
 """
 from __future__ import annotations
 
@@ -59,13 +64,54 @@ class ToolResult:
     repo_before: int = 0               # repository size before the running step
 
 
+class S3Repos:
+    """Repositories as prefixes of one bucket on the sandbox's S3 (a moto server process)."""
+
+    BUCKET = "bench"
+    KEYS = ("SCWSANDBOXACCESSKEY0", "sandbox-secret")
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(repo_root()))
+        from engine.sandbox.s3 import S3Server, s3_client
+
+        self.server = S3Server(access_key=self.KEYS[0], secret_key=self.KEYS[1]).start()
+        # straight to moto: the fault proxy (in this process) would only add a hop
+        self.endpoint = self.server.moto_endpoint
+        self.client = s3_client(self.endpoint, *self.KEYS, region="fr-par")
+        self.client.create_bucket(Bucket=self.BUCKET,
+                                  CreateBucketConfiguration={"LocationConstraint": "fr-par"})
+
+    def env(self) -> dict[str, str]:
+        return {"STRONGROOM_S3_ENDPOINT": self.endpoint,
+                "SCW_ACCESS_KEY": self.KEYS[0], "SCW_SECRET_KEY": self.KEYS[1],
+                "SCW_DEFAULT_REGION": "fr-par", "SCW_S3_ENDPOINT": self.endpoint,
+                "AWS_ACCESS_KEY_ID": self.KEYS[0], "AWS_SECRET_ACCESS_KEY": self.KEYS[1],
+                "AWS_DEFAULT_REGION": "fr-par"}
+
+    def size(self, prefix: str) -> int:
+        total = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.BUCKET, Prefix=prefix.rstrip("/") + "/"):
+            total += sum(int(o["Size"]) for o in page.get("Contents", []))
+        return total
+
+    def stop(self) -> None:
+        self.server.proxy and self.server.proxy.stop()
+        self.server._kill()
+
+
 class Tool:
     name = ""
+    s3: S3Repos | None = None  # set for --store s3
 
     def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
         self.repo = run_dir / f"{self.name}-repo"
+        self.prefix = f"{run_dir.name}-{self.name}"  # on S3
         self.logs = run_dir / "logs"
         self.env = env
+
+    def repo_size(self) -> int:
+        return self.s3.size(self.prefix) if self.s3 else tree_size(self.repo)
 
     def run(self, label: str, cmd: list[str], cwd: Path | None = None) -> Run:
         return run_measured(cmd, env=self.env, cwd=cwd, log_dir=self.logs,
@@ -93,7 +139,8 @@ class Strongroom(Tool):
         self.snapshot_ids: dict[str, str] = {}
 
     def cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "cli", "--store", str(self.repo), *args]
+        store = f"s3://{S3Repos.BUCKET}/{self.prefix}" if self.s3 else str(self.repo)
+        return [sys.executable, "-m", "cli", "--store", store, *args]
 
     def run(self, label: str, cmd: list[str], cwd: Path | None = None) -> Run:
         return super().run(label, cmd, cwd or self.root)
@@ -121,7 +168,9 @@ class Restic(Tool):
     name = "restic"
 
     def cmd(self, *args: str) -> list[str]:
-        return ["restic", "--repo", str(self.repo), "--quiet", *args]
+        repo = (f"s3:{self.s3.endpoint}/{S3Repos.BUCKET}/{self.prefix}" if self.s3
+                else str(self.repo))
+        return ["restic", "--repo", repo, "--quiet", *args]
 
     def version(self) -> str:
         return subprocess.run(["restic", "version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -204,7 +253,7 @@ def run_step(tool: Tool, result: ToolResult, step: str, images: dict[str, Path],
     """One step for one tool; the repository size before it is kept on the result."""
     if step == "init":
         tool.init()
-        result.repo_before = tree_size(tool.repo)
+        result.repo_before = tool.repo_size()
         return
     kind, label = step.split("_")
     image = images[label]
@@ -213,15 +262,15 @@ def run_step(tool: Tool, result: ToolResult, step: str, images: dict[str, Path],
     if kind == "backup":
         prepare([image], cold)
         run = tool.backup(image, label)
-        size = tree_size(tool.repo)
+        size = tool.repo_size()
         result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
                                   round(size_in / 1e6 / run.seconds, 1), size,
                                   size - result.repo_before, load=step_load)
         result.repo_before = size
         return
-    out_dir = tool.repo.parent / f"{tool.name}-restore"
-    out_dir.mkdir(exist_ok=True)
-    prepare([tool.repo], cold)
+    out_dir = tool.logs.parent / f"{tool.name}-restore"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare([] if tool.s3 else [tool.repo], cold)
     run, out = tool.restore(label, out_dir)
     verified = out.stat().st_size == size_in and sha256_file(out) == v1_hash
     result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
@@ -355,6 +404,9 @@ def main() -> int:
                     help="rounds (fresh repositories each); keeps each step's fastest run and "
                          "the median of v2's new bytes (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories in bench/work/compare/")
+    ap.add_argument("--store", choices=("local", "s3"), default="local",
+                    help="where the repositories live: local folders (default) or a bucket on "
+                         "the sandbox's S3 (a moto server process started for the run)")
     args = ap.parse_args()
 
     def log(msg: str) -> None:
@@ -378,7 +430,28 @@ def main() -> int:
         if name != "strongroom" and not shutil.which(name):
             log(f"{name}: not installed, skipped")
             continue
+        if args.store == "s3" and name == "borg":
+            log("borg: no S3 repositories, skipped")
+            continue
         names.append(name)
+    if args.store == "s3":
+        log("starting the sandbox's S3 (moto)")
+        Tool.s3 = S3Repos()
+        global TARGET_BACKUP_X
+        TARGET_BACKUP_X = 2.0  # issue 15: into an S3 store, 2x restic
+        env.update(Tool.s3.env())
+    rounds = []
+    try:
+        rounds = run_rounds(args, names, run_dir, env, images, v1_hash, cold, log)
+    finally:
+        if Tool.s3 is not None:
+            Tool.s3.stop()
+    _report(args, images, run_dir, cache_state, load_before, rounds)
+    return 0 if not any(r.error for rnd in rounds for r in rnd.values()) else 1
+
+
+def run_rounds(args: argparse.Namespace, names: list[str], run_dir: Path, env: dict[str, str],
+               images, v1_hash: str, cold: bool, log) -> list[dict[str, ToolResult]]:
     rounds = []
     for r in range(args.repeat):
         round_dir = run_dir / f"round{r + 1}"
@@ -387,12 +460,17 @@ def main() -> int:
         rounds.append(bench_tools(tools, images.v1, images.v2, v1_hash, cold, log))
         if not args.keep and not any(t.error for t in rounds[-1].values()):
             shutil.rmtree(round_dir, ignore_errors=True)  # the next round starts afresh anyway
+    return rounds
+
+
+def _report(args: argparse.Namespace, images, run_dir: Path, cache_state: str,
+            load_before: str, rounds: list[dict[str, ToolResult]]) -> None:
     results = merge_rounds(rounds)
     target_rows = targets(results)
     print(f"images: v1 {mib(images.v1.stat().st_size)} MiB, v2 {mib(images.v2.stat().st_size)} MiB "
           f"(QCOW2 of {mib(images.fs_bytes)} MiB ext4; {mib(images.data_bytes)} MiB data, "
           f"{images.changed} files changed, {images.deleted} deleted, {mib(images.added_bytes)} MiB added)")
-    print(f"page cache: {cache_state}; rounds: {args.repeat} (best run per step, median v2 new bytes); "
+    print(f"store: {args.store}; page cache: {cache_state}; rounds: {args.repeat} (best run per step, median v2 new bytes); "
           f"load average before {load_before}, after {load()}; "
           f"{os.cpu_count()} CPUs\n")
     print_table(results, target_rows)
@@ -405,7 +483,7 @@ def main() -> int:
                    "v2_bytes": images.v2.stat().st_size, "fs_bytes": images.fs_bytes,
                    "data_bytes": images.data_bytes, "changed_files": images.changed,
                    "deleted_files": images.deleted, "added_bytes": images.added_bytes},
-        "repeat": args.repeat,
+        "repeat": args.repeat, "store": args.store,
         "results": {k: asdict(v) for k, v in results.items()},
         "targets": target_rows,
     }
@@ -420,7 +498,6 @@ def main() -> int:
         print(f"logs kept in {run_dir}/round*/logs")
     elif not args.keep:
         shutil.rmtree(run_dir, ignore_errors=True)
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,226 @@
+"""Parallel, bounded read-ahead of the blobs a restore needs, in pack order.
+
+A window of the image (one chunk list: up to 65536 chunks) is planned as *runs*: neighbouring
+blobs of one pack read with one request. A few threads fetch the runs in parallel; each
+decodes (authenticates, decompresses, checks against its id) the blobs of its run one by one
+and hands every plain blob, with the image offsets where it goes, to a sink (the restorer
+writes it there at once). What one thread holds at a time is bounded:
+
+- a local store: one run, read with ``pread`` into the thread's reused buffer (runs of at
+  most RUN_MAX_LOCAL: small runs spread a window over every thread);
+- S3 (a backend with ``open_range``): one ranged GET per run, runs as long as the pack (one
+  GET per pack and window: fewer, larger requests), whose body is read blob by blob, so a
+  thread holds one blob, not the run;
+- any other backend: one run, ``get`` whole (runs of at most RUN_MAX).
+
+so memory does not grow with the image or the pack size: THREADS × (a run or a blob).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from engine.errors import OperationError
+from engine.store.backends.base import NotFound
+from engine.store.crypto import IntegrityError
+from engine.store.index import Location
+from engine.store.pack import BLOB_DATA, pack_name
+from engine.store.repository import BlobReader, Cancelled
+from engine.store.snapshot import ZERO_ID
+
+RUN_GAP = 256 * 1024            # read across gaps this small rather than start a new request
+RUN_MAX = 8 * 1024 * 1024       # runs read whole into memory (backends without open_range)
+RUN_MAX_LOCAL = 1024 * 1024     # local files: pread, so small runs cost nothing extra
+RUN_MAX_STREAM = 1 << 40        # streamed runs: a whole pack's needed span in one GET
+THREADS = 4                     # local reads: memcpy-cheap, a little more than the 2 cores
+THREADS_STREAM = 6              # S3: requests wait on the network (and, here, on moto)
+SKIP_BUFFER = 256 * 1024        # gaps of a streamed run are read into this and dropped
+
+# (plain bytes, image offsets where they go)
+Sink = Callable[[bytes, list[int]], None]
+
+
+@dataclass
+class Run:
+    """Blobs of one pack read with one request, in pack order: (location, id, offsets)."""
+
+    pack: str
+    start: int
+    end: int
+    blobs: list[tuple[Location, bytes, list[int]]] = field(default_factory=list)
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(loc.raw_len * len(offsets) for loc, _cid, offsets in self.blobs)
+
+
+@dataclass
+class FetchStats:
+    """What the read-ahead held at most at once (for tests and benches)."""
+
+    peak_bytes: int = 0     # largest sum of the bytes all threads held at one time
+    runs: int = 0
+    requests: int = 0
+    _held: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def hold(self, n: int) -> None:
+        with self._lock:
+            self._held += n
+            self.peak_bytes = max(self.peak_bytes, self._held)
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._held -= n
+
+
+def plan(reader: BlobReader, ids: list[bytes], lengths: list[int], base: int) -> list[Run]:
+    """The runs that bring every non-zero chunk of ``ids`` (image offsets from ``base``);
+    a chunk that occurs several times is fetched once and goes to all its offsets."""
+    wanted: dict[bytes, list[int]] = {}
+    offset = base
+    for cid, length in zip(ids, lengths):
+        if cid != ZERO_ID:
+            wanted.setdefault(cid, []).append(offset)
+        offset += length
+    where = reader.cache.lookup_many(wanted, BLOB_DATA)
+    by_pack: dict[str, list[tuple[Location, bytes, list[int]]]] = {}
+    for cid, offsets in wanted.items():
+        loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
+        by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
+    run_max = _run_max(reader)
+    runs: list[Run] = []
+    for pack, blobs in by_pack.items():
+        blobs.sort(key=lambda b: b[0].offset)
+        run: Run | None = None
+        for loc, cid, offsets in blobs:
+            end = loc.offset + loc.stored_len
+            if run is None or loc.offset - run.end > RUN_GAP or end - run.start > run_max:
+                run = Run(pack, loc.offset, end)
+                runs.append(run)
+            run.end = max(run.end, end)
+            run.blobs.append((loc, cid, offsets))
+    return runs
+
+
+def _run_max(reader: BlobReader) -> int:
+    if reader.local:
+        return RUN_MAX_LOCAL
+    return RUN_MAX_STREAM if hasattr(reader.backend, "open_range") else RUN_MAX
+
+
+def threads_for(reader: BlobReader) -> int:
+    return THREADS if reader.local else THREADS_STREAM
+
+
+def fetch_runs(reader: BlobReader, runs: list[Run], pool: ThreadPoolExecutor, sink: Sink,
+               stats: FetchStats, cancel: threading.Event | None,
+               tick: Callable[[Run], None]) -> None:
+    """Fetch and decode every run in ``pool``, each blob handed to ``sink`` (from the pool's
+    threads); ``tick(run)`` is called in this thread as each run completes. The first failure
+    cancels the runs not started and is raised once those running have stopped."""
+    futures: dict[Future, Run] = {pool.submit(_fetch_run, reader, run, sink, stats, cancel): run
+                                  for run in runs}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                fut.result()
+                tick(futures[fut])
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        wait(futures)  # no thread may go on writing once the caller cleans up
+        raise
+
+
+def _fetch_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats,
+               cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("restore cancelled")
+    stats.runs += 1
+    try:
+        if hasattr(reader.backend, "open_range") and not reader.local:
+            _stream_run(reader, run, sink, stats)
+        else:
+            _read_run(reader, run, sink, stats)
+    except NotFound:  # moved by a prune since the plan: one blob at a time, found anew
+        for _loc, cid, offsets in run.blobs:
+            sink(reader.read_blob(cid, BLOB_DATA), offsets)
+
+
+def _read_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> None:
+    length = run.end - run.start
+    try:
+        data = reader.fetch(run.pack, run.start, length)
+    except NotFound:
+        raise
+    except OperationError:
+        raise IntegrityError(f"pack {run.pack} is truncated") from None
+    stats.requests += 1
+    stats.hold(length)
+    try:
+        for loc, cid, offsets in run.blobs:
+            rel = loc.offset - run.start
+            sink(reader.decode(data[rel:rel + loc.stored_len], loc, cid, BLOB_DATA), offsets)
+    finally:
+        stats.release(length)
+
+
+def _stream_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> None:
+    body = reader.backend.open_range(pack_name(run.pack), run.start,  # type: ignore[attr-defined]
+                                     run.end - run.start)
+    stats.requests += 1
+    try:
+        pos = run.start
+        for loc, cid, offsets in run.blobs:
+            if loc.offset > pos:
+                _skip(body, loc.offset - pos, run.pack)
+            elif loc.offset < pos:  # two copies overlap? never in a sound pack
+                raise IntegrityError(f"pack {run.pack} lists overlapping blobs")
+            stats.hold(loc.stored_len)
+            try:
+                sealed = _read_exact(body, loc.stored_len, run.pack)
+                reader.fetched += loc.stored_len
+                plain = reader.decode(sealed, loc, cid, BLOB_DATA)
+                del sealed
+                sink(plain, offsets)
+            finally:
+                stats.release(loc.stored_len)
+            pos = loc.offset + loc.stored_len
+    finally:
+        body.close()
+
+
+def _read_exact(body: BinaryIO, n: int, pack: str) -> bytes:
+    data = body.read(n)
+    if len(data) == n:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = body.read(n - got)
+        if not more:
+            raise IntegrityError(f"pack {pack} is truncated")
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _skip(body: BinaryIO, n: int, pack: str) -> None:
+    while n:
+        got = len(body.read(min(n, SKIP_BUFFER)))
+        if not got:
+            raise IntegrityError(f"pack {pack} is truncated")
+        n -= got
+
+
+def windows(reader: BlobReader, trees: Iterator[tuple[int, list[bytes], list[int]]]
+            ) -> Iterator[tuple[int, list[bytes], list[int], list[Run]]]:
+    """(base, ids, lengths, runs) for each window (chunk list) of the image."""
+    for base, ids, lengths in trees:
+        yield base, ids, lengths, plan(reader, ids, lengths, base)
