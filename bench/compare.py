@@ -227,6 +227,8 @@ def tool_env(run_dir: Path) -> dict[str, str]:
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local/share"),
         "STRONGROOM_PASSPHRASE": PASSPHRASE,
+        # the work in the measured child, not in a daemon: else its CPU and RSS go unseen
+        "STRONGROOM_NO_DAEMON": "1",
         "RESTIC_PASSWORD": PASSPHRASE,
         "BORG_PASSPHRASE": PASSPHRASE,
         "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
