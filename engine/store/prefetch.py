@@ -17,9 +17,10 @@ so memory does not grow with the image or the pack size: THREADS × (a run or a 
 """
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -66,6 +67,14 @@ class FetchStats:
     requests: int = 0
     _held: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_run(self) -> None:
+        with self._lock:
+            self.runs += 1
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
 
     def hold(self, n: int) -> None:
         with self._lock:
@@ -118,23 +127,38 @@ def threads_for(reader: BlobReader) -> int:
 
 def fetch_runs(reader: BlobReader, runs: list[Run], pool: ThreadPoolExecutor, sink: Sink,
                stats: FetchStats, cancel: threading.Event | None,
-               tick: Callable[[Run], None]) -> None:
+               tick: Callable[[Run], None], ahead: int) -> None:
     """Fetch and decode every run in ``pool``, each blob handed to ``sink`` (from the pool's
-    threads); ``tick(run)`` is called in this thread as each run completes. The first failure
-    cancels the runs not started and is raised once those running have stopped."""
-    futures: dict[Future, Run] = {pool.submit(_fetch_run, reader, run, sink, stats, cancel): run
-                                  for run in runs}
+    threads); ``tick(run)`` is called in this thread as each run completes. At most ``ahead``
+    runs (two per thread: the next ones queued) are submitted at a time, and completions come back through
+    one queue (waiting on every pending future at each step was quadratic in the runs). The
+    first failure is raised once the runs under way have stopped: none is started after it."""
+    done: queue.SimpleQueue[tuple[Future, Run]] = queue.SimpleQueue()
+    todo = iter(runs)
+    inflight = 0
+
+    def submit() -> bool:
+        run = next(todo, None)
+        if run is None:
+            return False
+        fut = pool.submit(_fetch_run, reader, run, sink, stats, cancel)
+        fut.add_done_callback(lambda f, run=run: done.put((f, run)))
+        return True
+
     try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                fut.result()
-                tick(futures[fut])
+        while inflight < ahead and submit():
+            inflight += 1
+        while inflight:
+            fut, run = done.get()
+            inflight -= 1
+            fut.result()
+            tick(run)
+            if submit():
+                inflight += 1
     except BaseException:
-        for fut in futures:
-            fut.cancel()
-        wait(futures)  # no thread may go on writing once the caller cleans up
+        while inflight:  # no thread may go on writing once the caller cleans up
+            done.get()
+            inflight -= 1
         raise
 
 
@@ -142,7 +166,7 @@ def _fetch_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats,
                cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled("restore cancelled")
-    stats.runs += 1
+    stats.count_run()
     try:
         if hasattr(reader.backend, "open_range") and not reader.local:
             _stream_run(reader, run, sink, stats)
@@ -161,7 +185,7 @@ def _read_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> No
         raise
     except OperationError:
         raise IntegrityError(f"pack {run.pack} is truncated") from None
-    stats.requests += 1
+    stats.count_request()
     stats.hold(length)
     try:
         for loc, cid, offsets in run.blobs:
@@ -174,7 +198,7 @@ def _read_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> No
 def _stream_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> None:
     body = reader.backend.open_range(pack_name(run.pack), run.start,  # type: ignore[attr-defined]
                                      run.end - run.start)
-    stats.requests += 1
+    stats.count_request()
     try:
         pos = run.start
         for loc, cid, offsets in run.blobs:
@@ -217,10 +241,3 @@ def _skip(body: BinaryIO, n: int, pack: str) -> None:
         if not got:
             raise IntegrityError(f"pack {pack} is truncated")
         n -= got
-
-
-def windows(reader: BlobReader, trees: Iterator[tuple[int, list[bytes], list[int]]]
-            ) -> Iterator[tuple[int, list[bytes], list[int], list[Run]]]:
-    """(base, ids, lengths, runs) for each window (chunk list) of the image."""
-    for base, ids, lengths in trees:
-        yield base, ids, lengths, plan(reader, ids, lengths, base)

@@ -279,12 +279,12 @@ def _restore_packwise(reader: BlobReader, manifest: Manifest, fd: int,
         if progress is not None:
             progress(done, size)
 
-    with ThreadPoolExecutor(prefetch.threads_for(reader),
-                            thread_name_prefix="strongroom-restore") as pool:
+    threads = prefetch.threads_for(reader)
+    with ThreadPoolExecutor(threads, thread_name_prefix="strongroom-restore") as pool:
         for base, ids, lengths in _trees(reader, manifest, chunk_digest):
             done += sum(n for cid, n in zip(ids, lengths) if cid == ZERO_ID)  # holes
             runs = prefetch.plan(reader, ids, lengths, base)
-            prefetch.fetch_runs(reader, runs, pool, sink, stats, cancel, tick)
+            prefetch.fetch_runs(reader, runs, pool, sink, stats, cancel, tick, 2 * threads)
     if progress is not None:
         progress(size, size)
     check_digest(manifest, chunk_digest, None)
