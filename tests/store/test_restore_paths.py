@@ -171,3 +171,18 @@ def test_runs_are_small_on_local_stores_and_whole_pack_spans_on_s3(
     streamed = prefetch.plan(reader, ids, lengths, 0)
     assert len(streamed) == len({r.pack for r in local})  # one GET per pack
     assert sum(len(r.blobs) for r in streamed) == sum(len(r.blobs) for r in local)
+
+
+def test_a_cancelled_restore_leaves_no_file(tmp_path: Path, store: Store) -> None:
+    import threading
+
+    from engine.store.repository import Cancelled
+
+    image = make_image(tmp_path / "a.img", 3_000_000, seed=10)
+    snap = _backup(store, image)
+    cancel = threading.Event()
+    cancel.set()
+    with store._lock(exclusive=False), pytest.raises(Cancelled):
+        restore_to_path(store._reader(), store._manifest(snap), tmp_path / "out.img", None,
+                        cancel)
+    assert not list(tmp_path.glob("out.img*"))
