@@ -9,11 +9,12 @@ writes it there at once). What one thread holds at a time is bounded:
 - a local store: one run, read with ``pread`` into the thread's reused buffer (runs of at
   most RUN_MAX_LOCAL: small runs spread a window over every thread);
 - S3 (a backend with ``open_range``): one ranged GET per run, runs as long as the pack (one
-  GET per pack and window: fewer, larger requests), whose body is read blob by blob, so a
-  thread holds one blob, not the run;
+  GET per pack and window: fewer, larger requests), whose body is read in blocks of 1 MiB
+  and decoded blob by blob, so a thread holds a block and a blob, not the run;
 - any other backend: one run, ``get`` whole (runs of at most RUN_MAX).
 
-so memory does not grow with the image or the pack size: THREADS × (a run or a blob).
+so memory does not grow with the image or the pack size: threads × (a run, or a block and a
+blob).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ RUN_MAX_LOCAL = 1024 * 1024     # local files: pread, so small runs cost nothing
 RUN_MAX_STREAM = 1 << 40        # streamed runs: a whole pack's needed span in one GET
 THREADS = 4                     # local reads: memcpy-cheap, a little more than the 2 cores
 THREADS_STREAM = 6              # S3: requests wait on the network (and, here, on moto)
-SKIP_BUFFER = 256 * 1024        # gaps of a streamed run are read into this and dropped
+STREAM_BLOCK = 1024 * 1024      # a streamed run is read in blocks of this size
 
 # (plain bytes, image offsets where they go)
 Sink = Callable[[bytes, list[int]], None]
@@ -199,45 +200,64 @@ def _stream_run(reader: BlobReader, run: Run, sink: Sink, stats: FetchStats) -> 
     body = reader.backend.open_range(pack_name(run.pack), run.start,  # type: ignore[attr-defined]
                                      run.end - run.start)
     stats.count_request()
+    blocks = _Blocks(body, run.pack, stats)
     try:
         pos = run.start
         for loc, cid, offsets in run.blobs:
-            if loc.offset > pos:
-                _skip(body, loc.offset - pos, run.pack)
-            elif loc.offset < pos:  # two copies overlap? never in a sound pack
+            if loc.offset < pos:  # two blobs overlap: never in a sound pack
                 raise IntegrityError(f"pack {run.pack} lists overlapping blobs")
-            stats.hold(loc.stored_len)
-            try:
-                sealed = _read_exact(body, loc.stored_len, run.pack)
-                reader.fetched += loc.stored_len
-                plain = reader.decode(sealed, loc, cid, BLOB_DATA)
-                del sealed
-                sink(plain, offsets)
-            finally:
-                stats.release(loc.stored_len)
+            blocks.skip(loc.offset - pos)
+            sealed = blocks.take(loc.stored_len)
+            reader.fetched += loc.stored_len
+            plain = reader.decode(sealed, loc, cid, BLOB_DATA)
+            del sealed
+            sink(plain, offsets)
             pos = loc.offset + loc.stored_len
     finally:
+        blocks.close()
         body.close()
 
 
-def _read_exact(body: BinaryIO, n: int, pack: str) -> bytes:
-    data = body.read(n)
-    if len(data) == n:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < n:
-        more = body.read(n - got)
-        if not more:
-            raise IntegrityError(f"pack {pack} is truncated")
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
+class _Blocks:
+    """A streamed body read in blocks of STREAM_BLOCK (one read call per block, not per blob:
+    each read through botocore and urllib3 costs tens of microseconds of Python), handed out
+    blob by blob. Holds at most a block plus one blob."""
 
+    def __init__(self, body: BinaryIO, pack: str, stats: FetchStats):
+        self.body, self.pack, self.stats = body, pack, stats
+        self.buf: bytes = b""
+        self.pos = 0
 
-def _skip(body: BinaryIO, n: int, pack: str) -> None:
-    while n:
-        got = len(body.read(min(n, SKIP_BUFFER)))
-        if not got:
-            raise IntegrityError(f"pack {pack} is truncated")
-        n -= got
+    def _fill(self, n: int) -> None:
+        """Make ``n`` bytes available from ``pos``."""
+        have = len(self.buf) - self.pos
+        if have >= n:
+            return
+        parts = [self.buf[self.pos:]] if have else []
+        while have < n:
+            more = self.body.read(max(n - have, STREAM_BLOCK))
+            if not more:
+                raise IntegrityError(f"pack {self.pack} is truncated")
+            parts.append(more)
+            have += len(more)
+        old = len(self.buf)
+        self.buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.pos = 0
+        self.stats.hold(len(self.buf) - old)
+
+    def take(self, n: int) -> memoryview:
+        self._fill(n)
+        view = memoryview(self.buf)[self.pos:self.pos + n]
+        self.pos += n
+        return view
+
+    def skip(self, n: int) -> None:
+        while n:
+            step = min(n, STREAM_BLOCK)
+            self._fill(step)
+            self.pos += step
+            n -= step
+
+    def close(self) -> None:
+        self.stats.release(len(self.buf))
+        self.buf = b""

@@ -61,7 +61,7 @@ def test_new_snapshots_carry_a_chunk_list_digest_and_restore_identical_bytes(
 def test_stream_reads_hold_one_blob_per_thread(tmp_path: Path, store: Store,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The S3 way (ranged GETs read blob by blob) on any backend that can open a range:
-    what the threads hold at once is a few blobs, not the packs' spans."""
+    what the threads hold at once is a block and a blob each, not the packs' spans."""
     image = _image_with_repeats(tmp_path / "a.img", seed=4)
     snap = _backup(store, image)
     backend = store.backend
@@ -73,13 +73,18 @@ def test_stream_reads_hold_one_blob_per_thread(tmp_path: Path, store: Store,
     reader = store._reader()
     monkeypatch.setattr(type(backend), "open_range", staticmethod(open_range), raising=False)
     monkeypatch.setattr(type(reader), "local", property(lambda self: False))
+    monkeypatch.setattr(prefetch, "STREAM_BLOCK", 64 * 1024)  # small, so runs are larger
     stats = prefetch.FetchStats()
     out = tmp_path / "out.img"
     with store._lock(exclusive=False):
         restore_to_path(reader, store._manifest(snap), out, None, None, stats=stats)
     assert out.read_bytes() == image.read_bytes()
     biggest = 256 * 1024 + 64  # the chunker's max chunk, sealed
-    assert 0 < stats.peak_bytes <= prefetch.THREADS_STREAM * biggest
+    bound = prefetch.THREADS_STREAM * (64 * 1024 + biggest)
+    assert 0 < stats.peak_bytes <= bound
+    ids, lengths = reader.read_tree(store._manifest(snap).trees[0])
+    runs = prefetch.plan(reader, ids, lengths, 0)
+    assert sum(r.end - r.start for r in runs) > bound  # holding whole runs would fail above
     assert stats.requests <= stats.runs  # one GET per run, runs of whole packs
 
 
