@@ -281,12 +281,15 @@ def run_step(tool: Tool, result: ToolResult, step: str, images: dict[str, Path],
 
 
 def bench_tools(tools: list[Tool], v1: Path, v2: Path, v1_hash: str, cold: bool,
-                log) -> dict[str, ToolResult]:
+                log, restores: int = 1) -> dict[str, ToolResult]:
     """Step by step, every tool in turn, so a change of load on the shared machine hits the
-    tools' figures for the same step alike (better than one tool after the other)."""
+    tools' figures for the same step alike (better than one tool after the other). The restore
+    is repeated ``restores`` times, tools alternating, and its median run kept (restores are
+    short: one burst of other work moves a single figure a lot)."""
     results = {t.name: ToolResult(t.name, t.version()) for t in tools}
     images = {"v1": v1, "v2": v2}
-    for step in STEPS:
+    runs: dict[str, list[Step]] = {t.name: [] for t in tools}
+    for step in (*STEPS, *(["restore_v1"] * (restores - 1))):
         for tool in tools:
             result = results[tool.name]
             if result.error:
@@ -294,9 +297,16 @@ def bench_tools(tools: list[Tool], v1: Path, v2: Path, v1_hash: str, cold: bool,
             log(f"  {tool.name}: {step.replace('_', ' ')} (load {load()})")
             try:
                 run_step(tool, result, step, images, v1_hash, cold)
+                if step == "restore_v1":
+                    runs[tool.name].append(result.steps[step])
             except Exception as exc:  # one tool failing must not lose the others' figures
                 result.error = str(exc)
                 log(f"  {tool.name}: FAILED: {exc}")
+    for name, done in runs.items():
+        if len(done) > 1:
+            median = sorted(done, key=lambda s: s.seconds)[len(done) // 2]
+            results[name].steps["restore_v1"] = Step(**{**asdict(median),
+                                                        "rounds": [asdict(s) for s in done]})
     return results
 
 
@@ -406,6 +416,8 @@ def main() -> int:
                     help="rounds (fresh repositories each); keeps each step's fastest run and "
                          "the median of v2's new bytes (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories in bench/work/compare/")
+    ap.add_argument("--restores", type=int, default=1,
+                    help="restore N times per round, tools alternating; keeps the median run")
     ap.add_argument("--store", choices=("local", "s3"), default="local",
                     help="where the repositories live: local folders (default) or a bucket on "
                          "the sandbox's S3 (a moto server process started for the run)")
@@ -459,7 +471,8 @@ def run_rounds(args: argparse.Namespace, names: list[str], run_dir: Path, env: d
         round_dir = run_dir / f"round{r + 1}"
         log(f"round {r + 1} of {args.repeat}")
         tools = [TOOLS[name](round_dir, env) for name in names]
-        rounds.append(bench_tools(tools, images.v1, images.v2, v1_hash, cold, log))
+        rounds.append(bench_tools(tools, images.v1, images.v2, v1_hash, cold, log,
+                                  args.restores))
         if not args.keep and not any(t.error for t in rounds[-1].values()):
             shutil.rmtree(round_dir, ignore_errors=True)  # the next round starts afresh anyway
     return rounds
