@@ -326,7 +326,7 @@ def merge_rounds(rounds: list[dict[str, ToolResult]]) -> dict[str, ToolResult]:
             pick = Step(**asdict(fastest))
             if step == "backup_v2":
                 pick.stored_bytes = int(statistics.median(s.stored_bytes or 0 for s in done))
-            pick.rounds = [asdict(s) for s in done] if len(done) > 1 else None
+            pick.rounds = [asdict(s) for s in done] if len(done) > 1 else fastest.rounds
             best.steps[step] = pick
         merged[name] = best
     return merged
