@@ -101,10 +101,10 @@ def run() -> NoReturn:
     (freeing every object of boto3, the Scaleway SDK, Textual…) took 0.3 s per command on an
     idle machine and over a second under load, after all the work was done; exit handlers
     still run and the output is flushed first. With threads still running (none should be),
-    the ordinary exit waits for them."""
+    or under a profiler or tracer (``python -m cProfile``), the ordinary exit."""
     code = main()
-    if threading.active_count() > 1:
-        sys.exit(code)
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # threads to wait for, or a profiler / tracer that reports at exit
     try:
         sys.stdout.flush()
         sys.stderr.flush()
