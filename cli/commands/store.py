@@ -10,6 +10,7 @@ from pathlib import Path
 from cli.context import Context, read_passphrase
 from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json, safe
+from cli.snapref import add_snapshot_argument, fields, resolve
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import (BackupImageParams, CheckParams, ForgetParams, PruneParams,
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backup_image)
 
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
-    p.add_argument("snapshot", metavar="SNAPSHOT")
+    add_snapshot_argument(p)
     p.add_argument("out", metavar="OUT|-")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     add_job_options(p)
@@ -175,16 +176,17 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
-    params = RestoreImageParams(args.snapshot,
-                                "-" if to_stdout else str(Path(args.out).resolve()), args.force)
     with ctx.session() as session:
+        info = resolve(session, args.snapshot, args.volume)
+        params = RestoreImageParams(info.id, "-" if to_stdout else str(Path(args.out).resolve()),
+                                    args.force)
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
         result = Launcher(ctx, args).run_one(session, jobkinds.spec(params), work)
     if result is None:
         return 0
     snapshot, seconds = result["snapshot"]["id"], result["seconds"]
-    doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
+    doc = {"snapshot": snapshot, "resolved": fields(info), "bytes": result["bytes"], "seconds": seconds,
            "target": "-" if to_stdout else str(Path(args.out))}
     warnings = result.get("warnings") or []
     for warning in warnings:
