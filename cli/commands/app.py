@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
-from cli.commands.sandbox import add_timing_options, delays_from
+from cli.commands.sandbox import add_timing_options, delays_from, need_sandbox
 from cli.context import Context
 from engine.errors import OperationError
 
@@ -72,6 +72,7 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
 
     The store's passphrase is generated here and only ever held in memory.
     """
+    need_sandbox()
     from engine.sandbox import Sandbox
     from engine.session import Session
 

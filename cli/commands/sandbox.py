@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shlex
 import signal
@@ -45,6 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sandbox)
 
 
+SANDBOX_NEEDS = ("aiohttp", "moto", "flask")  # the API server, the S3 server and what it runs on
+
+
+def need_sandbox() -> None:
+    """The sandbox is an extra (moto and its server weigh more than the rest of strongroom):
+    say how to install it, in one line, rather than fail in a child process."""
+    for name in SANDBOX_NEEDS:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise UsageError(f"the sandbox is not installed ({name} is missing): "
+                             "pip install 'strongroom[sandbox]'")
+
+
 def add_timing_options(p: argparse.ArgumentParser) -> None:
     """--timing and --time-scale, for `strongroom sandbox` and `strongroom demo`."""
     p.add_argument("--timing", choices=("fast", "realistic"), default="fast",
@@ -59,6 +76,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
 def delays_from(args: argparse.Namespace) -> Any:
     """The sandbox's Delays for --timing/--time-scale (and `strongroom sandbox`'s --delay);
     None for the default."""
+    need_sandbox()
     from engine.sandbox import Delays
 
     delay = getattr(args, "delay", None)
@@ -97,6 +115,7 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 
 
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
+    need_sandbox()
     from engine.sandbox import Sandbox
 
     for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
