@@ -6,7 +6,7 @@ Each --exe is a `strongroom` console script (default: the one beside this Python
 run in turn, so figures taken in the same run can be compared (e.g. the main branch's venv
 against a work tree's). Each run has its own HOME and XDG folders. Prints, per run: seconds to
 the first screen drawn by the app (its header), seconds to the inventory's first project, and
-whether keys typed meanwhile ("xyz" sent 0.3 s after start) reached a filter or input.
+whether keys typed meanwhile ("/zzq" sent 0.3 s after start) reached a filter or input.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def one_run(exe: str, timeout: float) -> tuple[float, float, str]:
     subprocess.run(["tmux", "new-session", "-d", "-s", SESSION, "-x", "120", "-y", "36",
                     f"env {env} {exe} demo"], check=True)
     time.sleep(0.3)
-    subprocess.run(["tmux", "send-keys", "-t", SESSION, "xyz"])
+    subprocess.run(["tmux", "send-keys", "-t", SESSION, "/zzq"])
     first = filled = float("nan")
     while time.monotonic() - start < timeout:
         screen = capture()
@@ -52,7 +52,7 @@ def one_run(exe: str, timeout: float) -> tuple[float, float, str]:
         time.sleep(0.05)
     time.sleep(0.5)
     screen = capture()
-    leaked = "yes" if "xyz" in screen else "no"
+    leaked = "yes" if "zzq" in screen else "no"
     subprocess.run(["tmux", "send-keys", "-t", SESSION, "C-q"])
     time.sleep(3)
     subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)

@@ -31,6 +31,7 @@ from engine.scaleway.inventory import VolumeInfo
 from engine.session import Passphrase, Session
 from engine.settings import Settings, load_settings
 from engine.store import SnapshotInfo
+from engine.units import plural
 from tui import settings as settings_mod
 from tui.commands import ScreenCommands
 from tui.jobsource import DaemonJobs, JobSource, LocalJobs, daemon_wanted
@@ -270,7 +271,7 @@ class StrongroomApp(App[None]):
 
         names = ", ".join(j.title for j in running[:3]) + ("…" if len(running) > 3 else "")
         self.push_screen(ConfirmScreen(
-            f"{len(running)} job(s) still running: {names}.",
+            f"{plural(len(running), 'job')} still running: {names}.",
             "Quitting cancels them; a cancelled backup leaves no snapshot in the store.",
             yes="Quit and cancel", no="Stay"), callback=decided)
 

@@ -84,9 +84,16 @@ def volume_status(status: str) -> Content:
     return Content.assemble((f"{glyph} {status.replace('_', ' ')}", style))
 
 
+DEDUP_SHOWN_MAX = 100  # past this, the exact ratio says nothing more (2535.0×)
+
+
 def dedup_ratio(bytes_read: int, stored: int | None) -> str:
+    """Bytes read per byte newly stored: ``2.4×``, ``37×``; ``>100×`` past a hundred and when
+    nothing new was stored (an unchanged volume: the ratio is infinite, ``∞×`` read as a bug);
+    ``–`` while unknown."""
     if not bytes_read or stored is None:
         return "–"
-    if stored <= 0:
-        return "∞×"
-    return f"{bytes_read / stored:.1f}×"
+    if stored <= 0 or bytes_read / stored > DEDUP_SHOWN_MAX:
+        return f">{DEDUP_SHOWN_MAX}×"
+    ratio = bytes_read / stored
+    return f"{ratio:.1f}×" if ratio < 10 else f"{ratio:.0f}×"

@@ -16,7 +16,7 @@ from cli.snapref import add_snapshot_argument, fields, resolve
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM
 from engine.jobkinds import RestoreFilesParams
-from engine.units import human_bytes
+from engine.units import human_bytes, plural
 
 if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
     from engine.explore import Entry, Explorer
@@ -156,10 +156,12 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
     else:
         for line in report.skipped:
             print(f"strongroom: skipped {show_hidden(line)}", file=sys.stderr)
-        print(f"restored {report.files} files, {report.dirs} directories, {report.symlinks} "
-              f"symlinks ({human_bytes(report.bytes)}) to {show_hidden(report.target)}")
+        print(f"restored {plural(report.files, 'file')}, {plural(report.dirs, 'directory')}, "
+              f"{plural(report.symlinks, 'symlink')} ({human_bytes(report.bytes)}) to "
+              f"{show_hidden(report.target)}")
     if report.skipped:
-        print_error(f"{len(report.skipped)} entries were not restored (listed above); "
+        were = "was" if len(report.skipped) == 1 else "were"
+        print_error(f"{plural(len(report.skipped), 'entry')} {were} not restored (listed above); "
                     "everything else was")
         return EXIT_PROBLEM
     return None

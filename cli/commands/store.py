@@ -15,7 +15,7 @@ from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import (BackupImageParams, CheckParams, ForgetParams, PruneParams,
                              RestoreImageParams)
-from engine.units import human_bytes, percent, utc_time
+from engine.units import human_bytes, percent, plural, utc_time
 
 PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
 
@@ -257,11 +257,11 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         if report.damaged_snapshots:
             print("damaged snapshots: " + " ".join(s[:12] for s in report.damaged_snapshots))
         if report.ok:
-            print(f"no problems found ({what}; {report.snapshots} snapshots, {report.packs} "
-                  f"packs, {report.blobs} blobs)")
+            print(f"no problems found ({what}; {plural(report.snapshots, 'snapshot')}, "
+                  f"{plural(report.packs, 'pack')}, {plural(report.blobs, 'blob')})")
     if not report.ok:
         if not ctx.json:
-            print_error(f"the store has {len(report.problems)} problems"
+            print_error(f"the store has {plural(len(report.problems), 'problem')}"
                         + ("; damaged snapshots: "
                            + ", ".join(s[:12] for s in report.damaged_snapshots)
                            if report.damaged_snapshots else ""))
@@ -345,18 +345,18 @@ def _when(iso: str) -> str:
 
 def _print_prune(r: dict) -> None:
     would = r["dry_run"]
-    print(f"store: {r['packs']} packs, {human_bytes(r['store_bytes'])}; snapshots "
+    print(f"store: {plural(r['packs'], 'pack')}, {human_bytes(r['store_bytes'])}; snapshots "
           f"({r['snapshots']}) need {human_bytes(r['needed_bytes'])}, "
           f"{human_bytes(r['unused_bytes'])} unneeded")
-    print(f"{'would delete' if would else 'deleted'} {r['packs_deleted']} packs "
+    print(f"{'would delete' if would else 'deleted'} {plural(r['packs_deleted'], 'pack')} "
           f"({r['packs_repacked']} of them repacked, {human_bytes(r['bytes_repacked'])} "
           f"copied); {'would free' if would else 'freed'} {human_bytes(r['bytes_freed'])}"
           f" in {r['seconds']:.1f} s" + ("" if would else
                                          f"; index: {r['deltas_before']} → "
-                                         f"{r['deltas_after']} deltas"))
+                                         f"{plural(r['deltas_after'], 'delta')}"))
     if r["packs_recovered"]:
-        print(f"kept {r['packs_recovered']} garbage packs that new snapshots need")
+        print(f"kept {plural(r['packs_recovered'], 'garbage pack')} that new snapshots need")
     if r["packs_pending"]:
         who = safe("; ".join(r["waiting_for"])) or "operations that were running"
-        print(f"pending: {r['packs_pending']} packs ({human_bytes(r['bytes_pending'])}) wait for "
+        print(f"pending: {plural(r['packs_pending'], 'pack')} ({human_bytes(r['bytes_pending'])}) wait for "
               f"{who} to end; the next prune deletes them")

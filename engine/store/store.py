@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from engine.errors import OperationError, UsageError
-from engine.units import utc_time
+from engine.units import plural, utc_time
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
@@ -500,7 +500,7 @@ class Store:
             groups = self.plan_forget(policy, group_by, tz, now)
             emptied = [g for g in groups if g.remove and not g.keep]
             if emptied:
-                names = ", ".join(f"{g.label} ({len(g.remove)} snapshots)" for g in emptied)
+                names = ", ".join(f"{g.label} ({plural(len(g.remove), 'snapshot')})" for g in emptied)
                 raise UsageError(f"the policy would remove every snapshot of {names}: nothing "
                                  "was removed; keep at least one (such as --keep-last 1)")
         report = ForgetReport(dry_run=dry_run, groups=groups)

@@ -31,6 +31,7 @@ from engine.explore import Entry, Explorer, ExploreError, restore
 from engine.explore.names import show_hidden
 from engine.session import Session
 from engine.store import SnapshotInfo
+from engine.units import plural
 
 PREVIEW_BYTES = 64 * 1024
 HEX_WIDTH = 16
@@ -306,7 +307,7 @@ class ExploreScreen(Screen[None]):
         table = self.query_one("#file-list", DataTable)
         table.clear()
         table.border_title = safe_text(path)  # type: ignore[assignment]
-        table.border_subtitle = f"{len(entries)} entries"
+        table.border_subtitle = plural(len(entries), "entry")
         for entry in dirs_first:
             table.add_row(*self._cells(entry), key=entry.path)
         if dirs_first:
@@ -483,17 +484,17 @@ class ExploreScreen(Screen[None]):
         self._cancel_restore = None
         if not self.is_attached:
             self._close_image()
-            self.app.notify(error or f"restored {files} files to {folder}", markup=False,
+            self.app.notify(error or f"restored {plural(files, 'file')} to {folder}", markup=False,
                             severity="error" if error else "information")
             return
         self.query_one("#restore-bar").display = False
         if error:
             self.notify(error, title="restore stopped", severity="error", markup=False)
         elif skipped:
-            self.notify(f"restored {files} files to {folder}; {skipped} unsafe or special "
+            self.notify(f"restored {plural(files, 'file')} to {folder}; {skipped} unsafe or special "
                         "entries skipped", severity="warning", markup=False)
         else:
-            self.notify(f"restored {files} files to {folder}", markup=False)
+            self.notify(f"restored {plural(files, 'file')} to {folder}", markup=False)
         self.marked.clear()
         if self.entries:
             self.open_dir(self.current_dir)
