@@ -125,9 +125,11 @@ def run_demo(args: argparse.Namespace, ctx: Context) -> int:
         passphrase = secrets.token_urlsafe(32)
         url = str(Path(tmp) / "store")
         saved: dict[str, str | None] = {}
+        # the app first: its first screen comes sooner when the sandbox's start-up (a thread
+        # here, and moto's process) does not compete with its imports
+        app = _app_module()
         ready = pool.submit(_start_sandbox, Path(tmp), args.seed, delays, url, passphrase, saved)
         try:
-            app = _app_module()  # while the sandbox starts
             return int(app.run_demo(store_url=url, passphrase=passphrase, ready=ready) or 0)
         finally:
             _stop_sandbox(ready)
