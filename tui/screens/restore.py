@@ -377,6 +377,7 @@ class RestoreWizard(Screen[None]):
         if self._submitting:
             return
         self._submitting = True
+        self.app.clear_notifications()  # "type … to confirm" is answered: not left up
         self.goto(len(STEPS) - 1)
         self.query_one("#job-headline", Label).update(Content("starting the restore…"))
         self.app.start_restore(self.params, self._submitted)  # type: ignore[attr-defined]
