@@ -32,6 +32,7 @@ from engine.session import Passphrase, Session
 from engine.settings import Settings, load_settings
 from engine.store import SnapshotInfo
 from engine.units import plural
+from tui.format import in_app_terms
 from tui import settings as settings_mod
 from tui.commands import ScreenCommands
 from tui.jobsource import DaemonJobs, JobSource, LocalJobs, daemon_wanted
@@ -129,7 +130,8 @@ class StrongroomApp(App[None]):
         """Workers run with exit_on_error=False: a failure becomes a message, never a crash."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(f"{event.worker.name or 'background work'} failed: "
-                        f"{event.worker.error}", severity="error", markup=False, timeout=10)
+                        f"{in_app_terms(str(event.worker.error))}", severity="error",
+                        markup=False, timeout=10)
 
     def on_unmount(self) -> None:
         self.jobs.close()  # ends the stream's thread: the app's exit waits for its threads
@@ -176,7 +178,7 @@ class StrongroomApp(App[None]):
         if view.state == DONE:
             self.notify(f"✔ done: {view.title}", markup=False)
         elif view.state == FAILED:
-            message = view.error.message if view.error else view.state
+            message = in_app_terms(view.error.message) if view.error else view.state
             self.notify(f"✖ failed: {view.title}: {message}", severity="error", markup=False,
                         timeout=10)
         else:
@@ -199,7 +201,8 @@ class StrongroomApp(App[None]):
             try:
                 job_id = await self.jobs.submit(spec)
             except Exception as exc:
-                self.notify(f"could not start {spec.title}: {' '.join(str(exc).split())}",
+                problem = in_app_terms(" ".join(str(exc).split()))
+                self.notify(f"could not start {spec.title}: {problem}",
                             severity="error", markup=False, timeout=10)
                 job_id = None
             else:
