@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 import platformdirs
 
-from cli.commands.sandbox import add_timing_options, delays_from, need_sandbox, throwaway_dir
+from cli.commands.sandbox import add_timing_options, delays_from, need_sandbox
+from cli.throwaway import DEMO_PREFIX, OWNER, sweep_dead_demos, throwaway_dir  # noqa: F401
 from cli.context import Context
 from engine.errors import OperationError
 from engine.settings import APP_NAME
@@ -42,36 +42,6 @@ def _app_module() -> ModuleType:
 
 def run_tui(args: argparse.Namespace, ctx: Context) -> int:
     return int(_app_module().run(ctx) or 0)
-
-
-DEMO_PREFIX = "strongroom-demo-"
-OWNER = "owner.pid"
-
-
-def sweep_dead_demos(tmp_root: Path | None = None) -> list[Path]:
-    """Remove the folders of demos whose process is gone (killed, or the machine lost power
-    mid-demo: its throwaway store and sandbox would otherwise stay in the temp folder)."""
-    removed = []
-    for folder in Path(tmp_root or tempfile.gettempdir()).glob(DEMO_PREFIX + "*"):
-        try:
-            pid = int((folder / OWNER).read_text())
-        except (OSError, ValueError):
-            continue  # not one of ours, or still being set up: leave it
-        if pid == os.getpid() or _alive(pid):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
 
 
 # Where platformdirs looks on Linux: pointed into the demo's folder for the demo's life, so

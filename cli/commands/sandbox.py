@@ -5,16 +5,15 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
 import shlex
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from cli.context import Context
+from cli.throwaway import throwaway_dir
 from cli.output import print_json
 from engine.errors import OperationError, UsageError
 
@@ -121,17 +120,6 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
         state = Path(args.state) if args.state else \
             Path(stack.enter_context(throwaway_dir("sandbox"))) / "state"
         return _serve(args, ctx, state, delays, kept=bool(args.state))
-
-
-def throwaway_dir(what: str) -> contextlib.AbstractContextManager[str]:
-    """A temporary folder marked with this process's id, removed on exit (and, should this
-    process be killed, by the next demo or sandbox: see cli.commands.app.sweep_dead_demos)."""
-    from cli.commands.app import DEMO_PREFIX, OWNER, sweep_dead_demos
-
-    sweep_dead_demos()  # those of demos and sandboxes that were killed
-    folder = tempfile.TemporaryDirectory(prefix=f"{DEMO_PREFIX}{what}-")
-    (Path(folder.name) / OWNER).write_text(f"{os.getpid()}\n")
-    return folder
 
 
 def _serve(args: argparse.Namespace, ctx: Context, state: Path, delays: Any,
