@@ -14,6 +14,8 @@ from textual.widgets import Footer, Header
 from engine.scaleway.config import region_of
 from engine.scaleway.inventory import VolumeInfo
 from engine.session import StoreStatus
+from engine.units import plural
+from tui.format import in_app_terms
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
 from tui.widgets.jobs import JobsPanel
@@ -65,7 +67,7 @@ class MainScreen(Screen[None]):
 
     def _snapshots_loaded(self, status: StoreStatus) -> None:
         self.app.snapshot_cache = status.snapshots if status.ok else []  # type: ignore[attr-defined]
-        self._store_message = "" if status.ok else status.message
+        self._store_message = "" if status.ok else in_app_terms(status.message)
         self._show_selection()
 
     def jobs_changed(self, ids: set[str]) -> None:
@@ -144,7 +146,7 @@ class MainScreen(Screen[None]):
             for node in tree.volume_nodes():
                 node.set_label(tree.volume_label(node.data.obj))  # type: ignore[union-attr]
             tree.border_subtitle = ""
-            self.notify(f"started {len(volumes)} backup(s)")
+            self.notify(f"started {plural(len(volumes), 'backup')}")
 
         self.app.push_screen(BackupConfirm(volumes, self.app.session), callback=go)  # type: ignore[attr-defined]
 

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from engine.session import StoreStatus
 from engine.store import SnapshotInfo
-from tui.format import human_bytes, human_duration, short_time
+from tui.format import human_bytes, human_duration, in_app_terms, short_time
 from tui.widgets.detail import DetailPane, snapshot_facts
 
 SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
@@ -104,7 +104,7 @@ class StoreScreen(Screen[None]):
         table = self.query_one(DataTable)
         if not status.ok:
             table.border_subtitle = "unavailable"
-            self.query_one(DetailPane).update(Text(f"store {status.url}: {status.message}"))
+            self.query_one(DetailPane).update(Text(f"store {status.url}: {in_app_terms(status.message)}"))
             return
         self.snapshots = status.snapshots
         self.app.snapshot_cache = status.snapshots  # type: ignore[attr-defined]
