@@ -67,19 +67,14 @@ class S3Place:
 
 def parse_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → (bucket, ``some/prefix/``); UsageError if malformed."""
-    rest = url.removeprefix("s3://")
-    bucket, _, prefix = rest.partition("/")
-    if not bucket or not _valid_bucket(bucket):
-        raise UsageError(f"bad store URL {url!r}: use s3://bucket/prefix (a bucket name of 3 to "
-                         "63 lowercase letters, digits, dots and dashes)")
+    from engine.settings import store_url_problem
+
+    problem = store_url_problem(url)
+    if problem:
+        raise UsageError(f"bad store URL {url!r}: {problem}")
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
     return bucket, prefix + "/" if prefix else ""
-
-
-def _valid_bucket(name: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
-    return 3 <= len(name) <= 63 and set(name) <= allowed and name[0].isalnum() \
-        and name[-1].isalnum()
 
 
 def connect(profile: str | None = None) -> S3Place:
