@@ -3,6 +3,7 @@ checked): only the Scaleway profile configures it; buckets, regions, faults and 
 from __future__ import annotations
 
 import json
+import time
 import threading
 import uuid
 from pathlib import Path
@@ -262,3 +263,58 @@ def test_the_store_s3_faults_can_be_set_through_the_admin_endpoint(sandbox_fault
     assert doc["s3_rate_503"] == 0.5 and doc["s3_ignore_conditional"] is True
     proxy = sandbox_faults.world.storage.server.proxy
     assert proxy.faults.rate_503 == 0.5 and proxy.faults.ignore_conditional is True
+
+
+class _LaggingListing:
+    """A fake at our own boundary: a real local backend whose listing shows a file only
+    ``lag`` seconds after it was written, and that has no conditional writes, as an S3 that is
+    only eventually consistent."""
+
+    conditional_writes = False
+
+    def __init__(self, real: object, lag: float) -> None:
+        self.real, self.lag, self.written = real, lag, {}
+
+    def put(self, name: str, data: object, *, exclusive: bool = False) -> None:
+        self.real.put(name, data, exclusive=exclusive)  # type: ignore[attr-defined]
+        self.written[name] = time.monotonic()
+
+    def list(self, prefix: str):
+        now = time.monotonic()
+        return [s for s in self.real.list(prefix)  # type: ignore[attr-defined]
+                if now - self.written.get(s.name, 0.0) >= self.lag]
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self.real, attr)
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.4])
+def test_the_second_look_catches_a_rival_that_a_lagging_listing_hid(
+        tmp_path: Path, monkeypatch, settle: float) -> None:
+    from engine.store import locks
+    from engine.store.backends import LocalBackend
+
+    monkeypatch.setattr(locks, "SETTLE_SECONDS", settle)
+    real = LocalBackend(str(tmp_path / "store"))
+    real.create()
+    shared = _LaggingListing(real, lag=0.2)
+    barrier, held = threading.Barrier(2), []
+
+    def contend() -> None:
+        barrier.wait()
+        try:
+            held.append(locks.StoreLock(shared, exclusive=True).acquire())  # type: ignore[arg-type]
+        except locks.LockedError:
+            pass
+
+    threads = [threading.Thread(target=contend) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for lock in held:
+        lock.release()
+    if settle:
+        assert len(held) <= 1  # the pause outlasts the lag: both see each other, one backs off
+    else:
+        assert len(held) == 2  # without it the hazard is real: both would hold
