@@ -288,7 +288,7 @@ class _LaggingListing:
         return getattr(self.real, attr)
 
 
-@pytest.mark.parametrize("settle", [0.0, 0.4])
+@pytest.mark.parametrize("settle", [0.0, 1.5])
 def test_the_second_look_catches_a_rival_that_a_lagging_listing_hid(
         tmp_path: Path, monkeypatch, settle: float) -> None:
     from engine.store import locks
@@ -297,7 +297,7 @@ def test_the_second_look_catches_a_rival_that_a_lagging_listing_hid(
     monkeypatch.setattr(locks, "SETTLE_SECONDS", settle)
     real = LocalBackend(str(tmp_path / "store"))
     real.create()
-    shared = _LaggingListing(real, lag=0.2)
+    shared = _LaggingListing(real, lag=1.0)
     barrier, held = threading.Barrier(2), []
 
     def contend() -> None:
@@ -318,3 +318,39 @@ def test_the_second_look_catches_a_rival_that_a_lagging_listing_hid(
         assert len(held) <= 1  # the pause outlasts the lag: both see each other, one backs off
     else:
         assert len(held) == 2  # without it the hazard is real: both would hold
+
+
+def test_a_backup_on_s3_whose_lock_is_removed_stops_and_commits_nothing(
+        scw_env: dict, sandbox_faults, monkeypatch) -> None:
+    from engine.errors import OperationError
+    from engine.store import Store, locks
+    from tests.fixtures.store import PASSPHRASE
+    from tests.store.test_hygiene import _SlowSource
+
+    monkeypatch.setenv("STRONGROOM_KDF_MEMORY_KIB", "8192")
+    monkeypatch.setattr(locks, "REFRESH_SECONDS", 0.1)
+    _, url = _url("lostbackup")
+    Store.init(url, PASSPHRASE, create_bucket=True).close()
+    other = _backend(url)
+    source = _SlowSource(48 << 20, pause=0.02)  # ~1 s to read it all
+
+    def remove_the_lock() -> None:  # another process judging it stale
+        for _ in range(200):
+            names = [s.name for s in other.list("locks/")]
+            if names:
+                other.delete(names[0])
+                return
+            time.sleep(0.01)
+
+    remover = threading.Thread(target=remove_the_lock)
+    with Store.open(url, PASSPHRASE) as store:
+        remover.start()
+        with pytest.raises(OperationError) as caught:
+            store.backup(source, name="unlocked")
+    remover.join(5)
+    message = str(caught.value)
+    assert message.startswith("lost the store lock") and "removed by another process" in message
+    assert source.pos < source.size  # it stopped, not ran on to the end
+    with Store.open(url, PASSPHRASE) as store:
+        assert store.snapshots() == []
+    assert [s.name for s in other.list("locks/")] == []  # and it was not re-created

@@ -136,6 +136,11 @@ def _status(exc: BaseException) -> int | None:
     return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
+def _refuses_conditions(exc: BaseException) -> bool:
+    """An answer saying the server does not do conditional writes at all."""
+    return _status(exc) == 501 or _code(exc) in ("NotImplemented", "InvalidArgument")
+
+
 def _say(exc: BaseException) -> str:
     """The server's words for a failure, on one line (no secrets: S3 errors carry none)."""
     from botocore.exceptions import ClientError
@@ -287,6 +292,10 @@ class S3Backend:
             resp = self._call(f"creating {name}", lambda: self.client.put_object(
                 Bucket=self.bucket, Key=self._key(name), Body=body, IfNoneMatch="*"))
         except Exception as exc:
+            if self.conditional_writes is None and _refuses_conditions(exc):
+                self.conditional_writes = False  # a server that rejects the header outright
+                self._put_new_unconditional(name, body)
+                return
             if _status(exc) != 412 and _code(exc) != "PreconditionFailed":
                 raise
             # Ours, if an attempt whose answer was lost had made it: then it is not a conflict.
@@ -307,7 +316,7 @@ class S3Backend:
             if _status(exc) == 412 or _code(exc) == "PreconditionFailed":
                 self.conditional_writes = True
                 return
-            if _status(exc) in (400, 501) or _code(exc) == "NotImplemented":
+            if _refuses_conditions(exc):
                 self.conditional_writes = False  # refuses the header: the other way, from now
                 return
             raise
