@@ -186,8 +186,8 @@ class S3Backend:
                 raise
             raise OperationError(
                 f"{what} on s3://{self.bucket}/{self.prefix} failed {self.retry.attempts} times "
-                f"({_say(exc)}): Object Storage at {self.place.endpoint} is unavailable; nothing "
-                "was committed half-way, run it again later") from None
+                f"({_say(exc)}): Object Storage at {self.place.endpoint} is unavailable; run it "
+                "again later") from None
 
     # ---- the bucket --------------------------------------------------------------------------
     def exists(self) -> bool:
