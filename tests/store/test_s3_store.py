@@ -94,9 +94,13 @@ def test_backup_restore_and_check_go_through_429_503_and_dropped_connections(
     backed = store_cli("--json", "backup-image", str(image), store=url, env=NO_DAEMON)
     assert backed.code == 0, backed.stderr
     out = tmp_path / "out.img"
+    # and bodies cut mid-way: the restore's streamed pack reads go on from where they broke
+    dropped = proxy.stats.dropped
+    sandbox_faults.faults(s3_rate_429=0.15, s3_rate_503=0.15, s3_rate_drop=0.1, drop_s3=3)
     restored = store_cli("restore-image", "latest", str(out), store=url, env=NO_DAEMON)
     assert restored.code == 0, restored.stderr
     assert out.read_bytes() == image.read_bytes()
+    assert proxy.stats.dropped > dropped
     checked = store_cli("check", "--read-data", store=url, env=NO_DAEMON)
     assert checked.code == 0, checked.stderr
     # the faults did fire: refused requests and answers lost after the work was done
