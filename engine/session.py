@@ -157,13 +157,17 @@ class Session:
                 if self._passphrase is None:
                     raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE or "
                                      "STRONGROOM_PASSPHRASE_FILE and start again")
-                self._store = Store.open(self.store_url, self._passphrase())
+                self._store = Store.open(self.store_url, self._passphrase(),
+                                         profile=self.profile)
             return self._store
 
-    def init_store(self, passphrase: str, chunk_avg: int | None = None) -> Store:
+    def init_store(self, passphrase: str, chunk_avg: int | None = None,
+                   create_bucket: bool = False) -> Store:
+        """``create_bucket``: a store on Object Storage whose bucket is missing makes it."""
         from engine.store import Store
         with self._lock:
-            self._store = Store.init(self.store_url, passphrase, chunk_avg=chunk_avg)
+            self._store = Store.init(self.store_url, passphrase, chunk_avg=chunk_avg,
+                                     profile=self.profile, create_bucket=create_bucket)
             return self._store
 
     def snapshots(self) -> list[SnapshotInfo]:

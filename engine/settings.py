@@ -24,6 +24,27 @@ def default_bucket(region: str) -> str:
     return f"strongroom-staging-{region}"
 
 
+_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def store_url_problem(url: str) -> str:
+    """Why ``url`` cannot name a store ("" if it can): a directory path, ``file://path`` or
+    ``s3://bucket/prefix`` with a valid bucket name (3–63 lowercase letters, digits, dots,
+    dashes; a letter or digit at each end). Checked without touching the network."""
+    if url.startswith("s3://"):
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not bucket:
+            return "an S3 store needs a bucket: s3://bucket/prefix"
+        if not (3 <= len(bucket) <= 63 and set(bucket) <= _BUCKET_CHARS
+                and bucket[0].isalnum() and bucket[-1].isalnum()):
+            return (f"{bucket!r} is not a bucket name: 3 to 63 lowercase letters, digits, dots "
+                    "and dashes, a letter or digit at each end")
+        return ""
+    if "://" in url and not url.startswith("file://"):
+        return "a store is a directory path or s3://bucket/prefix"
+    return ""
+
+
 @dataclass
 class Settings:
     """Strongroom's own settings. Never a secret: credentials stay in Scaleway's config."""

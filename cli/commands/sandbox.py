@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rate_503=0.05, fail_export=true, drop_s3=3, fail_after_create=1, "
                         "streak_429=3 (429s in a row; the real-429 mode is rate_429=0.3 "
                         "with streak_429=3), rate_limit=1000 with rate_window=10 (calls per "
-                        "window per key) (repeatable)")
+                        "window per key); on every S3 request: s3_rate_429=0.1, "
+                        "s3_rate_503=0.1, s3_rate_drop=0.05 (reset after the work), "
+                        "s3_fail_writes_after=N, s3_ignore_conditional=true (repeatable)")
     p.set_defaults(func=run_sandbox)
 
 

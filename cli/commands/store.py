@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create the store")
     p.add_argument("--chunk-size", type=int, default=None, metavar="BYTES",
                    help="average chunk size of the new store (default 65536)")
+    p.add_argument("--create-bucket", action="store_true",
+                   help="for a store on Object Storage (s3://bucket/prefix): create the bucket "
+                        "in the profile's region if it does not exist")
     p.set_defaults(func=cmd_init)
 
     key = sub.add_parser("key", help="manage the store key")
@@ -112,7 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     passphrase = ctx.passphrase("New passphrase: ", confirm=True)
     with ctx.session(ask=False) as session:
-        store = session.init_store(passphrase, chunk_avg=args.chunk_size)
+        store = session.init_store(passphrase, chunk_avg=args.chunk_size,
+                                   create_bucket=args.create_bucket)
         if ctx.json:
             print_json({"store": store.url, "id": store.id})
         else:

@@ -94,6 +94,7 @@ class Sandbox:
                                 dice=FaultDice(self._faults, self.seed), delays=self._delays,
                                 storage=storage)
             storage.set_drop(self._faults.drop_s3)
+            storage.set_request_faults(self._faults.s3_request_faults())
             self._serve()
         except BaseException:
             storage.stop()
@@ -200,9 +201,11 @@ class Sandbox:
     def faults(self, latency_ms: int = 0, rate_429: float = 0.0, rate_503: float = 0.0,
                fail_export: bool = False, drop_s3: int = 0, fail_after_create: int = 0,
                fail_updates: bool = False, streak_429: int = 1, rate_limit: int | None = None,
-               rate_window: float | None = None) -> None:
+               rate_window: float | None = None, s3_rate_429: float = 0.0,
+               s3_rate_503: float = 0.0, s3_rate_drop: float = 0.0,
+               s3_fail_writes_after: int = -1, s3_ignore_conditional: bool = False) -> None:
         """Set every fault at once (call with no argument to clear them; the rate limit goes
-        back to its default)."""
+        back to its default). ``s3_*``: on every S3 request (see engine.sandbox.s3)."""
         default = Faults()
         self.world.faults.update({"latency_ms": latency_ms, "rate_429": rate_429,
                                   "rate_503": rate_503, "fail_export": fail_export,
@@ -211,10 +214,15 @@ class Sandbox:
                                   "rate_limit": default.rate_limit if rate_limit is None
                                   else rate_limit,
                                   "rate_window": default.rate_window if rate_window is None
-                                  else rate_window})
+                                  else rate_window,
+                                  "s3_rate_429": s3_rate_429, "s3_rate_503": s3_rate_503,
+                                  "s3_rate_drop": s3_rate_drop,
+                                  "s3_fail_writes_after": s3_fail_writes_after,
+                                  "s3_ignore_conditional": s3_ignore_conditional})
         self.world.dice.restart()
         self.world.limiter.reset()
         self.world.storage.set_drop(drop_s3)
+        self.world.storage.set_request_faults(self.world.faults.s3_request_faults())
 
     def set_delays(self, delays: Delays) -> Delays:
         """Change how long transitions take from now on; returns the delays it replaces."""

@@ -1,7 +1,9 @@
 """Injected faults: what a flaky real Scaleway does to its clients, on demand.
 
 The API server applies latency and 429/503 answers to every API call (never to the admin
-endpoint); the Block export reads ``fail_export``; the S3 side reads ``drop_s3``.
+endpoint); the Block export reads ``fail_export``; the S3 side reads ``drop_s3`` (bodies cut)
+and the ``s3_*`` faults (429, 503, connections reset, writes failing for good, conditional
+writes ignored) on every S3 request, the store's too.
 ``fail_after_create`` is the worst case for a client: the next creating calls (POSTs: snapshot,
 volume, export, import) are carried out, then answered 503 as if the gateway had lost the answer.
 ``fail_updates`` answers every update (PATCH: a volume's or snapshot's name, tags, size) 503 and
@@ -44,6 +46,17 @@ class Faults:
     streak_429: int = 1       # a 429 that fires refuses this many calls of its route in a row
     rate_limit: int = 1000    # calls per window per API key (0: unlimited, no headers)
     rate_window: float = 10.0  # seconds
+    # Object Storage's own faults, on every S3 request (a store on S3 included): see
+    # engine.sandbox.s3.RequestFaults
+    s3_rate_429: float = 0.0
+    s3_rate_503: float = 0.0
+    s3_rate_drop: float = 0.0   # connection reset after the server did the work
+    s3_fail_writes_after: int = -1  # then every S3 write answers 503 (-1: never)
+    s3_ignore_conditional: bool = False  # If-None-Match / If-Match ignored on PUT
+
+    def s3_request_faults(self) -> dict[str, Any]:
+        """The S3 request faults, by the names engine.sandbox.s3.RequestFaults uses."""
+        return {name.removeprefix("s3_"): getattr(self, name) for name in S3_REQUEST_FAULTS}
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change; refuse unknown names or bad values (ValueError)."""
@@ -59,13 +72,21 @@ class Faults:
         return asdict(self)
 
 
+S3_REQUEST_FAULTS = ("s3_rate_429", "s3_rate_503", "s3_rate_drop", "s3_fail_writes_after",
+                     "s3_ignore_conditional")
+
+
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("rate_429", "rate_503"):
+    if name == "s3_fail_writes_after":
+        if int(value) < -1:
+            raise ValueError(f"{name} must be >= -1 (-1: never)")
+        return int(value)
+    if name in ("rate_429", "rate_503", "s3_rate_429", "s3_rate_503", "s3_rate_drop"):
         rate = float(value)
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
         return rate
-    if name in ("fail_export", "fail_updates"):
+    if name in ("fail_export", "fail_updates", "s3_ignore_conditional"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
         return value

@@ -107,10 +107,28 @@ class DropRule:
 
 
 @dataclass
+class RequestFaults:
+    """What a flaky Object Storage does to requests (not only to bodies): each request is
+    answered 429 or 503 with probability ``rate_429`` / ``rate_503``, or its connection is reset
+    after the server did the work (the answer lost) with probability ``rate_drop``; after
+    ``fail_writes_after`` more writes (PUT, POST, DELETE) every write answers 503 for good (-1:
+    never). ``ignore_conditional``: the server ignores ``If-None-Match`` / ``If-Match`` on
+    PUT, as some S3 implementations do."""
+
+    rate_429: float = 0.0
+    rate_503: float = 0.0
+    rate_drop: float = 0.0
+    fail_writes_after: int = -1
+    ignore_conditional: bool = False
+
+
+@dataclass
 class ProxyStats:
     connections: int = 0
     dropped: int = 0
     denied: int = 0
+    refused: int = 0     # answered 429 or 503 by a request fault
+    reset: int = 0       # connections reset after the server answered
 
 
 _AUTH = re.compile(
@@ -251,6 +269,16 @@ def check_signature(head: bytes, secret_of: Callable[[str], str | None]) -> tupl
     return None
 
 
+def _without_conditions(head: bytes) -> bytes:
+    """A PUT's head without If-None-Match / If-Match (checked signatures no longer matter)."""
+    if not head.upper().startswith(b"PUT "):
+        return head
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines
+            if not line.lower().startswith((b"if-none-match:", b"if-match:"))]
+    return b"\r\n".join(kept)
+
+
 def writes(method: str) -> bool:
     """Whether a request changes something: PUT, POST (uploads, multi-delete) and DELETE do;
     GET and HEAD read."""
@@ -268,6 +296,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.port = port
         self.drop = DropRule()
+        self.faults = RequestFaults()
         self.denied_keys: set[str] = set()
         # access key -> secret key; when set, requests must be signed with one of them (SigV4)
         self.secrets: dict[str, str] | None = None
@@ -348,6 +377,13 @@ class FaultProxy:
             self.stats.denied += 1
             await self._answer_refused(writer, *refused)
             return
+        fault = self._request_fault(head)
+        if fault in (429, 503):
+            self.stats.refused += 1
+            await self._answer_unavailable(writer, fault)
+            return
+        if self.faults.ignore_conditional:
+            head = _without_conditions(head)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
@@ -356,6 +392,9 @@ class FaultProxy:
         up_writer.write(head)
         upload = asyncio.ensure_future(self._pipe(reader, up_writer))
         try:
+            if fault == "reset":
+                await self._lose_answer(up_reader, writer)
+                return
             await self._relay_response(up_reader, writer)
         finally:
             upload.cancel()
@@ -381,6 +420,46 @@ class FaultProxy:
         if access_key_of(head) in self.denied_keys:
             return _DENIED
         return None
+
+    def _request_fault(self, head: bytes) -> int | str | None:
+        """429, 503, "reset" or None for this request, as the request faults say."""
+        rules = self.faults
+        if writes(_parse_head(head)[0]) and rules.fail_writes_after >= 0:
+            if rules.fail_writes_after == 0:
+                return 503
+            rules.fail_writes_after -= 1
+        roll = self._random.random()
+        if roll < rules.rate_429:
+            return 429
+        if roll < rules.rate_429 + rules.rate_503:
+            return 503
+        if roll < rules.rate_429 + rules.rate_503 + rules.rate_drop:
+            return "reset"
+        return None
+
+    async def _answer_unavailable(self, writer: asyncio.StreamWriter, status: int) -> None:
+        """Refuse before doing anything, as an overloaded Object Storage does."""
+        code, reason = (("TooManyRequests", "Too Many Requests") if status == 429 else
+                        ("ServiceUnavailable", "Service Unavailable"))
+        body = _error_xml(code, "Please reduce your request rate." if status == 429 else
+                          "The service is unavailable, try again.")
+        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                     % (status, reason.encode(), len(body), body))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def _lose_answer(self, up: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The server does the work; the client's connection is reset before the answer."""
+        try:
+            await up.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        self.stats.reset += 1
+        writer.transport.abort()
 
     async def _answer_refused(self, writer: asyncio.StreamWriter, code: str, message: str) -> None:
         body = _error_xml(code, message)

@@ -117,6 +117,8 @@ async def set_faults(request: web.Request) -> web.Response:
     world.limiter.reset()
     if "drop_s3" in changes:
         world.storage.set_drop(world.faults.drop_s3)
+    if any(name.startswith("s3_") for name in changes):
+        world.storage.set_request_faults(world.faults.s3_request_faults())
     return await get_faults(request)
 
 

@@ -47,6 +47,11 @@ class Storage:
         if self.server.proxy is not None:
             self.server.proxy.set_drop(count=count, after_bytes=4096)
 
+    def set_request_faults(self, faults: dict) -> None:
+        """429/503/reset faults on every S3 request (names of s3.RequestFaults)."""
+        if self.server.proxy is not None:
+            self.server.proxy.faults = s3.RequestFaults(**faults)
+
     def drops_left(self) -> int:
         return self.server.proxy.drop.count if self.server.proxy is not None else 0
 

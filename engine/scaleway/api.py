@@ -397,12 +397,13 @@ class Apis:
 
 
 def make_s3_client(client: Client, region: str, recorder: CallRecorder | None = None,
-                   concurrency: int = 16) -> Any:
+                   concurrency: int = 16, attempts: int = 8) -> Any:
+    """``attempts``: botocore's own tries per request (1: the caller retries, as the store does)."""
     endpoint = s3_endpoint(region)
     # A local endpoint (the sandbox's S3 on 127.0.0.1) has no per-bucket DNS names.
     style = "virtual" if endpoint.endswith(".scw.cloud") else "path"
     config = BotoConfig(region_name=region, signature_version="s3v4",
-                        retries={"max_attempts": 8, "mode": "standard"},
+                        retries={"max_attempts": attempts, "mode": "standard"},
                         max_pool_connections=max(concurrency, 10),
                         connect_timeout=10, read_timeout=60,
                         s3={"addressing_style": style},

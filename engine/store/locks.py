@@ -84,6 +84,16 @@ class LockInfo:
             return False
 
 
+# How long the second look waits on a backend without conditional writes (seconds).
+SETTLE_SECONDS = 1.0
+
+
+def lock_settle(backend: Backend) -> float:
+    """The pause before the second look at ``locks/``: none where creates are conditional (a
+    local disk; S3 that honours If-None-Match), SETTLE_SECONDS elsewhere."""
+    return SETTLE_SECONDS if getattr(backend, "conditional_writes", True) is False else 0.0
+
+
 def live_locks(backend: Backend, sealer: Sealer | None = None) -> list[LockInfo]:
     """The store's locks that are not stale (stale ones are deleted on the way); ``sealer``
     opens who holds each (host and pid, for staleness and for messages)."""
@@ -131,9 +141,17 @@ class StoreLock:
 
     def acquire(self) -> "StoreLock":
         self._refreshed = time.time()
-        self.backend.put(self.name, self._doc())
+        # exclusive: a conditional create on S3, so no one else's lock is ever overwritten
+        self.backend.put(self.name, self._doc(), exclusive=True)
         try:
             self._check_others()
+            settle = lock_settle(self.backend)
+            if settle:
+                # restic's second look: where writes are not conditional, listings may be
+                # too (an S3 that is only eventually consistent); a rival lock written at the
+                # same moment shows by now, and then both back off
+                time.sleep(settle)
+                self._check_others()
         except BaseException:
             self.backend.delete(self.name)
             raise
@@ -165,11 +183,12 @@ class StoreLock:
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_SECONDS):
             try:
-                if self.backend.stat(self.name) is None:
-                    self._lost = (f"{self.name} was removed by another process, which judged "
-                                  "it stale")
-                    return
-                self.backend.put(self.name, self._doc())
+                # never re-created once removed (conditional on S3: If-Match our last write)
+                self.backend.replace(self.name, self._doc())
+            except NotFound:
+                self._lost = (f"{self.name} was removed by another process, which judged "
+                              "it stale")
+                return
             except Exception as exc:  # any failure: botocore's errors are not OSError
                 reason = " ".join(str(exc).split()) or "no detail"
                 self._lost = f"refreshing {self.name} failed: {type(exc).__name__}: {reason}"

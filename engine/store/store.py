@@ -74,10 +74,12 @@ class Store:
 
     # ---- creating and opening ------------------------------------------------------------
     @classmethod
-    def init(cls, url: str, passphrase: str, *, chunk_avg: int | None = None) -> "Store":
+    def init(cls, url: str, passphrase: str, *, chunk_avg: int | None = None,
+             profile: str | None = None, create_bucket: bool = False) -> "Store":
+        """``profile``, ``create_bucket``: for a store on Object Storage (backends.open_backend)."""
         if not passphrase:
             raise UsageError("an empty passphrase is not allowed")
-        backend = open_backend(url)
+        backend = open_backend(url, profile=profile, create_bucket=create_bucket)
         if backend.exists():
             if backend.stat(CONFIG) is not None:
                 raise UsageError(f"a store already exists at {backend.url}")
@@ -112,8 +114,8 @@ class Store:
         return cls(backend, config, Keys.from_master(master))
 
     @classmethod
-    def open(cls, url: str, passphrase: str) -> "Store":
-        backend = open_backend(url)
+    def open(cls, url: str, passphrase: str, *, profile: str | None = None) -> "Store":
+        backend = open_backend(url, profile=profile)
         if not backend.exists():
             raise UsageError(f"no store at {backend.url}: run 'strongroom init' to create one, "
                              "or point --store (or STRONGROOM_STORE) at an existing store")

@@ -158,6 +158,9 @@ class _LockRefreshFails:
                 raise self.error
         self.real.put(name, data, exclusive=exclusive)  # type: ignore[attr-defined]
 
+    def replace(self, name: str, data: object) -> None:  # a refresh: fails as a rewrite does
+        self.put(name, data)
+
     def __getattr__(self, attr: str) -> object:
         return getattr(self.real, attr)
 

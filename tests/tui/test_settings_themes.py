@@ -150,3 +150,27 @@ async def test_no_color_starts_on_the_ansi_theme_and_still_shows_status_words(
         await pilot.press("down", "down")
         # a glyph and a word, no colour needed
         await wait_for(pilot, lambda: "● in use" in screen_text(pilot), what="the status word")
+
+
+async def test_settings_offer_a_store_on_object_storage_and_refuse_a_bad_url() -> None:
+    app = StrongroomApp(FakeSession(), AppSettings(theme="strongroom-dark"), theme_dirs=[])
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause(0.1)
+        await pilot.press("colon", "s", "e", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen = app.screen
+        store = screen.query_one("#store", Input)
+        screen.query_one("#store-kind", Select).value = "s3"
+        await wait_for(pilot, lambda: store.value == "s3://", what="the S3 URL started")
+        assert "s3://bucket/prefix" in store.placeholder
+        store.value = "s3://Bad_Bucket/strongroom"
+        await pilot.press("ctrl+s")
+        problem = str(screen.query_one("#store-problem").render())
+        assert "not a bucket name" in problem
+        assert not settings_mod.config_path().exists()  # nothing saved
+        store.value = "s3://team-backups/strongroom"
+        await pilot.pause(0.1)
+        assert str(screen.query_one("#store-problem").render()) == ""
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: settings_mod.config_path().exists(), what="saved")
+    assert settings_mod.load().store == "s3://team-backups/strongroom"

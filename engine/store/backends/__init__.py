@@ -15,10 +15,14 @@ __all__ = ["Backend", "Buffer", "LocalBackend", "NotFound", "PageBuffer", "S3Bac
            "TempFile", "is_disk_full", "open_backend"]
 
 
-def open_backend(url: str) -> Backend:
-    """A backend for a store URL: ``s3://bucket/prefix`` or a local directory path."""
+def open_backend(url: str, *, profile: str | None = None, create_bucket: bool = False) -> Backend:
+    """A backend for a store URL: ``s3://bucket/prefix`` or a local directory path. ``profile``:
+    the Scaleway profile an S3 store is reached with; ``create_bucket``: its ``create()`` makes
+    a missing bucket."""
     if url.startswith("s3://"):
-        return S3Backend(url)
+        return S3Backend(url, profile=profile, create_bucket=create_bucket)
+    if create_bucket:
+        raise UsageError("--create-bucket is for a store on Object Storage (s3://bucket/prefix)")
     if "://" in url and not url.startswith("file://"):
         raise UsageError(f"unsupported store URL {url!r}: use a directory path or s3://bucket/prefix")
     return LocalBackend(url.removeprefix("file://"))

@@ -86,6 +86,10 @@ class Backend(Protocol):
     def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
         """Write the whole file atomically (``data`` may be a list of buffers, written in order)."""
 
+    def replace(self, name: str, data: Buffer | Sequence[Buffer]) -> None:
+        """Rewrite a file this process wrote, atomically as ``put``; NotFound if it was
+        removed since: it is never re-created (a lock another process judged stale)."""
+
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read ``length`` bytes from ``offset`` (to the end when ``length`` is None).
         Raises NotFound if the file does not exist."""

@@ -79,6 +79,12 @@ class LocalBackend:
             raise
         _fsync_dir(parent)
 
+    def replace(self, name: str, data: Buffer | Sequence[Buffer]) -> None:
+        """Rewrite an existing file; NotFound if it was removed (a lock judged stale)."""
+        if self.stat(name) is None:
+            raise NotFound(f"store file {name} is missing")
+        self.put(name, data)
+
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
             with open(self._path(name), "rb", buffering=0) as f:
