@@ -309,6 +309,20 @@ class MultipartWriter(io.RawIOBase):
                                  f"failed: {scw_message(exc)}") from None
         self._finished = True
         self._pool.shutdown(wait=True)
+        self._abort_strays()
+
+    def _abort_strays(self) -> None:
+        """Abort the other uploads of our key: a start whose answer a dropped connection lost
+        was retried, and the upload it made server-side is ours alone (the key is one job's)
+        but would otherwise stay, taking space, until the bucket's lifecycle rule."""
+        try:
+            listing = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=self.key)
+            for up in listing.get("Uploads", []):
+                if up["Key"] == self.key and up["UploadId"] != self.upload_id:
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                   UploadId=up["UploadId"])
+        except (BotoCoreError, ClientError):
+            pass  # the flow's cleanup lists the job's uploads again
 
     def abort(self) -> None:
         if self._finished:
@@ -321,6 +335,7 @@ class MultipartWriter(io.RawIOBase):
                                            UploadId=self.upload_id)
         except (BotoCoreError, ClientError):
             pass  # nothing to undo, or S3 will expire it; a later cleanup also lists uploads
+        self._abort_strays()
 
     def close(self) -> None:
         if not self.closed and not self._finished:

@@ -105,6 +105,22 @@ def test_multipart_writer_abort_leaves_nothing(moto_client: Any, moto_bucket: st
     assert uploads == []
 
 
+@pytest.mark.parametrize("finish", ["commit", "abort"])
+def test_multipart_writer_aborts_a_start_whose_answer_was_lost(moto_client: Any,
+                                                               moto_bucket: str,
+                                                               finish: str) -> None:
+    """A dropped connection after S3 made the upload: the client's retry starts a second one.
+    The first is the writer's own (its key is one job's) and must not stay behind."""
+    stray = moto_client.create_multipart_upload(Bucket=moto_bucket, Key="lost")["UploadId"]
+    other = moto_client.create_multipart_upload(Bucket=moto_bucket, Key="lost-not")["UploadId"]
+    writer = MultipartWriter(moto_client, moto_bucket, "lost", 2 * MiB)
+    writer.write(os.urandom(2 * MiB))
+    writer.commit() if finish == "commit" else writer.abort()
+    uploads = moto_client.list_multipart_uploads(Bucket=moto_bucket).get("Uploads", [])
+    assert [u["UploadId"] for u in uploads] == [other]  # another key's upload is not ours
+    assert stray not in {u["UploadId"] for u in uploads}
+
+
 class _CuttingClient:
     """Passes calls to a real boto3 client; cuts the first ``cuts`` bodies after 1000 bytes
     (what a dropped connection looks like to the reader)."""
