@@ -286,8 +286,8 @@ class _LaggingListing:
         self.real, self.lag, self.written = real, lag, {}
 
     def put(self, name: str, data: object, *, exclusive: bool = False) -> None:
+        self.written[name] = time.monotonic()  # before: a listing meanwhile must not show it
         self.real.put(name, data, exclusive=exclusive)  # type: ignore[attr-defined]
-        self.written[name] = time.monotonic()
 
     def list(self, prefix: str):
         now = time.monotonic()
