@@ -21,6 +21,7 @@ first and re-reads after (docs/FORMAT.md §11).
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,14 @@ class S3Backend:
 
     # ---- writing -----------------------------------------------------------------------------
     def put(self, name: str, data: Buffer | Sequence[Buffer], *, exclusive: bool = False) -> None:
+        if not exclusive and isinstance(data, (PageBuffer, bytes, bytearray, memoryview)):
+            # a pack is sent from its buffer: a copy of each of the packs in flight cost the
+            # backup ~32 MiB of memory apiece; each attempt reads the view from its start
+            view = data.view() if isinstance(data, PageBuffer) else memoryview(data)
+            resp = self._call(f"writing {name}", lambda: self.client.put_object(
+                Bucket=self.bucket, Key=self._key(name), Body=ViewReader(view)))
+            self._remember(name, resp)
+            return
         body = _bytes(data)
         if exclusive:
             self._put_new(name, body)
@@ -503,6 +512,35 @@ def _cut(exc: BaseException) -> bool:
     from botocore.exceptions import ResponseStreamingError
 
     return isinstance(exc, (ResponseStreamingError, OSError))
+
+
+class ViewReader(io.RawIOBase):
+    """A seekable, read-only file over a memoryview, for boto3 to send without a copy."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view, self._pos = view.cast("B"), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Buffer) -> int:  # type: ignore[override]
+        out = memoryview(b).cast("B")
+        n = min(len(out), len(self._view) - self._pos)
+        out[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 def _bytes(data: Buffer | Sequence[Buffer]) -> bytes:
