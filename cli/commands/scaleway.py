@@ -12,6 +12,8 @@ from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
 from engine.jobs import DONE
 from engine.scaleway.config import ZONES
+from engine.scaleway.inventory import VolumeInfo
+from engine.session import Session
 from engine.units import human_bytes, utc_time
 
 GB = 1000 ** 3
@@ -66,8 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session(ask=False) as session:
         volumes = session.inventory(projects=args.project, zones=args.zone)
+        labels = _labels(session, volumes) if ctx.json else {}
     if ctx.json:
-        print_json([v.to_dict() for v in volumes])
+        print_json([v.to_dict() | labels.get(v.id, {}) for v in volumes])
         return 0
     rows = [("NAME", "ID", "ZONE", "PROJECT", "SIZE", "TYPE", "STATUS", "SERVER", "LAST BACKUP",
              "NOTE")]
@@ -77,6 +80,24 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
                      ("csi " if v.csi else "") + (v.reason if not v.backupable else "")))
     _table(rows)
     return 0
+
+
+def _labels(session: Session, volumes: list[VolumeInfo]) -> dict[str, dict[str, str | None]]:
+    """Each volume's environment, data class and policy (engine/policies/); a bad policy file
+    leaves them out with a warning rather than hide the inventory."""
+    from engine.policies.config import load_config
+    from engine.policies.survey import build_survey
+    try:
+        config = load_config(session.settings)
+    except UsageError as exc:
+        print_warning(str(exc))
+        return {}
+    projects = {p.id: p.name for p in session.list_projects()}
+    survey = build_survey(config, volumes, projects, [], {})
+    return {v.volume.id: {"environment": v.labels.environment,
+                          "data_class": v.labels.data_class,
+                          "policy": v.policy.name if v.policy else None}
+            for v in survey.volumes}
 
 
 def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
