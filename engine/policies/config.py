@@ -61,7 +61,8 @@ class Policy:
     keep_text: dict[str, int | str] = field(default_factory=dict)
     verify: timedelta | None = None  # check --read-data at least this often
     grace: timedelta = timedelta()   # how late a backup may be before it is overdue
-    where: str = ""                  # "file:line", for messages
+    where: str = ""                  # "file:line" of its table, for messages
+    match_where: str = ""            # "file:line" of its match rule
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ def _policy(name: str, raw: Any, r: _Reader) -> Policy:
     verify = r.period(raw["verify"], (*path, "verify")) if "verify" in raw else None
     grace = (r.period(raw["grace"], (*path, "grace")) if "grace" in raw
              else min(every / 4, timedelta(hours=6)))
-    return Policy(name, match, every, keep, keep_text, verify, grace, r.where(path))
+    return Policy(name, match, every, keep, keep_text, verify, grace, r.where(path),
+                  r.where((*path, "match")))
 
 
 def _keep(raw: dict[str, Any], path: tuple[str | int, ...], r: _Reader

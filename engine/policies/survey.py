@@ -50,7 +50,7 @@ class Survey:
         say): a ConfigError naming its line."""
         for policy in self.config.policies:
             if not self.matching(policy):
-                raise ConfigError(f"{policy.where}: policies.{policy.name}.match: matches no "
+                raise ConfigError(f"{policy.match_where}: policies.{policy.name}.match: matches no "
                                   f"volume ({policy.match.text()}): check the names against "
                                   "`strongroom inventory`, or remove the policy")
 
