@@ -149,11 +149,12 @@ async def run_policies(session: Session, reporter: Reporter, p: RunParams) -> Ru
             and (not p.policy or v.policy.name == p.policy)
             and (shard is None or shard.owns(v.volume.id))]
     for v in mine:
+        policy: Policy = v.policy  # type: ignore[assignment]  # every one of mine has one
+        newest = v.newest.time if v.newest else None
         if not v.volume.backupable:
             report.skipped.append(Skipped(v.volume.id, v.volume.name, v.volume.reason))
-        elif is_due(v.policy, v.newest.time if v.newest else None, now):  # type: ignore[arg-type]
-            report.due.append(Due(v.volume.id, v.volume.name, v.policy.name,  # type: ignore[union-attr]
-                                  v.newest.time if v.newest else None))
+        elif is_due(policy, newest, now):
+            report.due.append(Due(v.volume.id, v.volume.name, policy.name, newest))
         else:
             report.not_due.append(v.volume.id)
     run = _Run(session, reporter, store, report, now, p.time, p.bucket)

@@ -26,7 +26,7 @@ GB = 1_000_000_000
 
 
 @pytest.fixture
-def s3_store(scw_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_store(scw_env: dict[str, str], fast_kdf: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh store on the sandbox's S3 (moto's server), as a CronJob's would be."""
     bucket = f"store-{os.urandom(4).hex()}"
     s3 = boto3.client("s3", endpoint_url=scw_env["STRONGROOM_S3_ENDPOINT"],
@@ -199,3 +199,32 @@ def test_policies_explains_why_each_volume_matches(
     row = next(v for v in inventory if v["id"] == a.id)
     assert (row["environment"], row["policy"]) == ("testing", "par1")
     assert "data_class" in row
+
+
+def test_runs_without_shards_at_once_never_back_a_volume_up_twice(
+        s3_store: str, make_volumes: Any, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tag = f"team=c{os.urandom(3).hex()}"
+    ids = {v.id for v in make_volumes(tag, ["fr-par-1", "fr-par-1", "fr-par-2"])}
+    _settings(f'[policies.team]\nmatch = {{ tag = "{tag}" }}\nevery = "24h"\nverify = "7d"\n')
+    runs = [_spawn("run", "--jobs", "1") for _ in range(2)]
+    reports = []
+    for proc in runs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    done = [b["volume_id"] for r in reports for b in r["backed_up"]]
+    assert sorted(done) == sorted(ids)  # each once: the other run skipped it or found it done
+    for r in reports:
+        others = {s["volume_id"] for s in r["skipped"]} | set(r["not_due"])
+        assert ids - {b["volume_id"] for b in r["backed_up"]} <= others
+    assert {k: v for k, v in _per_volume(s3_store).items() if k in ids} == {i: 1 for i in ids}
+    # Verification is due once there are backups; it is recorded in the store, so a machine
+    # with no cache of its own (a new pod) knows it too.
+    code, first, _ = _cli(capsys, "run")
+    assert code == 0 and first["verify"] == "verified" and first["backed_up"] == []
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "another-cache"))
+    code, second, _ = _cli(capsys, "run")
+    assert code == 0 and second["verify"] == "not due"
+    code, rows, _ = _cli(capsys, "status")
+    assert all(r["last_verified"] and not r["verify_due"] for r in rows if r["volume_id"] in ids)
