@@ -123,8 +123,11 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session() as session:
         inventory = session.inventory(with_backups=False)
         targets = [session.find_volume(ref, inventory) for ref in args.volumes]
-        specs = [(jobkinds.spec(BackupParams(v.id, v.zone, v.name, args.bucket,
-                                             args.keep or None, when)), None) for v in targets]
+        labels = _labels(session, targets)  # each volume's own, recorded in its snapshot
+        specs = [(jobkinds.spec(BackupParams(
+            v.id, v.zone, v.name, args.bucket, args.keep or None, when,
+            environment=labels.get(v.id, {}).get("environment"),
+            data_class=labels.get(v.id, {}).get("data_class"))), None) for v in targets]
         views = launcher.run(session, specs, concurrency=args.jobs)
     if views is None:
         return 0

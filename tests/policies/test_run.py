@@ -228,3 +228,17 @@ def test_runs_without_shards_at_once_never_back_a_volume_up_twice(
     assert code == 0 and second["verify"] == "not due"
     code, rows, _ = _cli(capsys, "status")
     assert all(r["last_verified"] and not r["verify_due"] for r in rows if r["volume_id"] in ids)
+
+
+def test_a_plain_backup_records_the_volume_own_labels(
+        s3_store: str, make_volumes: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    tag = f"team=b{os.urandom(3).hex()}"
+    (vol,) = make_volumes(tag, ["fr-par-2"])
+    _settings('data_class = "internal"\n[[labels.rules]]\nzone = "fr-par-2"\n'
+              'data_class = "pii"\n')
+    code, done, err = _cli(capsys, "backup", vol.id)
+    assert code == 0, err
+    with Store.open(s3_store, PASS) as store:
+        info = store.resolve(done[0]["snapshot"])
+    assert (info.source["environment"], info.source["data_class"]) == ("testing", "pii")
+    assert (info.tags["environment"], info.tags["data_class"]) == ("testing", "pii")
