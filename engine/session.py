@@ -371,7 +371,9 @@ class Session:
         backupable), with its last backup, last verification and new bytes per backup."""
         from engine.policies.status import statuses
         self.store()  # a status without the store's history would say "overdue" everywhere
-        return statuses(self.policy_survey(), now)
+        survey = self.policy_survey()
+        survey.require_matches()
+        return statuses(survey, now)
 
     async def run(self, reporter: Reporter, p: RunParams) -> RunReport:
         from engine.policies.run import run_policies
