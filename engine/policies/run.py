@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import UsageError
 from engine.policies.claim import Claim, ClaimTaken
@@ -26,13 +26,28 @@ from engine.policies.config import Policy, load_config
 from engine.policies.status import is_due, parse_time, verify_due
 from engine.policies.survey import Survey, SurveyedVolume, build_survey
 from engine.policies.verification import record_verified, verified_times
+from engine.settings import Settings
 from engine.store.locks import LockedError
 
 if TYPE_CHECKING:
-    from engine.jobkinds import RunParams
+    from engine.jobkinds import BackupParams, RunParams
     from engine.jobs import Reporter
-    from engine.session import Session
+    from engine.scaleway.flows import BackupOutcome
+    from engine.scaleway.inventory import ProjectInfo, VolumeInfo
     from engine.store import Store
+
+
+class Session(Protocol):
+    """What a run needs of engine.session.Session (which imports this module)."""
+
+    def store(self) -> Store: ...
+    def inventory(self, projects: list[str] | None = None, zones: list[str] | None = None,
+                  with_backups: bool = True) -> list[VolumeInfo]: ...
+    def list_projects(self) -> list[ProjectInfo]: ...
+    async def backup(self, reporter: Reporter, p: BackupParams) -> BackupOutcome: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 @dataclass(frozen=True)
