@@ -157,6 +157,7 @@ def test_run_forgets_by_the_policy_rules_with_moved_times(
         code, again, _ = _cli(capsys, "run", "--time", f"{day}T04:00:00Z")
         assert again["backed_up"] == [] and again["not_due"] == [vol.id]  # idempotent then
     assert [f["snapshot"] for f in report["forgotten"]] == [snaps[0]]
+    assert "unused" in report["prune"]  # measured after forgetting: prune only past the threshold
     with Store.open(s3_store, PASS) as store:
         kept = sorted((s.time, s.id) for s in store.snapshots()
                       if s.source.get("volume_id") == vol.id)
