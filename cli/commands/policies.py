@@ -101,7 +101,8 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                           (r.last_backup or "-")[:16],
                           show_period(timedelta(seconds=int(r.age_seconds)))
                           if r.age_seconds is not None else "-",
-                          (r.last_verified or "never")[:16] + (" (due)" if r.verify_due else ""),
+                          ((r.last_verified or "never")[:16] if r.backups else "-")
+                          + (" (due)" if r.verify_due else ""),
                           r.why))
         _table(table)
     return 1 if any(r.state == "overdue" for r in rows) else 0
