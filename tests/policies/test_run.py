@@ -154,8 +154,9 @@ def test_run_forgets_by_the_policy_rules_with_moved_times(
         assert code == 0, err
         (done,) = report["backed_up"]
         snaps.append(done["snapshot"])
-        code, again, _ = _cli(capsys, "run", "--time", f"{day}T04:00:00Z")
-        assert again["backed_up"] == [] and again["not_due"] == [vol.id]  # idempotent then
+        if day == "2026-01-02":  # an hour later, nothing is due (once is enough to show it)
+            code, again, _ = _cli(capsys, "run", "--time", f"{day}T04:00:00Z")
+            assert again["backed_up"] == [] and again["not_due"] == [vol.id]
     assert [f["snapshot"] for f in report["forgotten"]] == [snaps[0]]
     assert "unused" in report["prune"]  # measured after forgetting: prune only past the threshold
     with Store.open(s3_store, PASS) as store:
