@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli import context as ctxmod
-from cli.commands import app, explore, jobs, sandbox, scaleway, store
+from cli.commands import app, explore, jobs, policies, sandbox, scaleway, store
 from cli.output import one_line, print_error
 from engine.errors import EXIT_INTERRUPTED, EXIT_OK, StrongroomError, UsageError
 
-AREAS = (store, sandbox, scaleway, explore, jobs, app)  # the order of `strongroom --help`
+AREAS = (store, sandbox, scaleway, policies, explore, jobs, app)  # the order of `strongroom --help`
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,6 +28,9 @@ class BackupParams:
     bucket: str | None = None
     keep: bool | None = None  # keep the SBS snapshot and the staging object
     time: str | None = None  # record the snapshot at this ISO 8601 time instead of now
+    # SLA labels to record (None: the settings' global ones); `run` gives each volume's own
+    environment: str | None = None
+    data_class: str | None = None
 
     def title(self) -> str:
         return f"backup {self.volume_name or self.volume_id}"
@@ -178,6 +181,24 @@ class PruneParams:
         return "prune" + (" (dry run)" if self.dry_run else "")
 
 
+@dataclass(frozen=True)
+class RunParams:
+    """Do what the policies say is due (engine/policies/run.py). ``shard``: "I/N";
+    ``time``: run as if it were this ISO 8601 time (backups are recorded at it)."""
+
+    policy: str | None = None
+    shard: str | None = None
+    dry_run: bool = False
+    time: str | None = None
+    bucket: str | None = None
+    jobs: int = 0  # volumes backed up at once (0: the settings' [run] jobs)
+
+    def title(self) -> str:
+        return "run" + (f" --policy {self.policy}" if self.policy else "") + \
+            (f" --shard {self.shard}" if self.shard else "") + \
+            (" (dry run)" if self.dry_run else "")
+
+
 KINDS: dict[str, type] = {
     "backup": BackupParams,
     "restore": RestoreParams,
@@ -187,6 +208,7 @@ KINDS: dict[str, type] = {
     "restore-files": RestoreFilesParams,
     "forget": ForgetParams,
     "prune": PruneParams,
+    "run": RunParams,
 }
 
 

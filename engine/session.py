@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
@@ -23,7 +25,7 @@ import platformdirs
 from engine.errors import OperationError, UsageError
 from engine.jobkinds import (BackupImageParams, BackupParams, CheckParams, ForgetParams,
                              PruneParams, RestoreFilesParams, RestoreImageParams, RestoreParams,
-                             params_of)
+                             RunParams, params_of)
 from engine.jobs import JobSpec, Reporter, blocking
 from engine.settings import APP_NAME, Settings, load_settings
 
@@ -31,6 +33,9 @@ if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported w
     from scaleway import Client
 
     from engine.explore import Explorer, RestoreReport
+    from engine.policies.run import RunReport
+    from engine.policies.status import VolumeStatus
+    from engine.policies.survey import Survey
     from engine.scaleway.flows import BackupOutcome, RestoreOutcome
     from engine.scaleway.inventory import ProjectInfo, VolumeInfo
     from engine.scaleway.preflight import PreflightReport
@@ -231,7 +236,7 @@ class Session:
             BackupParams: self.backup, RestoreParams: self.restore,
             BackupImageParams: self.backup_image, RestoreImageParams: self.restore_image,
             CheckParams: self.check, RestoreFilesParams: self.restore_files,
-            ForgetParams: self.forget, PruneParams: self.prune,
+            ForgetParams: self.forget, PruneParams: self.prune, RunParams: self.run,
         }
         return await runs[type(params)](reporter, params)  # type: ignore[misc]
 
@@ -239,9 +244,12 @@ class Session:
         from engine.scaleway.flows import backup_volume
         store = await asyncio.to_thread(self.store)
         client = await asyncio.to_thread(self.client)
+        settings = self.settings if p.environment is None and p.data_class is None else \
+            dataclasses.replace(self.settings, environment=p.environment or "",
+                                data_class=p.data_class or "")
         return await backup_volume(reporter, store=store, client=client, volume_id=p.volume_id,
                                    zone=p.zone, bucket=p.bucket or self.bucket_for(p.zone),
-                                   keep=p.keep, settings=self.settings,
+                                   keep=p.keep, settings=settings,
                                    job_id=reporter.job_id, snapshot_time=p.time)
 
     async def restore(self, reporter: Reporter, p: RestoreParams) -> RestoreOutcome:
@@ -349,6 +357,34 @@ class Session:
                                progress=lambda done, total: reporter.progress(done, total))
 
         return await in_thread(run)
+
+    # -- policies (engine/policies/) -----------------------------------------------------------
+    def policy_survey(self, with_store: bool = True) -> Survey:
+        """Every volume with its labels, its policy (and why), its backups and when they were
+        last verified (without the store: no backups). A bad policy file is a UsageError."""
+        from engine.policies.config import load_config
+        from engine.policies.survey import build_survey
+        from engine.policies.verification import verified_times
+        config = load_config(self.settings)
+        store = self._store_quietly() if with_store else None
+        snapshots = store.snapshots(reload=True) if store is not None else []
+        verified = verified_times(store) if store is not None else {}
+        projects = {p.id: p.name for p in self.list_projects()}
+        return build_survey(config, self.inventory(with_backups=False), projects, snapshots,
+                            verified)
+
+    def volume_statuses(self, now: datetime | None = None) -> list[VolumeStatus]:
+        """Whether each volume meets its policy (ok, due, overdue, no policy, not
+        backupable), with its last backup, last verification and new bytes per backup."""
+        from engine.policies.status import statuses
+        self.store()  # a status without the store's history would say "overdue" everywhere
+        survey = self.policy_survey()
+        survey.require_matches()
+        return statuses(survey, now)
+
+    async def run(self, reporter: Reporter, p: RunParams) -> RunReport:
+        from engine.policies.run import run_policies
+        return await run_policies(self, reporter, p)
 
     async def sweep_interrupted(self, job_id: str, spec: JobSpec) -> tuple[list[str], bool]:
         """Remove the Scaleway and S3 temporaries of a backup or restore job whose process died

@@ -55,6 +55,11 @@ class Settings:
     data_class: str = ""
     keep_temporaries: bool = False
     theme: str = ""
+    # Read by engine.policies (which checks them, naming the file's lines): raw TOML tables.
+    labels: dict[str, Any] = field(default_factory=dict)
+    policies: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
+    path: str = field(default="", compare=False)  # the file these came from, if any
 
     def bucket_for(self, region: str) -> str:
         return self.buckets.get(region) or default_bucket(region)
@@ -78,6 +83,10 @@ def load_settings(path: Path | None = None) -> Settings:
     for name in ("store_url", "environment", "data_class", "theme"):
         values[name] = str(values.get(name, ""))
     values["keep_temporaries"] = bool(values.get("keep_temporaries", False))
+    for name in ("labels", "policies", "run"):
+        values[name] = dict(values.get(name) or {}) if isinstance(values.get(name), dict) \
+            else {"": values[name]} if name in values else {}
+    values["path"] = str(path)
     return Settings(**values)
 
 
@@ -88,6 +97,9 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     doc: dict[str, Any] = {name: _plain(getattr(settings, name)) for name in
                            ("store_url", "environment", "data_class", "keep_temporaries", "theme")}
     doc["buckets"] = {str(k): str(v) for k, v in sorted(settings.buckets.items())}
+    for name in ("labels", "policies", "run"):  # kept as written (their comments are lost)
+        if getattr(settings, name):
+            doc[name] = getattr(settings, name)
     fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -13,6 +13,8 @@ from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
 from engine.jobs import DONE
 from engine.scaleway.config import ZONES
+from engine.scaleway.inventory import VolumeInfo
+from engine.session import Session
 from engine.units import human_bytes, utc_time
 
 GB = 1000 ** 3
@@ -67,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session(ask=False) as session:
         volumes = session.inventory(projects=args.project, zones=args.zone)
+        labels = _labels(session, volumes) if ctx.json else {}
     if ctx.json:
-        print_json([v.to_dict() for v in volumes])
+        print_json([v.to_dict() | labels.get(v.id, {}) for v in volumes])
         return 0
     rows = [("NAME", "ID", "ZONE", "PROJECT", "SIZE", "TYPE", "STATUS", "SERVER", "LAST BACKUP",
              "NOTE")]
@@ -78,6 +81,24 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
                      ("csi " if v.csi else "") + (v.reason if not v.backupable else "")))
     _table(rows)
     return 0
+
+
+def _labels(session: Session, volumes: list[VolumeInfo]) -> dict[str, dict[str, str | None]]:
+    """Each volume's environment, data class and policy (engine/policies/); a bad policy file
+    leaves them out with a warning rather than hide the inventory."""
+    from engine.policies.config import load_config
+    from engine.policies.survey import build_survey
+    try:
+        config = load_config(session.settings)
+    except UsageError as exc:
+        print_warning(str(exc))
+        return {}
+    projects = {p.id: p.name for p in session.list_projects()}
+    survey = build_survey(config, volumes, projects, [], {})
+    return {v.volume.id: {"environment": v.labels.environment,
+                          "data_class": v.labels.data_class,
+                          "policy": v.policy.name if v.policy else None}
+            for v in survey.volumes}
 
 
 def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:
@@ -103,8 +124,11 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.session() as session:
         inventory = session.inventory(with_backups=False)
         targets = [session.find_volume(ref, inventory) for ref in args.volumes]
-        specs = [(jobkinds.spec(BackupParams(v.id, v.zone, v.name, args.bucket,
-                                             args.keep or None, when)), None) for v in targets]
+        labels = _labels(session, targets)  # each volume's own, recorded in its snapshot
+        specs = [(jobkinds.spec(BackupParams(
+            v.id, v.zone, v.name, args.bucket, args.keep or None, when,
+            environment=labels.get(v.id, {}).get("environment"),
+            data_class=labels.get(v.id, {}).get("data_class"))), None) for v in targets]
         views = launcher.run(session, specs, concurrency=args.jobs)
     if views is None:
         return 0

@@ -257,7 +257,11 @@ class Store:
             self.cache.drop_manifests(gone)
         return found
 
-    def snapshots(self) -> list[SnapshotInfo]:
+    def snapshots(self, reload: bool = False) -> list[SnapshotInfo]:
+        """``reload``: list the store again (another process may have added or forgotten
+        some since); manifests already known still come from the local cache."""
+        if reload:
+            self._manifests = None
         self._load_manifests()
         verified = self._with_cache(lambda: self.cache.verified())
         infos = []
