@@ -59,7 +59,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         yield Input(placeholder="filter: words, or " + " ".join(f"{k}:" for k in FILTER_KEYS),
-                    id="filter")
+                    id="filter", compact=True)
         with Horizontal(id="body"):
             yield InventoryTree(self.app.session, self.model, id="tree")  # type: ignore[attr-defined]
             yield VolumeTable(id="table")

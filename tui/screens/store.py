@@ -94,7 +94,8 @@ class StoreScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         yield Input(self.query_text, placeholder="filter: words, or volume: project: zone: date: "
-                    "tag: id:", id="filter", classes="shown" if self.query_text else "")
+                    "tag: id:", id="filter", classes="shown" if self.query_text else "",
+                    compact=True)
         with Horizontal(id="store-body"):
             yield KeyTable(id="snapshots", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="snap-detail-scroll"):

@@ -65,11 +65,14 @@ def job_line(view: JobView, width: int) -> Content:
     as the rest leaves it) and figures; the least needed figures go first when space is short."""
     head = job_headline(view)
     if view.finished:
-        tail = job_summary(view).plain
+        figures = job_summary(view).plain.split(" · ")
         snapshot = snapshot_of(view)
         if snapshot:
-            tail += f" · → snapshot {snapshot[:8]}"
-        return Content.assemble(head, "  ", (tail, "$text-muted"))
+            figures.append(f"→ snapshot {snapshot[:8]}")
+        # short of room: the figures after "took" go (read, new, dedup); the link stays
+        while len(figures) > 2 and len(head.plain) + len(" · ".join(figures)) + 2 > width:
+            figures.pop(1)
+        return Content.assemble(head, "  ", (" · ".join(figures), "$text-muted"))
     total = view.bytes_total
     frac = view.bytes_done / total if total else 0.0
     figures = [f"{frac:4.0%}" if total else "  … ",
