@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -26,6 +26,7 @@ from tui.query import parse
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
 from tui.widgets.jobs import JobsPanel
+from tui.widgets.keys import late_key_to
 from tui.widgets.volumes import FILTER_KEYS, InventoryModel, VolumeTable, filtered
 
 AGES_EVERY = 300.0  # seconds: "ok 3h" becomes "ok 4h" without a key pressed
@@ -172,9 +173,18 @@ class MainScreen(Screen[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("shown")
-        box.focus()
+        # at once, not at the next turn (focus()): keys typed right after `/`, as a slow
+        # link delivers them in one burst, must reach the filter, not the view's bindings
+        self.set_focus(box)
+
+    def on_key(self, event: events.Key) -> None:
+        late_key_to(self.query_one("#filter", Input), event)
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        query = parse(event.value, FILTER_KEYS)
+        if query == self.query_one(InventoryTree).query_ and not self.has_class("-table"):
+            self._subtitles()  # the same filter (or none, said again): nothing to redraw
+            return
         self._show_volumes()
         self._show_selection()
 

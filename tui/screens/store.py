@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -21,7 +21,7 @@ from engine.scaleway.inventory import VolumeInfo
 from tui.query import Fields, parse
 from tui.query import matches as match_fields
 from tui.widgets.detail import DetailPane, snapshot_facts
-from tui.widgets.keys import KeyTable
+from tui.widgets.keys import KeyTable, late_key_to
 
 SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
     ("time", lambda s: s.time),
@@ -201,7 +201,12 @@ class StoreScreen(Screen[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("shown")
-        box.focus()
+        # at once, not at the next turn (focus()): keys typed right after `/`, as a slow
+        # link delivers them in one burst, must reach the filter, not the view's bindings
+        self.set_focus(box)
+
+    def on_key(self, event: events.Key) -> None:
+        late_key_to(self.query_one("#filter", Input), event)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value.strip()

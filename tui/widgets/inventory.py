@@ -28,7 +28,8 @@ from tui.query import Query
 from tui.widgets.keys import TREE_KEYS, TreeKeysMixin
 from tui.widgets.volumes import InventoryModel, VolumeRow, filtered, state_text
 
-NAME_WIDTH = 24  # long names (pvc-<uuid>) are cut in the tree; the detail pane has them whole
+NAME_WIDTH = 32  # long names (pvc-<uuid>) are cut in the tree; the detail pane has them whole
+VOLUME_INDENT = 12  # the guides before a volume's label (organization → project → zone)
 
 
 def shorten(text: str, width: int) -> str:
@@ -154,8 +155,14 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
             self.model.set_volumes(data.project_id, data.zone, message.items)
         if self.query_.active:  # the filtered view is built from the whole inventory
             return
-        self._fill(node)
-        self.post_message(self.LevelLoaded(node))
+        # the tree may have been built again meanwhile (a backup ended): fill the node that
+        # stands for this level now
+        current = self._find(self.root, data.key())
+        if current is None or current.data is None:
+            return
+        current.data.loaded = True
+        self._fill(current)
+        self.post_message(self.LevelLoaded(current))
 
     def _level(self, data: NodeData) -> list[Any] | None:
         if data.kind == "org":
@@ -196,8 +203,20 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         return parent.add(Text(f"◇ {zone}"), data=NodeData("zone", zone, project_id=pid,
                                                            zone=zone))
 
+    def _name_width(self, rows: list[VolumeRow]) -> int:
+        """Names padded to the longest of their zone, and cut so that the state still shows
+        in the tree's width (80 columns leave the tree about 38)."""
+        longest = max((len(r.volume.name) for r in rows), default=0)
+        state = max((len(state_text(r.protection).plain) for r in rows), default=0)
+        room = self.size.width - VOLUME_INDENT - state - 4
+        return max(min(8, longest), min(NAME_WIDTH, longest,
+                                        room if self.size.width else NAME_WIDTH))
+
+    def on_resize(self) -> None:
+        self.relabel_marks()
+
     def _add_volumes(self, parent: TreeNode[NodeData], rows: list[VolumeRow]) -> None:
-        width = min(NAME_WIDTH, max((len(r.volume.name) for r in rows), default=0))
+        width = self._name_width(rows)
         for row in rows:
             vol = row.volume
             parent.add_leaf(self.volume_label(vol, row, width),
@@ -216,6 +235,12 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         else:
             self._reopen(root)
         self._cursor_to(at)
+        if self.query_.active:  # on the first match, as a search would
+            node = self.cursor_node
+            first = next(iter(self.volume_nodes_in_order()), None)
+            if first is not None and (node is None or node.data is None
+                                      or node.data.kind != "volume"):
+                self._place(first)
 
     def _reopen(self, node: TreeNode[NodeData]) -> None:
         data = node.data
@@ -259,11 +284,6 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         self.query_ = query
         if query.active or was:
             self.rebuild()
-        if query.active:  # the first match under the cursor, as a search would
-            first = next(iter(self.volume_nodes_in_order()), None)
-            if first is not None and (self.cursor_node is None or self.cursor_node.data is None
-                                      or self.cursor_node.data.kind != "volume"):
-                self._place(first)
 
     def _cursor_to(self, key: tuple[str, ...] | None) -> None:
         if key is None:
@@ -304,7 +324,7 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         row = row or self.model.row(vol)
         marked = vol.id in self.marked
         label = Text("◉ " if marked else "○ ")
-        name = shorten(str(vol.name), NAME_WIDTH)
+        name = shorten(str(vol.name), width)
         label.append(name.ljust(width), style="bold" if marked else "")
         label.append("  ")
         label.append_text(state_text(row.protection, self._palette()))
@@ -333,7 +353,7 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
                      if n.parent is not None}.values():
             rows = [self.model.row(n.data.obj) for n in zone.children  # type: ignore[union-attr]
                     if n.data is not None and n.data.kind == "volume"]
-            width = min(NAME_WIDTH, max((len(r.volume.name) for r in rows), default=0))
+            width = self._name_width(rows)
             for node, row in zip([n for n in zone.children if n.data is not None
                                   and n.data.kind == "volume"], rows):
                 node.set_label(self.volume_label(row.volume, row, width))

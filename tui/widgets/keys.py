@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from textual import events
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Tree
+from textual.widgets import DataTable, Input, Tree
 
 T = TypeVar("T")
 
@@ -59,3 +60,22 @@ class KeyTree(TreeKeysMixin, Tree[T], Generic[T]):
 
 class KeyTable(DataTable[Any]):
     BINDINGS = TABLE_KEYS
+
+
+def late_key_to(box: Input, event: events.Key) -> bool:
+    """A printable key that reached the screen while ``box`` has the focus: typed before the
+    focus moved to it (over a slow link keys come in bursts, and `/` then `web` arrive
+    together, already sent to the view). It goes into the box, in order."""
+    focused = box.screen.focused is box  # has_focus comes later, with the Focus event
+    if event.key == "slash" and not focused:  # now, not after the keys queued behind
+        box.add_class("shown")
+        box.screen.set_focus(box)
+        event.stop()
+        event.prevent_default()
+        return True
+    if focused and event.is_printable and event.character:
+        box.insert_text_at_cursor(event.character)
+        event.stop()
+        event.prevent_default()
+        return True
+    return False
