@@ -381,3 +381,37 @@ async def test_d_diffs_a_backup_with_the_previous_one(tmp_path: Path, fast_kdf: 
             assert "/var" in [e.path for e in result.removed]
             text = screen_text(pilot)
             assert "+1 added" in text and "/etc/added.conf" in text
+
+
+async def test_a_level_still_loading_survives_the_tree_being_drawn_again() -> None:
+    """The store's snapshots arrive (or a backup ends) while a zone's volumes are on their way
+    over a slow link: the zone stays open and gets its volumes."""
+    import threading
+
+    class Slow(FakeSession):
+        gate = threading.Event()
+
+        def list_volumes(self, project_id: str, zone: str):  # noqa: ANN201
+            self.gate.wait(10)
+            return super().list_volumes(project_id, zone)
+
+        def inventory(self, *args: object, **kwargs: object):  # noqa: ANN201
+            raise RuntimeError("the whole listing is slower still")
+
+    session = Slow()
+    app = make_app(session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = app.screen.query_one(InventoryTree)
+        await wait_for(pilot, lambda: "▣ production" in tree_labels(tree), what="projects")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "◇ fr-par-1" in tree_labels(tree), what="zones")
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: "⋯ loading…" in tree_labels(tree))
+        app.screen._snapshots_loaded(session.store_status())  # drawn again meanwhile
+        await pilot.pause()
+        assert "⋯ loading…" in tree_labels(tree)
+        session.gate.set()
+        await wait_for(pilot, lambda: any("web-data" in x for x in tree_labels(tree)),
+                       what="the zone's volumes")
+        zone = tree.find_child(tree.find_child(tree.root, "project", P1), "zone", "fr-par-1")
+        assert zone.is_expanded

@@ -82,6 +82,7 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         self.guide_depth = 3
         self.query_: Query = Query()
         self._open: set[tuple[str, ...]] = {("org", "", "")}  # nodes open in the browsing view
+        self._fetching: set[tuple[str, ...]] = set()  # levels asked of the API, not yet back
 
     @property
     def project_names(self) -> dict[str, str]:
@@ -119,7 +120,9 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
             return
         node.remove_children()
         node.add_leaf(Text("⋯ loading…"), data=NodeData("loading"))
-        self._fetch(node)
+        if fresh or node.data.key() not in self._fetching:  # one call in flight per level
+            self._fetching.add(node.data.key())
+            self._fetch(node)
 
     @work(thread=True, group="inventory", exit_on_error=False)
     def _fetch(self, node: TreeNode[NodeData]) -> None:
@@ -141,10 +144,12 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
     def on_inventory_tree_loaded(self, message: Loaded) -> None:
         node, data = message.node, message.node.data
         assert data is not None
+        self._fetching.discard(data.key())
         if message.error:
+            node = self._find(self.root, data.key()) or node
             node.remove_children()
             node.add_leaf(Text(f"✖ error: {message.error}"), data=NodeData("error"))
-            data.loaded = False  # collapse and expand again to retry
+            node.data.loaded = False  # type: ignore[union-attr]  # collapse, expand: retry
             self.post_message(self.LevelLoaded(node))
             return
         if data.kind == "org":
@@ -245,8 +250,12 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
     def _reopen(self, node: TreeNode[NodeData]) -> None:
         data = node.data
         assert data is not None
-        if data.key() not in self._open or self._level(data) is None:
+        if data.key() not in self._open:
             data.loaded = False
+            return
+        if self._level(data) is None:  # open, its level still on its way (or to ask again)
+            node.expand()
+            self.load(node, fresh=False)
             return
         data.loaded = True
         self._fill(node)
