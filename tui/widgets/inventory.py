@@ -197,7 +197,7 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
 
     def _add_project(self, parent: TreeNode[NodeData], pid: str, name: str,
                      listed: bool) -> TreeNode[NodeData]:
-        label = Text(f"▣ {name}")
+        label = Text(f"▣ {name}" if listed else f"▣ {pid[:8]}…")  # the id, whole in details
         if not listed:
             label.append(" · ⊗ not listed", style=self._palette().get("sr-muted", Style()))
         obj = ProjectInfo(pid, name) if listed else ProjectInfo(pid, "")
