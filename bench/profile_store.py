@@ -98,7 +98,8 @@ def main() -> int:
     home = run_dir / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_DATA_HOME=str(home / ".local/share"),
-               XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE)
+               XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE,
+               STRONGROOM_NO_DAEMON="1")  # profile the process doing the work
     store = run_dir / "store"
     cli = [sys.executable, "-m", "cli", "--store", str(store)]
     subprocess.run([*cli, "init"], env=env, cwd=root, check=True, capture_output=True)

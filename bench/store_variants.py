@@ -68,7 +68,8 @@ def main() -> int:
     home = run_dir / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_DATA_HOME=str(home / ".local/share"),
-               XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE)
+               XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE,
+               STRONGROOM_NO_DAEMON="1")  # profile the process doing the work
     logs = run_dir / "logs"
     variants: list[tuple[str, dict]] = [("baseline", {}), ("gc off", {"gc_off": True})]
     variants += [(f"zstd level {lv}", {"zstd_level": lv}) for lv in

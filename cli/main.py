@@ -6,9 +6,12 @@ function that adds sub-parsers whose ``func`` takes ``(args, ctx)``), so the are
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli import context as ctxmod
 from cli.commands import app, explore, jobs, sandbox, scaleway, store
@@ -91,3 +94,21 @@ def _quiet_if_stdout_is_gone() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def run() -> NoReturn:
+    """The ``strongroom`` command: ``main()``, then a quick exit. Tearing the interpreter down
+    (freeing every object of boto3, the Scaleway SDK, Textual…) took 0.3 s per command on an
+    idle machine and over a second under load, after all the work was done; exit handlers
+    still run and the output is flushed first. With threads still running (none should be),
+    or under a profiler or tracer (``python -m cProfile``), the ordinary exit."""
+    code = main()
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # threads to wait for, or a profiler / tracer that reports at exit
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code)

@@ -71,6 +71,7 @@ class RestoreImageParams:
     snapshot: str
     out: str
     force: bool = False  # replace an existing file
+    sha256: bool = False  # also compute the image's SHA-256 (one more pass, in order)
 
     def title(self) -> str:
         return f"restore-image {self.snapshot} → {self.out}"

@@ -287,7 +287,7 @@ class Session:
 
         def run(cancel: threading.Event) -> RestoreResult:
             try:
-                return store.restore(p.snapshot, target, cancel=cancel,
+                return store.restore(p.snapshot, target, cancel=cancel, sha256=p.sha256,
                                      progress=lambda done, total: reporter.progress(done, total))
             except BrokenPipeError:
                 sent = target.sent if isinstance(target, _Counting) else 0

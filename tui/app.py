@@ -237,7 +237,7 @@ class StrongroomApp(App[None]):
         if not running:
             self.exit()
             return
-        from tui.screens.confirm import ConfirmScreen
+        from tui.screens.confirm import ConfirmScreen, cancel_consequences
 
         async def decided(yes: bool | None) -> None:
             if yes:
@@ -248,7 +248,7 @@ class StrongroomApp(App[None]):
         names = ", ".join(j.title for j in running[:3]) + ("…" if len(running) > 3 else "")
         self.push_screen(ConfirmScreen(
             f"{len(running)} job(s) still running: {names}.",
-            "Quitting cancels them; a cancelled backup leaves no snapshot in the store.",
+            cancel_consequences(running),
             yes="Quit and cancel", no="Stay"), callback=decided)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT")
     p.add_argument("out", metavar="OUT|-")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--sha256", action="store_true",
+                   help="print the image's SHA-256 (costs a pass over the image in order)")
     add_job_options(p)
     p.set_defaults(func=cmd_restore_image)
 
@@ -176,7 +178,8 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
     params = RestoreImageParams(args.snapshot,
-                                "-" if to_stdout else str(Path(args.out).resolve()), args.force)
+                                "-" if to_stdout else str(Path(args.out).resolve()), args.force,
+                                args.sha256)
     with ctx.session() as session:
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
@@ -186,6 +189,8 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     snapshot, seconds = result["snapshot"]["id"], result["seconds"]
     doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
            "target": "-" if to_stdout else str(Path(args.out))}
+    if result.get("sha256"):
+        doc["sha256"] = result["sha256"]
     warnings = result.get("warnings") or []
     for warning in warnings:
         print_warning(warning)
@@ -196,6 +201,10 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
         print(f"restored snapshot {snapshot[:12]} ({human_bytes(result['bytes'])}) to "
               f"{doc['target']} in {seconds:.1f} s ({human_bytes(rate)}/s), verified",
               file=sys.stderr)
+        if doc.get("sha256"):
+            # sha256sum's format, on stderr when the image itself goes to stdout
+            print(f"{doc['sha256']}  {doc['target']}",
+                  file=sys.stderr if to_stdout else sys.stdout)
     return 0
 
 

@@ -3,8 +3,10 @@
 Threads: one reader (reads into a small pool of reused buffers, chunks them with FastCDC and
 carries the unfinished tail into the next buffer), a pool of two workers (the heavy per-chunk
 work: BLAKE3, zstd, AES-GCM all release the GIL), the calling thread as the ordered writer that
-builds chunk lists, feeds the whole-image digest and hands sealed blobs to the repository's
-PackWriter, whose two uploaders put finished packs. Bounded queues and the fixed buffer pool
+builds chunk lists and hands sealed blobs to the repository's
+PackWriter, whose two uploaders put finished packs. The snapshot's digest is over the chunk
+list (each chunk is already checked against its keyed id on restore): a second BLAKE3 pass over
+the whole image would cost a core-second per few GB for nothing (docs/FORMAT.md §9). Bounded queues and the fixed buffer pool
 keep memory flat whatever the image size.
 """
 from __future__ import annotations
@@ -30,8 +32,9 @@ from engine.store.index import IndexCache
 from engine.store.known import KnownIds
 from engine.store.pack import BLOB_DATA, BLOB_TREE
 from engine.store.repository import Cancelled, PackWriter
-from engine.store.snapshot import (CHUNKS_PER_TREE, TREE_ENTRY, ZERO_ID, Manifest, SnapshotInfo,
-                                   TreeRef, now_iso, seal_manifest, snapshot_name)
+from engine.store.snapshot import (CHUNKS_PER_TREE, DIGEST_CHUNKS, TREE_ENTRY, ZERO_ID, Manifest,
+                                   SnapshotInfo, TreeRef, chunk_list_hasher, now_iso,
+                                   seal_manifest, snapshot_name)
 
 READ_BUFFER = 8 * 1024 * 1024
 BUFFERS = 5  # one being read, three queued, one with the writer
@@ -71,6 +74,7 @@ class BackupJob:
         self.writer = PackWriter(backend, self.sealer, cache, on_indexed=self.known.indexed)
         self._local = threading.local()
         self.stop = threading.Event()
+        self.chunk_digest = chunk_list_hasher()
 
     # ---- workers -------------------------------------------------------------------------
     def _process(self, buf: bytearray, spans: list[tuple[int, int]]) -> list:
@@ -165,6 +169,7 @@ class BackupJob:
     # ---- writer --------------------------------------------------------------------------
     def _store_tree(self, entries: bytearray, offset: int, nbytes: int, count: int) -> TreeRef:
         raw = bytes(entries)
+        self.chunk_digest.update(raw)  # every tree, in image order, stored or not
         tid = blake3.blake3(raw, key=self.keys.chunk_id).digest()
         if tid not in self.known_trees and not self.cache.has(tid, BLOB_TREE):
             packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
@@ -185,7 +190,6 @@ class BackupJob:
         and last before the snapshot is written, so none is recorded without the lock.
         ``when``: the snapshot's recorded time (manifest format), now by default."""
         started, when = time.monotonic(), when or now_iso()
-        hasher = blake3.blake3(max_threads=1)
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
         pool: queue.Queue = queue.Queue()
         for _ in range(BUFFERS):
@@ -219,9 +223,6 @@ class BackupJob:
                         tree_start += tree_bytes
                         tree, tree_bytes, tree_count = bytearray(), 0, 0
                     done += length
-                # Hashing here, in stream order, keeps it off the reader, the pipeline's one
-                # serial stage; the buffer is free again only once hashed.
-                hasher.update(memoryview(item.buf)[item.fresh:item.end])
                 pool.put(item.buf)
                 if progress is not None:
                     progress(done, total)
@@ -250,7 +251,7 @@ class BackupJob:
         workers.shutdown(wait=True)
         info = SnapshotInfo(id="", time=when, name=name, bytes=done, stored_bytes=0,
                             seconds=0.0, tags=dict(tags), source=dict(source_info),
-                            digest="blake3:" + hasher.hexdigest())
+                            digest=DIGEST_CHUNKS + self.chunk_digest.hexdigest())
         manifest = Manifest(info, trees, self.chunker.as_dict())
         info.seconds = round(time.monotonic() - started, 3)
         info.stored_bytes = self.writer.stored

@@ -1,13 +1,18 @@
 """The restorer: full restores of an image (file or stream) and random access to it, through
 the repository's BlobReader.
 
-Every blob is authenticated (AES-GCM with its type and id as associated data), every chunk is
-re-hashed and compared with its id, and the whole image's BLAKE3 digest is compared with the
-manifest before an output file gets its final name.
+Every blob is authenticated (AES-GCM with its type and id as associated data) and every chunk
+re-hashed and compared with its id; the manifest's digest is checked before an output file gets
+its final name. That digest is over the chunk list (manifest version 2): a file target is then
+written in pack order, each blob at its offsets as soon as it is decoded (engine/store/
+prefetch.py), with no second pass over the image. Version-1 manifests hold the BLAKE3 of the
+whole image: those, stream targets, and restores asked for the image's SHA-256 assemble the
+image in order, segment by segment, and hash it.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import mmap
 import os
@@ -27,10 +32,12 @@ import blake3
 from engine.errors import OperationError, UsageError
 from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
+from engine.store import prefetch
 from engine.store.index import Location
 from engine.store.pack import BLOB_DATA, BLOB_TREE
 from engine.store.repository import BlobReader, Cancelled
-from engine.store.snapshot import ZERO_ID, Manifest, TreeRef, decode_tree
+from engine.store.snapshot import (DIGEST_CHUNKS, DIGEST_IMAGE, ZERO_ID, Manifest, TreeRef,
+                                   chunk_list_hasher, decode_tree)
 
 RUN_GAP = 256 * 1024       # read neighbouring blobs of a pack in one request across small gaps
 RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request (S3: fewer, larger GETs)
@@ -123,10 +130,38 @@ class _Segment:
         return sum(self.lengths)
 
 
-def _segments(reader: BlobReader, manifest: Manifest) -> Iterator[tuple[int, list[bytes], list[int]]]:
+def _trees(reader: BlobReader, manifest: Manifest,
+           chunk_digest: "blake3.blake3") -> Iterator[tuple[int, list[bytes], list[int]]]:
+    """(offset, ids, lengths) of each chunk list, in image order, each checked against the
+    manifest and fed to ``chunk_digest``."""
     for ref in manifest.trees:
-        ids, lengths = reader.read_tree(ref)
-        i, base = 0, ref.offset
+        raw = reader.read_blob(ref.id, BLOB_TREE)
+        ids, lengths = decode_tree(raw)
+        if len(ids) != ref.chunks or sum(lengths) != ref.bytes:
+            raise IntegrityError(f"chunk list {ref.id.hex()[:16]} does not match its manifest")
+        chunk_digest.update(raw)
+        yield ref.offset, ids, lengths
+
+
+def check_digest(manifest: Manifest, chunk_digest: "blake3.blake3",
+                 image_digest: "blake3.blake3 | None") -> None:
+    """Compare what was read with the manifest's digest (either kind, see snapshot.py)."""
+    want = manifest.info.digest
+    if want.startswith(DIGEST_CHUNKS):
+        ok = DIGEST_CHUNKS + chunk_digest.hexdigest() == want
+    elif want.startswith(DIGEST_IMAGE) and image_digest is not None:
+        ok = DIGEST_IMAGE + image_digest.hexdigest() == want
+    else:
+        raise IntegrityError(f"snapshot {manifest.info.id[:12]} has a digest of unknown kind")
+    if not ok:
+        raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
+                             "match its digest")
+
+
+def _segments(reader: BlobReader, manifest: Manifest, chunk_digest: "blake3.blake3"
+              ) -> Iterator[tuple[int, list[bytes], list[int]]]:
+    for offset, ids, lengths in _trees(reader, manifest, chunk_digest):
+        i, base = 0, offset
         while i < len(ids):
             j, size = i, 0
             while j < len(ids) and size < SEGMENT:
@@ -141,21 +176,27 @@ def _restore(reader: BlobReader, manifest: Manifest,
              emit: Callable[[_Segment, memoryview], None],
              progress: Callable[[int, int], None] | None,
              cancel: threading.Event | None, page_aligned: bool = False,
-             still_locked: Callable[[], None] | None = None) -> None:
+             still_locked: Callable[[], None] | None = None,
+             sha256: "hashlib._Hash | None" = None) -> None:
     """Assemble the image segment by segment (the next ones are fetched in parallel while one
     writer thread hashes the current one and hands it to ``emit``, in order), then check the
     whole digest. The main thread only plans and waits: hashing there made it the restore's
     bottleneck. Segment buffers are reused anonymous mmaps (page-aligned: fresh memory is slow
-    on these VMs). ``still_locked`` raises when the store lock is lost: called per segment."""
+    on these VMs). ``still_locked`` raises when the store lock is lost: called per segment.
+    ``sha256`` is fed the image in order too (on request: the image's SHA-256)."""
     size, done = manifest.info.bytes, 0
-    hasher = blake3.blake3()
+    chunk_digest = chunk_list_hasher()
+    hasher = blake3.blake3() if manifest.info.digest.startswith(DIGEST_IMAGE) else None
     free: list[mmap.mmap] = []
     inflight: deque[_Segment] = deque()
     writer = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write")
     writing: list[tuple[Future, _Segment]] = []  # at most one write in flight
 
     def hash_and_emit(seg: _Segment, view: memoryview) -> None:
-        hasher.update(view)
+        if hasher is not None:
+            hasher.update(view)
+        if sha256 is not None:
+            sha256.update(view)
         emit(seg, view)
 
     def settle() -> None:
@@ -182,7 +223,7 @@ def _restore(reader: BlobReader, manifest: Manifest,
     try:
         with ThreadPoolExecutor(THREADS, thread_name_prefix="strongroom-restore") as pool:
             try:
-                for base, ids, lengths in _segments(reader, manifest):
+                for base, ids, lengths in _segments(reader, manifest, chunk_digest):
                     need = sum(lengths)
                     lead = base % PAGE if page_aligned else 0
                     buf = free.pop() if free else None
@@ -208,9 +249,45 @@ def _restore(reader: BlobReader, manifest: Manifest,
                 raise
     finally:
         writer.shutdown(wait=True)  # no write may outlive the caller's file descriptors
-    if "blake3:" + hasher.hexdigest() != manifest.info.digest:
-        raise IntegrityError(f"the restored image of snapshot {manifest.info.id[:12]} does not "
-                             "match its digest")
+    check_digest(manifest, chunk_digest, hasher)
+
+
+def _restore_packwise(reader: BlobReader, manifest: Manifest, fd: int,
+                      progress: Callable[[int, int], None] | None,
+                      cancel: threading.Event | None,
+                      still_locked: Callable[[], None] | None,
+                      stats: prefetch.FetchStats) -> None:
+    """Write every chunk of a version-2 snapshot into the pre-sized file ``fd`` in pack
+    order: window by window (one chunk list), the runs of packs are fetched and decoded in
+    parallel and each blob is written at its offsets by the thread that decoded it (page
+    cache writes: blobs are not page-aligned, and a pwrite of a decoded blob costs less
+    than assembling pages). Zero chunks stay holes. The chunk-list digest is checked last."""
+    size, done = manifest.info.bytes, 0
+    chunk_digest = chunk_list_hasher()
+
+    def sink(plain: bytes, offsets: list[int]) -> None:
+        for off in offsets:
+            _pwrite_all(fd, plain, off)
+
+    def tick(run: prefetch.Run) -> None:
+        nonlocal done
+        done += run.raw_bytes
+        if still_locked is not None:
+            still_locked()
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("restore cancelled")
+        if progress is not None:
+            progress(done, size)
+
+    threads = prefetch.threads_for(reader)
+    with ThreadPoolExecutor(threads, thread_name_prefix="strongroom-restore") as pool:
+        for base, ids, lengths in _trees(reader, manifest, chunk_digest):
+            done += sum(n for cid, n in zip(ids, lengths) if cid == ZERO_ID)  # holes
+            runs = prefetch.plan(reader, ids, lengths, base)
+            prefetch.fetch_runs(reader, runs, pool, sink, stats, cancel, tick, 2 * threads)
+    if progress is not None:
+        progress(size, size)
+    check_digest(manifest, chunk_digest, None)
 
 
 class _PageWriter:
@@ -285,10 +362,14 @@ class _PageWriter:
 def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
                     progress: Callable[[int, int], None] | None,
                     cancel: threading.Event | None,
-                    still_locked: Callable[[], None] | None = None) -> None:
-    """Assemble the image in segments, hash them in order and write them in whole pages into
-    ``<out>.strongroom-tmp-XXXX`` (all-zero chunks stay holes); only when every chunk and the
-    whole-image digest check out does the file get its final name."""
+                    still_locked: Callable[[], None] | None = None, *,
+                    sha256: bool = False, in_order: bool = False,
+                    stats: prefetch.FetchStats | None = None) -> str | None:
+    """Write the image into ``<out>.strongroom-tmp-XXXX`` (all-zero chunks stay holes); only
+    when every chunk and the digest check out does the file get its final name. A version-2
+    snapshot is written in pack order; a version-1 snapshot (whole-image digest), or any
+    with ``sha256`` (or ``in_order``, for benches), is assembled in order and hashed.
+    Returns the SHA-256 hex when asked."""
     size = manifest.info.bytes
     if out.is_dir():
         raise UsageError(f"{out} is a directory: give a file name for the restored image")
@@ -299,20 +380,28 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise UsageError(f"cannot write to folder {out.parent}: {exc.strerror}") from None
-    writer = _PageWriter(fd, tmp)
+    in_order = in_order or sha256 or not manifest.info.digest.startswith(DIGEST_CHUNKS)
+    writer = _PageWriter(fd, tmp) if in_order else None
+    image_sha = hashlib.sha256() if sha256 else None
     try:
         os.ftruncate(fd, size)  # all-zero chunks stay holes
-        _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True,
-                 still_locked=still_locked)
-        writer.finish(size)
+        if writer is None:
+            _restore_packwise(reader, manifest, fd, progress, cancel, still_locked,
+                              stats or prefetch.FetchStats())
+        else:
+            _restore(reader, manifest, writer.emit, progress, cancel, page_aligned=True,
+                     still_locked=still_locked, sha256=image_sha)
+            writer.finish(size)
         # No fsync: forcing the image to disk would double the restore time; callers that
         # need durability sync the result.
-        writer.close()
+        if writer is not None:
+            writer.close()
         os.close(fd)
         fd = -1
         os.replace(tmp, out)
     except BaseException:
-        writer.close()
+        if writer is not None:
+            writer.close()
         if fd >= 0:
             os.close(fd)
         try:
@@ -320,19 +409,24 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
         except OSError:
             pass
         raise
+    return image_sha.hexdigest() if image_sha is not None else None
 
 
 def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
                       progress: Callable[[int, int], None] | None,
                       cancel: threading.Event | None,
-                      still_locked: Callable[[], None] | None = None) -> None:
+                      still_locked: Callable[[], None] | None = None, *,
+                      sha256: bool = False) -> str | None:
     """Sequential writes (a pipe, stdout, a multipart upload); verified all the same, but what
-    was written before a failure cannot be taken back: the caller must report the failure."""
+    was written before a failure cannot be taken back: the caller must report the failure.
+    Returns the image's SHA-256 hex when asked."""
+    image_sha = hashlib.sha256() if sha256 else None
     _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel,
-             still_locked=still_locked)
+             still_locked=still_locked, sha256=image_sha)
     flush = getattr(out, "flush", None)
     if flush is not None:
         flush()
+    return image_sha.hexdigest() if image_sha is not None else None
 
 
 _ZEROS = memoryview(bytes(4 * 1024 * 1024))  # the largest chunk any store may have

@@ -18,7 +18,10 @@ from engine.store.crypto import Sealer
 TREE_ENTRY = struct.Struct("<32sI")
 ZERO_ID = bytes(32)
 CHUNKS_PER_TREE = 65536
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2           # what backups write: the digest is over the chunk list
+MANIFEST_VERSIONS = (1, 2)     # what restores read (1: the digest is over the whole image)
+DIGEST_IMAGE = "blake3:"       # version 1: BLAKE3 of the whole image (a second full pass)
+DIGEST_CHUNKS = "chunks-blake3:"  # version 2: BLAKE3 of the chunk list (docs/FORMAT.md §9)
 
 
 def iso_time(when: datetime) -> str:
@@ -65,6 +68,7 @@ class RestoreResult:
     # Worth knowing, not a failure (the manifest came from the local cache: the store's copy
     # is damaged).
     warnings: list[str] = field(default_factory=list)
+    sha256: str | None = None  # the image's SHA-256 hex, when asked for
 
 
 @dataclass
@@ -95,7 +99,8 @@ class Manifest:
     chunker: dict[str, int]
 
     def encode(self) -> bytes:
-        doc = {"version": MANIFEST_VERSION, "time": self.info.time, "name": self.info.name,
+        version = 1 if self.info.digest.startswith(DIGEST_IMAGE) else MANIFEST_VERSION
+        doc = {"version": version, "time": self.info.time, "name": self.info.name,
                "bytes": self.info.bytes, "stored_bytes": self.info.stored_bytes,
                "seconds": self.info.seconds, "tags": self.info.tags, "source": self.info.source,
                "digest": self.info.digest, "chunker": self.chunker,
@@ -105,7 +110,7 @@ class Manifest:
     @classmethod
     def decode(cls, snapshot_id: str, raw: bytes) -> "Manifest":
         doc = json.loads(raw)
-        if doc.get("version") != MANIFEST_VERSION:
+        if doc.get("version") not in MANIFEST_VERSIONS or isinstance(doc.get("version"), bool):
             raise ValueError(f"snapshot {snapshot_id} has manifest version {doc.get('version')}")
         info = SnapshotInfo(id=snapshot_id, time=doc["time"], name=doc["name"],
                             bytes=doc["bytes"], stored_bytes=doc["stored_bytes"],
@@ -125,6 +130,12 @@ def snapshot_name(snap_id: str) -> str:
 
 def snapshot_ad(snap_id: str) -> bytes:
     return b"strongroom snapshot " + bytes.fromhex(snap_id)
+
+
+def chunk_list_hasher() -> "blake3.blake3":
+    """The digest of a version-2 manifest: BLAKE3 (unkeyed) of every tree blob's plaintext
+    in image order, i.e. of the whole chunk list (id and length of every chunk)."""
+    return blake3.blake3(max_threads=1)
 
 
 def decode_tree(raw: bytes) -> tuple[list[bytes], list[int]]:

@@ -352,9 +352,9 @@ class Store:
 
     def restore(self, ref: str, out: str | os.PathLike | BinaryIO, *,
                 progress: Progress | None = None,
-                cancel: threading.Event | None = None) -> RestoreResult:
-        """Write the image of snapshot ``ref`` to a path (temp name, holes, read-back digest,
-        then rename) or to a stream (sequential ``write`` calls with memoryviews valid only
+                cancel: threading.Event | None = None, sha256: bool = False) -> RestoreResult:
+        """Write the image of snapshot ``ref`` to a path (temp name, holes, digest, then
+        rename) or to a stream (sequential ``write`` calls with memoryviews valid only
         during the call, as for any io writer). Everything read is verified; a damaged
         snapshot raises OperationError, and a path target is then left untouched."""
         manifest = self._manifest(ref)
@@ -372,13 +372,15 @@ class Store:
                 if is_stream_target(out):
                     if isinstance(out, (str, os.PathLike)):
                         with open(out, "wb") as stream:
-                            restore_to_stream(reader, manifest, stream, progress, cancel,
-                                              lock.check)
+                            image_sha = restore_to_stream(reader, manifest, stream, progress,
+                                                          cancel, lock.check, sha256=sha256)
                     else:
-                        restore_to_stream(reader, manifest, out, progress, cancel, lock.check)
+                        image_sha = restore_to_stream(reader, manifest, out, progress, cancel,
+                                                      lock.check, sha256=sha256)
                     target = "stream" if not isinstance(out, (str, os.PathLike)) else str(out)
                 else:
-                    restore_to_path(reader, manifest, Path(out), progress, cancel, lock.check)
+                    image_sha = restore_to_path(reader, manifest, Path(out), progress, cancel,
+                                                lock.check, sha256=sha256)
                     target = str(out)
             except sqlite3.DatabaseError as exc:
                 raise self._late_cache_failure(exc) from None
@@ -399,7 +401,7 @@ class Store:
         warnings += self.take_notices()
         return RestoreResult(snapshot=manifest.info, bytes=manifest.info.bytes,
                              seconds=round(time.monotonic() - started, 3), target=target,
-                             warnings=warnings)
+                             warnings=warnings, sha256=image_sha)
 
     def open_image(self, ref: str) -> ImageReader:
         """A seekable, read-only view of the image (keep the store open while using it)."""

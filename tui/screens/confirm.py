@@ -1,5 +1,8 @@
-"""A yes/no question in a modal: y/enter says yes, n/esc says no."""
+"""A yes/no question in a modal: y/enter says yes, n/esc says no. Also what quitting with jobs
+running says they leave behind when cancelled."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -7,6 +10,30 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from engine.jobs import JobView
+
+# What a cancelled flow removes and what stays, as engine/scaleway/flows.py does it: a restore
+# deletes its staging object (an unfinished upload is aborted), its imported snapshot and a
+# volume still being created; once the volume is ready (the "cleanup" phase) it is the result.
+BACKUP_CANCELLED = "A cancelled backup leaves no snapshot in the store."
+RESTORE_CANCELLED = ("{title}: cancelling now deletes its staging object, its imported snapshot "
+                     "and the volume it is creating; nothing stays.")
+RESTORE_CANCELLED_LATE = ("{title}: its new volume is created and stays; cancelling now "
+                          "deletes its staging object and its imported snapshot.")
+
+
+def cancel_consequences(jobs: Sequence[JobView]) -> str:
+    """What quitting (which cancels these jobs) leaves, job by job where it differs."""
+    lines = ["Quitting cancels them."]
+    if any(j.kind == "backup" for j in jobs):
+        lines.append(BACKUP_CANCELLED)
+    for job in jobs:
+        if job.kind == "restore":
+            late = job.phase == "cleanup"
+            lines.append((RESTORE_CANCELLED_LATE if late else RESTORE_CANCELLED).format(
+                title=job.title or "the restore"))
+    return "\n".join(lines)
 
 
 class ConfirmScreen(ModalScreen[bool]):

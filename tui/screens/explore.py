@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import string
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -17,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import (DataTable, Footer, Header, Input, Label, ProgressBar, Static,
                              Tree)
@@ -28,13 +28,19 @@ from textual.widgets.tree import TreeNode
 
 from engine.errors import StrongroomError
 from engine.explore import Entry, Explorer, ExploreError, restore
+from engine.explore.listing import filter_entries, sort_entries
 from engine.explore.names import show_hidden
 from engine.session import Session
 from engine.store import SnapshotInfo
+from tui import state
+from tui.screens.preview import (FULL_PREVIEW_BYTES, PreviewScreen, hex_lines, looks_binary,
+                                 text_lines)
 
 PREVIEW_BYTES = 64 * 1024
-HEX_WIDTH = 16
 LOADING = "loading…"
+# The file list's columns besides the name, and the least the name gets (at 80 columns).
+FIXED_COLUMNS = (("size", 7), ("mtime", 17), ("mode", 11))
+MIN_NAME = 18
 Opener = Callable[[], Explorer]
 
 
@@ -57,27 +63,9 @@ def safe_text(text: str, style: str = "") -> Text:
     return Text(show_hidden(text), style=style, no_wrap=True, overflow="ellipsis")
 
 
-def looks_binary(data: bytes) -> bool:
-    if b"\0" in data[:8192]:
-        return True
-    try:
-        data[:8192].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start < len(data[:8192]) - 4  # a multibyte char cut at the end is fine
-    return False
-
-
 def hex_dump(data: bytes, columns: int = 80) -> Text:
     """Offset, hex bytes and printable characters; 16, 8 or 4 bytes a row to fit ``columns``."""
-    printable = set(string.ascii_letters + string.digits + string.punctuation + " ")
-    width = next((n for n in (HEX_WIDTH, 8, 4) if 11 + 4 * n <= columns), 4)
-    lines = []
-    for off in range(0, len(data), width):
-        row = data[off:off + width]
-        hexes = " ".join(f"{b:02x}" for b in row).ljust(width * 3 - 1)
-        chars = "".join(chr(b) if chr(b) in printable else "." for b in row)
-        lines.append(f"{off:08x}  {hexes}  {chars}")
-    return Text("\n".join(lines), no_wrap=True)
+    return Text("\n".join(hex_lines(data, columns)), no_wrap=True)
 
 
 class RestoreTargetScreen(ModalScreen[str | None]):
@@ -103,6 +91,58 @@ class RestoreTargetScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class DirTree(Tree[str]):
+    """The directory tree, with the keys of a file manager (vim's too)."""
+
+    BINDINGS = [
+        Binding("right,l", "expand", "Expand", show=False),
+        Binding("left,h", "collapse", "Collapse", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
+    ]
+
+    def action_expand(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.allow_expand and not node.is_expanded:
+            node.expand()  # NodeExpanded: the screen loads the children
+        elif node.children:
+            self.move_cursor(node.children[0])
+
+    def action_collapse(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.is_expanded and node.children:
+            node.collapse()
+        elif node.parent is not None:
+            self.move_cursor(node.parent)
+
+
+class FileTable(DataTable):
+    """The file list: `→`/`l` opens a directory, `←`/`h` goes up, `g`/`G` top and bottom."""
+
+    BINDINGS = [
+        Binding("right,l", "screen.open_entry", "Open", show=False),
+        Binding("left,h", "screen.parent", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized())
+
+    class Resized(Message):
+        """The table's width changed: the name column takes what the others leave."""
+
+
+class FilterInput(Input):
+    """The file list's filter (k9s' `/`): one esc leaves it, and the filter with it."""
+
+    BINDINGS = [Binding("escape", "screen.end_filter", "Clear filter")]
+
+
 class ExploreScreen(Screen[None]):
     """Browse one backup. Give it an Explorer, a callable that opens one, or (as the app's
     store screen does) the Session and the snapshot to open (``Session.explorer``)."""
@@ -112,6 +152,8 @@ class ExploreScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("tab", "focus_next", "Next pane", show=False),
+        Binding("shift+tab", "focus_previous", "Previous pane", show=False),
+        Binding("slash", "filter", "Filter"),
         Binding("backspace", "parent", "Up"),
         Binding("space", "mark", "Mark"),
         Binding("p", "preview", "Preview"),
@@ -127,12 +169,15 @@ class ExploreScreen(Screen[None]):
         self.explorer: Explorer | None = source if isinstance(source, Explorer) else None
         self.snapshot_label = title or self._label_for(snapshot)
         self.current_dir = "/"
-        self.entries: list[Entry] = []
+        self.listing: list[Entry] = []   # the directory, in natural order
+        self.entries: list[Entry] = []   # what the table shows: the listing, filtered
+        self.filter = ""
         self.marked: set[str] = set()
         self.hex_mode = False
         self.preview_path: str | None = None
         self._preview_data = b""
         self._listing_token = 0
+        self._name_width = 0
         self._progress: tuple[int, int] = (0, 0)
         self._cancel_restore: threading.Event | None = None
         self._opened = contextlib.ExitStack()  # what this screen opened (the session's image)
@@ -163,11 +208,12 @@ class ExploreScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
         with Horizontal(id="explore-body"):
-            tree: Tree[str] = Tree(Text("/"), data="/", id="dir-tree")
+            tree = DirTree(Text("/"), data="/", id="dir-tree")
             tree.show_root = True
             yield tree
             with Vertical(id="explore-right"):
-                yield DataTable(id="file-list", cursor_type="row", zebra_stripes=True)
+                yield FileTable(id="file-list", cursor_type="row", zebra_stripes=True)
+                yield FilterInput(id="filter", placeholder="filter (enter: keep, esc: clear)")
                 with VerticalScroll(id="preview-pane"):
                     yield Static(Text("select a file to preview it"), id="preview")
         with Horizontal(id="restore-bar"):
@@ -179,14 +225,12 @@ class ExploreScreen(Screen[None]):
         self.sub_title = f"explore {self.snapshot_label}"
         table = self.query_one("#file-list", DataTable)
         table.border_title = "/"
-        # No cell padding, widths with their own gap: the four columns fit 80 columns.
+        # No cell padding, widths with their own gap; the name takes what the others leave.
         table.cell_padding = 0
-        table.add_column(Text("name"), width=20, key="name")
-        table.add_column(Text("size", justify="right"), width=7, key="size")
-        table.add_column(Text(" modified"), width=17, key="mtime")
-        table.add_column(Text(" mode"), width=11, key="mode")
+        self._add_columns(MIN_NAME)
         self.query_one("#preview-pane").border_title = "preview"
         self.query_one("#restore-bar").display = False
+        self.query_one("#filter").display = False
         self.set_interval(0.2, self._show_progress)
         tree = self.query_one("#dir-tree", Tree)
         tree.root.add_leaf(Text(LOADING, style="italic"))
@@ -195,6 +239,28 @@ class ExploreScreen(Screen[None]):
         else:
             self._explorer_ready()
         table.focus()
+
+    def _add_columns(self, name_width: int) -> None:
+        table = self.query_one("#file-list", DataTable)
+        self._name_width = name_width
+        table.add_column(Text("name"), width=name_width, key="name")
+        table.add_column(Text("size", justify="right"), width=7, key="size")
+        table.add_column(Text(" modified"), width=17, key="mtime")
+        table.add_column(Text(" mode"), width=11, key="mode")
+
+    @on(FileTable.Resized)
+    def fit_columns(self) -> None:
+        """The name column takes the width the other columns leave (a DataTable column has a
+        fixed width: the table is rebuilt, cursor kept, when that width changes)."""
+        table = self.query_one("#file-list", DataTable)
+        room = table.scrollable_content_region.width - sum(w for _, w in FIXED_COLUMNS)
+        width = max(MIN_NAME, room)
+        if width == self._name_width:
+            return
+        row = table.cursor_row
+        table.clear(columns=True)
+        self._add_columns(width)
+        self._fill_table(row)
 
     def _run(self, fn: Callable[[], None], group: str) -> None:
         # On the App, not the screen: a restore must survive leaving the screen.
@@ -242,7 +308,7 @@ class ExploreScreen(Screen[None]):
             except Exception as exc:
                 self._from_thread(self._tree_failed, node, str(exc))
                 return
-            self._from_thread(self._tree_loaded, node, dirs)
+            self._from_thread(self._tree_loaded, node, sort_entries(dirs))
 
         self._run(work, "explore-tree")
 
@@ -273,7 +339,8 @@ class ExploreScreen(Screen[None]):
             self.open_dir(event.node.data)
 
     # -- file list ----------------------------------------------------------------------------
-    def open_dir(self, path: str) -> None:
+    def open_dir(self, path: str, cursor_on: str | None = None) -> None:
+        """List ``path``; the cursor goes to the entry ``cursor_on`` (a path) if it is there."""
         explorer = self.explorer
         if explorer is None:
             return
@@ -284,12 +351,12 @@ class ExploreScreen(Screen[None]):
 
         def work() -> None:
             try:
-                entries = explorer.listdir(path)
+                entries = sort_entries(explorer.listdir(path))
                 shown = explorer.stat(path).path
             except Exception as exc:
                 self._from_thread(self._listing_failed, token, str(exc))
                 return
-            self._from_thread(self._listing_loaded, token, shown, entries)
+            self._from_thread(self._listing_loaded, token, shown, entries, cursor_on)
 
         self._run(work, "explore-list")
 
@@ -298,19 +365,39 @@ class ExploreScreen(Screen[None]):
             self.query_one("#file-list", DataTable).border_subtitle = ""
             self.notify(message, severity="error", markup=False)
 
-    def _listing_loaded(self, token: int, path: str, entries: list[Entry]) -> None:
+    def _listing_loaded(self, token: int, path: str, entries: list[Entry],
+                        cursor_on: str | None) -> None:
         if not self.is_attached or token != self._listing_token:
             return  # a newer listing was asked for meanwhile
-        dirs_first = sorted(entries, key=lambda e: (not e.is_dir, e.name))
-        self.current_dir, self.entries = path, dirs_first
+        if path != self.current_dir:
+            self._set_filter("")  # a filter belongs to the directory it was typed in
+        self.current_dir, self.listing = path, entries
+        table = self.query_one("#file-list", DataTable)
+        table.border_title = safe_text(path)  # type: ignore[assignment]
+        self._apply_filter(cursor_on)
+
+    def _apply_filter(self, cursor_on: str | None = None) -> None:
+        """Show the listing through the filter; the cursor stays on ``cursor_on`` (a path) or
+        on the entry it was on, when either is still shown."""
+        table = self.query_one("#file-list", DataTable)
+        if cursor_on is None and self.entries and 0 <= table.cursor_row < len(self.entries):
+            cursor_on = self.entries[table.cursor_row].path
+        self.entries = filter_entries(self.listing, self.filter)
+        paths = [e.path for e in self.entries]
+        self._fill_table(paths.index(cursor_on) if cursor_on in paths else 0)
+        count = (f"{len(self.entries)} of {len(self.listing)} entries" if self.filter
+                 else f"{len(self.listing)} entries")
+        table.border_subtitle = Text.assemble(  # type: ignore[assignment]
+            ("filter ", "bold"), safe_text(self.filter), f" · {count}") if self.filter \
+            else count
+
+    def _fill_table(self, row: int = 0) -> None:
         table = self.query_one("#file-list", DataTable)
         table.clear()
-        table.border_title = safe_text(path)  # type: ignore[assignment]
-        table.border_subtitle = f"{len(entries)} entries"
-        for entry in dirs_first:
+        for entry in self.entries:
             table.add_row(*self._cells(entry), key=entry.path)
-        if dirs_first:
-            table.move_cursor(row=0)
+        if self.entries:
+            table.move_cursor(row=min(max(row, 0), len(self.entries) - 1))
 
     def _cells(self, entry: Entry) -> list[Text]:
         name = safe_text(entry.name + ("/" if entry.is_dir else ""),
@@ -343,8 +430,16 @@ class ExploreScreen(Screen[None]):
         else:
             self.action_preview()
 
-    def _follow_link(self, entry: Entry) -> None:
-        """Enter on a link: go to the directory it names inside the image, if it names one."""
+    def action_open_entry(self) -> None:
+        """`→`/`l` on the file list: into a directory (or a link to one); nothing on a file."""
+        entry = self.selected()
+        if entry is not None and entry.is_dir:
+            self.open_dir(entry.path)
+        elif entry is not None and entry.type == "symlink":
+            self._follow_link(entry, open_file=False)
+
+    def _follow_link(self, entry: Entry, open_file: bool = True) -> None:
+        """Enter on a link: go to the directory it names inside the image, or show the file."""
         explorer = self.explorer
 
         def work() -> None:
@@ -355,6 +450,8 @@ class ExploreScreen(Screen[None]):
                 return
             if target.is_dir:
                 self._from_thread(self.open_dir, target.path)
+            elif open_file and target.type == "file":
+                self._from_thread(self._open_preview, entry)
 
         self._run(work, "explore-list")
 
@@ -362,10 +459,61 @@ class ExploreScreen(Screen[None]):
     def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         entry = self.selected()
         if entry is not None and entry.type in ("file", "symlink"):
-            self.action_preview()
+            self._peek()
+
+    # -- filter -------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        if event.value != self.filter:
+            self.filter = event.value
+            self._apply_filter()
+
+    @on(Input.Submitted, "#filter")
+    def filter_kept(self, event: Input.Submitted) -> None:
+        event.stop()
+        box = self.query_one("#filter", Input)
+        box.display = False
+        self.query_one("#file-list").focus()
+
+    def action_end_filter(self) -> None:
+        """Esc in the filter box: the filter goes and the list has the focus again."""
+        self._set_filter("")
+        self._apply_filter()
+        self.query_one("#file-list").focus()
+
+    def _set_filter(self, value: str) -> None:
+        self.filter = value
+        box = self.query_one("#filter", Input)
+        with box.prevent(Input.Changed):
+            box.value = value
+        box.display = False
 
     # -- preview ------------------------------------------------------------------------------
     def action_preview(self) -> None:
+        """`p`, or enter on a file: the file full height, searchable."""
+        entry = self.selected()
+        if entry is None or self.explorer is None:
+            return
+        if entry.type in ("file", "symlink"):
+            self._open_preview(entry)
+        else:
+            self._peek()
+
+    def _open_preview(self, entry: Entry) -> None:
+        explorer = self.explorer
+        if explorer is None or not self.is_attached:
+            return
+        self.app.push_screen(PreviewScreen(
+            entry, lambda: explorer.read_file(entry.path, limit=FULL_PREVIEW_BYTES)))
+
+    def _peek(self) -> None:
+        """The small pane under the list: the start of the highlighted file."""
         entry, explorer = self.selected(), self.explorer
         if entry is None or explorer is None:
             return
@@ -401,7 +549,7 @@ class ExploreScreen(Screen[None]):
             columns = self.query_one("#preview-pane").scrollable_content_region.width - 1
             preview.update(hex_dump(data[:4096], columns))
         else:
-            preview.update(Text(data.decode("utf-8", "replace")))
+            preview.update(Text("\n".join(text_lines(data))))
         self.query_one("#preview-pane").border_subtitle = "hex" if (self.hex_mode or binary) \
             else "text"
 
@@ -411,11 +559,21 @@ class ExploreScreen(Screen[None]):
             self._show_preview(self.preview_path, None, self._preview_data)
 
     # -- navigation -------------------------------------------------------------------------
+    def action_focus_next(self) -> None:
+        self.focus_next()
+
+    def action_focus_previous(self) -> None:
+        self.focus_previous()
+
     def action_parent(self) -> None:
+        """Up one directory, the cursor on the one we came from (/etc/ssh → /etc, on ssh)."""
         if self.current_dir != "/":
-            self.open_dir(self.current_dir.rsplit("/", 1)[0] or "/")
+            self.open_dir(self.current_dir.rsplit("/", 1)[0] or "/", cursor_on=self.current_dir)
 
     def action_back(self) -> None:
+        if self.filter:  # k9s: esc first drops the filter, then leaves
+            self.action_end_filter()
+            return
         self.app.pop_screen()
 
     def action_mark(self) -> None:
@@ -440,10 +598,13 @@ class ExploreScreen(Screen[None]):
             self.notify("a restore is already running", severity="warning")
             return
         what = paths[0].rsplit("/", 1)[-1] or "/" if len(paths) == 1 else f"{len(paths)} items"
-        default = str(Path.cwd() / "strongroom-restore")
+        # the folder chosen last time, kept in the app's own state file
+        default = state.load().get(state.RESTORE_FOLDER) or str(
+            Path.cwd() / "strongroom-restore")
 
         def chosen(folder: str | None) -> None:
             if folder:
+                state.remember(state.RESTORE_FOLDER, folder)
                 self._start_restore(paths, os.path.expanduser(folder))
 
         self.app.push_screen(RestoreTargetScreen(what, default), chosen)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (Button, ContentSwitcher, DataTable, Footer, Header, Input, Label,
                              RadioButton, RadioSet, Select, Static)
@@ -31,6 +32,51 @@ from tui.widgets.jobs import job_headline, job_summary
 STEPS = [("snapshot", "Snapshot"), ("target", "Target"), ("name", "Name"), ("size", "Size"),
          ("iops", "IOPS"), ("review", "Review"), ("progress", "Progress")]
 IOPS_CLASSES = [(5000, "5000 IOPS (sbs_5k)"), (15000, "15000 IOPS (sbs_15k)")]
+DONE_MARK, CURRENT_MARK = "✔", "▶"  # the steps bar says where one is in glyphs, not colour only
+
+
+class TargetSelect(Select[str]):
+    """A Select where enter goes on to the next step; space or the arrows open the list."""
+
+    BINDINGS = [Binding("enter", "screen.next", "Next", show=False),
+                Binding("down,space,up", "show_overlay", "Show menu", show=False)]
+
+
+class IopsSet(RadioSet):
+    """The IOPS classes: enter chooses the highlighted one and goes on."""
+
+    BINDINGS = [Binding("enter", "choose", "Choose", show=False)]
+
+    class Chosen(Message):
+        def __init__(self, iops: int) -> None:
+            super().__init__()
+            self.iops = iops
+
+    def action_choose(self) -> None:
+        buttons = list(self.query(RadioButton))
+        index = self._selected  # the highlighted button (RadioSet keeps it to itself)
+        if index is None:
+            index = max(self.pressed_index, 0)
+        buttons[index].value = True
+        self.post_message(self.Chosen(int(buttons[index].name or 5000)))
+
+
+def preflight_summary(report: PreflightReport | None, error: str) -> Content:
+    """One line for the review page: "✔ preflight 9/9 ok", or what is missing or unsure."""
+    if report is None or error:  # the API's words: Content keeps them literal
+        return Content.assemble(("✖ preflight failed: ", "$sr-error"), error or "no report")
+    checks = report.checks
+    passed = sum(c.ok for c in checks)
+    missing = [c.name for c in checks if c.blocking]
+    unsure = [c.name for c in checks if not c.ok and not c.blocking]
+    if missing:
+        return Content.assemble(("✖ preflight ", "$sr-error"), f"{passed}/{len(checks)} ok; "
+                                f"missing: {', '.join(missing)}"
+                                + (f"; unsure: {', '.join(unsure)}" if unsure else ""))
+    if unsure:
+        return Content.assemble(("? preflight ", "$sr-warn"), f"{passed}/{len(checks)} ok; "
+                                f"unsure: {', '.join(unsure)}")
+    return Content.assemble(("✔ preflight ", "$sr-ok"), f"{passed}/{len(checks)} ok")
 
 
 class RestoreWizard(Screen[None]):
@@ -51,6 +97,7 @@ class RestoreWizard(Screen[None]):
         self.job_id: str | None = None
         self._submitting = False
         self.checks_ok = False
+        self._iops_choice = IOPS_CLASSES[0][0]
         self._project_labels: dict[str, str] = {}
         self.add_class("jobs-aware")
 
@@ -66,9 +113,9 @@ class RestoreWizard(Screen[None]):
                 yield Label("Where should the new volume live? (default: where it came from)",
                             classes="question")
                 yield Label("project")
-                yield Select([], id="project", prompt="loading projects…")
+                yield TargetSelect([], id="project", prompt="loading projects…")
                 yield Label("zone")
-                yield Select([(z, z) for z in ZONES], id="zone", allow_blank=False)
+                yield TargetSelect([(z, z) for z in ZONES], id="zone", allow_blank=False)
             with Vertical(id="name"):
                 yield Label("Name of the new volume", classes="question")
                 yield Input(id="name-input")
@@ -80,16 +127,19 @@ class RestoreWizard(Screen[None]):
                 yield Static(id="size-check", classes="check")
             with Vertical(id="iops"):
                 yield Label("Performance class", classes="question")
-                with RadioSet(id="iops-set"):
+                with IopsSet(id="iops-set"):
                     for value, label in IOPS_CLASSES:
                         yield RadioButton(label, name=str(value))
             with Vertical(id="review"):
-                with VerticalScroll(id="review-scroll"):
-                    yield Label("Review", classes="question")
-                    yield Static(id="review-text")
-                    yield Static(id="preflight")
+                # at 80x24 all of it shows but the preflight's details: its summary line
+                # sits beside the confirm box, the details scroll below
+                yield Static(id="review-text")
                 yield Label("Type the new volume's name to confirm, then enter:")
-                yield Input(id="confirm-input")
+                with Horizontal(id="confirm-row"):
+                    yield Input(id="confirm-input")
+                    yield Static(id="preflight-summary")
+                with VerticalScroll(id="review-scroll"):
+                    yield Static(id="preflight")
             with Vertical(id="progress"):
                 yield Label(id="job-headline")
                 yield Label(id="job-summary")
@@ -163,11 +213,14 @@ class RestoreWizard(Screen[None]):
         self.query_one(ContentSwitcher).current = key
         parts = []
         for i, (_, title) in enumerate(STEPS):
+            mark = DONE_MARK if i < step else CURRENT_MARK if i == step else str(i + 1)
             style = "bold reverse" if i == step else ("" if i < step else "$text-muted")
-            parts.append((f" {i + 1} {title} ", style))
+            parts.append((f" {mark} {title} ", style))
             if i < len(STEPS) - 1:
                 parts.append(("›", "$text-muted"))
         self.query_one("#steps", Static).update(Content.assemble(*parts))
+        self.query_one("#pages").border_title = \
+            f"step {step + 1} of {len(STEPS)} · {STEPS[step][1]}"
         self.query_one("#nav").display = key != "progress"
         focus = {"snapshot": "#snap-table", "target": "#project", "name": "#name-input",
                  "size": "#size-input", "iops": "#iops-set", "review": "#confirm-input"}.get(key)
@@ -202,6 +255,7 @@ class RestoreWizard(Screen[None]):
         index = 1 if iops >= 15000 else 0
         buttons = list(self.query(RadioButton))
         buttons[index].value = True
+        self._iops_choice = IOPS_CLASSES[index][0]
 
     def action_next(self) -> None:
         key = STEPS[self.step][0]
@@ -302,8 +356,17 @@ class RestoreWizard(Screen[None]):
         return True
 
     def _iops(self) -> int:
-        pressed = self.query_one(RadioSet).pressed_button
-        return int(pressed.name) if pressed is not None and pressed.name else 5000
+        return self._iops_choice
+
+    @on(RadioSet.Changed)
+    def iops_changed(self, event: RadioSet.Changed) -> None:
+        self._iops_choice = int(event.pressed.name or IOPS_CLASSES[0][0])
+
+    @on(IopsSet.Chosen)
+    def iops_chosen(self, event: IopsSet.Chosen) -> None:
+        self._iops_choice = event.iops
+        if STEPS[self.step][0] == "iops":
+            self.action_next()
 
     def _show_review(self) -> None:
         project_id, zone = self._target()
@@ -327,6 +390,7 @@ class RestoreWizard(Screen[None]):
             + f"via bucket {bucket} ({region_of(zone)})\n"))
         self.checks_ok = False
         self.query_one("#preflight", Static).update(Content("⋯ running preflight…"))
+        self.query_one("#preflight-summary", Static).update(Content("⋯ preflight running…"))
         self.query_one("#confirm-input", Input).value = ""
         self._preflight(project_id, zone)
 
@@ -363,6 +427,7 @@ class RestoreWizard(Screen[None]):
             lines.append(Content.assemble(("? ", "$sr-warn"), "some checks could not be "
                                           "verified: the restore may still stop at that step"))
         self.query_one("#preflight", Static).update(Content("\n").join(lines))
+        self.query_one("#preflight-summary", Static).update(preflight_summary(report, error))
 
     def _confirm(self) -> None:
         assert self.params is not None
