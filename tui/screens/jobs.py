@@ -145,4 +145,4 @@ class JobDetailScreen(Screen[None]):
 
     def action_cancel(self) -> None:
         if self._view is not None and not self._view.finished:
-            ask_to_cancel(self.app, self.job_id, self._view.title)
+            ask_to_cancel(self.app, self._view)

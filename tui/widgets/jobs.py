@@ -282,17 +282,26 @@ class JobsPanel(ListView):
         item = self.highlighted_child
         if not isinstance(item, JobRow) or item.view.finished:
             return
-        ask_to_cancel(self.app, item.job_id, item.view.title)
+        ask_to_cancel(self.app, item.view)
 
 
-def ask_to_cancel(app: App[object], job_id: str, title: str) -> None:
-    """Cancelling loses the work done so far: asked first."""
-    from tui.screens.confirm import ConfirmScreen
+def ask_to_cancel(app: App[object], view: JobView) -> None:
+    """Cancelling loses the work done so far: asked first, saying what stays (the words the
+    quit question uses)."""
+    from tui.screens.confirm import (BACKUP_CANCELLED, RESTORE_CANCELLED,
+                                     RESTORE_CANCELLED_LATE, ConfirmScreen)
 
     def decided(yes: bool | None) -> None:
         if yes:
-            app.cancel_job(job_id)  # type: ignore[attr-defined]
+            app.cancel_job(view.id)  # type: ignore[attr-defined]
 
-    app.push_screen(ConfirmScreen(
-        Content(f"Cancel {title}?"), "It stops and cleans up what it made; a cancelled backup "
-        "leaves no snapshot in the store.", yes="Cancel the job", no="Let it run"), decided)
+    if view.kind == "restore":
+        late = view.phase == "cleanup"
+        detail = (RESTORE_CANCELLED_LATE if late else RESTORE_CANCELLED).format(
+            title=view.title or "the restore")
+    elif view.kind == "backup":
+        detail = BACKUP_CANCELLED
+    else:
+        detail = "It stops where it is."
+    app.push_screen(ConfirmScreen(Content(f"Cancel {view.title}?"), Content(detail),
+                                  yes="Cancel the job", no="Let it run"), decided)
