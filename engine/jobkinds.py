@@ -82,7 +82,7 @@ class CheckParams:
     read_data: bool = False
 
     def title(self) -> str:
-        return "check --read-data" if self.read_data else "check"
+        return "check, reading all data" if self.read_data else "check"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class ForgetParams:
     def title(self) -> str:
         what = (f"{len(self.snapshots)} snapshot{'s' * (len(self.snapshots) != 1)}"
                 if self.snapshots else "by policy")
-        return f"forget {what}" + (" --prune" if self.prune else "") + \
+        return f"forget {what}" + (" and prune" if self.prune else "") + \
             (" (dry run)" if self.dry_run else "")
 
     def policy(self):  # -> engine.store.retention.KeepPolicy (imported when needed)
@@ -211,7 +211,8 @@ def params_of(job: JobSpec) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(job.params) - names
     if unknown:
-        raise UsageError(f"job {job.kind}: unknown parameter(s) {', '.join(sorted(unknown))}")
+        what = "parameter" if len(unknown) == 1 else "parameters"
+        raise UsageError(f"job {job.kind}: unknown {what} {', '.join(sorted(unknown))}")
     try:
         return cls(**job.params)
     except TypeError as exc:

@@ -184,8 +184,11 @@ class Session:
         from engine.protection import stored_volumes
         return stored_volumes(self.snapshots())
 
-    def resolve(self, ref: str) -> SnapshotInfo:
-        return self.store().resolve(ref)
+    def resolve(self, ref: str, volume: str | None = None) -> SnapshotInfo:
+        """The snapshot ``ref`` names: an id or prefix, ``latest:VOLUME``, or ``latest`` (with
+        ``volume``: that volume's newest; alone: only when the store holds one source)."""
+        from engine.store.refs import with_volume
+        return self.store().resolve(with_volume(ref, volume))
 
     def store_status(self) -> StoreStatus:
         try:

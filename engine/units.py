@@ -17,6 +17,17 @@ def human_bytes(n: float | int | None) -> str:
     return f"{n:.1f} {UNITS[-1]}"
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 files``; ``1 entry``, ``3 entries``; ``many`` for an
+    irregular plural. The one way every driver counts things."""
+    if count == 1:
+        return f"{count} {word}"
+    if many is None:
+        many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" \
+            else word + "s"
+    return f"{count} {many}"
+
+
 def utc_time(text: str) -> str:
     """An ISO 8601 time given by a person (``--time``) as manifests record it: UTC with
     microseconds and ``Z``. A time without an offset is taken as UTC; a bare date as its

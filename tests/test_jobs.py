@@ -195,3 +195,17 @@ def test_a_bad_spec_is_a_usage_error() -> None:
         jobkinds.params_of(JobSpec("check", {"read_data": True, "force": True}))
     with pytest.raises(UsageError, match="restore"):
         jobkinds.params_of(JobSpec("restore", {"zone": "fr-par-1"}))
+
+
+def test_phase_messages_do_not_repeat_the_phase() -> None:
+    """Drivers show a phase as "{phase} {message}": a message that starts with the phase's own
+    name read "snapshot snapshot of …"."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    call = re.compile(r'phase\("(\w+)"[^)]*message=f?"(\w+)')
+    repeated = [f"{path.relative_to(root)}: {m.group(0)}"
+                for path in (root / "engine").rglob("*.py")
+                for m in call.finditer(path.read_text()) if m.group(1) == m.group(2)]
+    assert repeated == []

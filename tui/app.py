@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
 from rich.text import Text
@@ -30,6 +31,8 @@ from engine.scaleway.inventory import VolumeInfo
 from engine.session import Passphrase, Session
 from engine.settings import Settings, load_settings
 from engine.store import SnapshotInfo
+from engine.units import plural
+from tui.format import in_app_terms
 from tui import settings as settings_mod
 from tui.commands import ScreenCommands
 from tui.jobsource import DaemonJobs, JobSource, LocalJobs, daemon_wanted
@@ -57,8 +60,12 @@ class StrongroomApp(App[None]):
 
     def __init__(self, session: Session, app_settings: settings_mod.AppSettings | None = None,
                  *, jobs: JobSource | None = None, runner: JobRunner | None = None,
-                 theme_dirs: list | None = None, where: str | None = None) -> None:
+                 theme_dirs: list | None = None, where: str | None = None,
+                 starting: tuple[str, Future[object]] | None = None) -> None:
+        """``starting``: what the app waits for before its main screen (said on a screen of
+        its own meanwhile), and the future that resolves when it is ready."""
         super().__init__()
+        self._starting = starting
         self.session = session
         self.app_settings = app_settings or settings_mod.AppSettings()
         self.jobs: JobSource = jobs or LocalJobs(runner or JobRunner(session.execute))
@@ -99,13 +106,32 @@ class StrongroomApp(App[None]):
         if self._theme_fallback:
             self.notify(f"theme {self._theme_fallback!r} not found; using {self.theme}",
                         severity="warning", markup=False)
-        self.push_screen(self.main_screen)
+        if self._starting is None:
+            self.push_screen(self.main_screen)
+            return
+        from tui.screens.starting import StartingScreen
+
+        what, ready = self._starting
+        self.push_screen(StartingScreen(what))
+        self.run_worker(lambda: self._wait_ready(ready), name=what, group="starting",
+                        thread=True, exit_on_error=False)
+
+    def _wait_ready(self, ready: Future[object]) -> None:
+        """Thread: the main screen once ready; a start that failed ends the app, saying why."""
+        try:
+            ready.result()
+        except BaseException as exc:  # noqa: BLE001 (said on the terminal left behind)
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+            self.call_from_thread(self.exit, None, 1, Text(f"strongroom: error: {problem}"))
+            return
+        self.call_from_thread(self.switch_screen, self.main_screen)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Workers run with exit_on_error=False: a failure becomes a message, never a crash."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.notify(f"{event.worker.name or 'background work'} failed: "
-                        f"{event.worker.error}", severity="error", markup=False, timeout=10)
+                        f"{in_app_terms(str(event.worker.error))}", severity="error",
+                        markup=False, timeout=10)
 
     def on_unmount(self) -> None:
         self.jobs.close()  # ends the stream's thread: the app's exit waits for its threads
@@ -152,7 +178,7 @@ class StrongroomApp(App[None]):
         if view.state == DONE:
             self.notify(f"✔ done: {view.title}", markup=False)
         elif view.state == FAILED:
-            message = view.error.message if view.error else view.state
+            message = in_app_terms(view.error.message) if view.error else view.state
             self.notify(f"✖ failed: {view.title}: {message}", severity="error", markup=False,
                         timeout=10)
         else:
@@ -175,7 +201,8 @@ class StrongroomApp(App[None]):
             try:
                 job_id = await self.jobs.submit(spec)
             except Exception as exc:
-                self.notify(f"could not start {spec.title}: {' '.join(str(exc).split())}",
+                problem = in_app_terms(" ".join(str(exc).split()))
+                self.notify(f"could not start {spec.title}: {problem}",
                             severity="error", markup=False, timeout=10)
                 job_id = None
             else:
@@ -247,7 +274,7 @@ class StrongroomApp(App[None]):
 
         names = ", ".join(j.title for j in running[:3]) + ("…" if len(running) > 3 else "")
         self.push_screen(ConfirmScreen(
-            f"{len(running)} job(s) still running: {names}.",
+            f"{plural(len(running), 'job')} still running: {names}.",
             cancel_consequences(running),
             yes="Quit and cancel", no="Stay"), callback=decided)
 
@@ -256,6 +283,23 @@ class StrongroomApp(App[None]):
         for view in VIEWS:
             yield SystemCommand(f"Go to {view}", f"Show the {view} view",
                                 _bind(self.show_view, view))
+
+    def search_themes(self) -> None:
+        from textual.command import CommandPalette
+
+        from tui.theme_command import SavedThemeProvider
+
+        self.push_screen(CommandPalette(providers=[SavedThemeProvider],
+                                        placeholder="Search for themes…"))
+
+    def choose_theme(self, name: str) -> None:
+        """The palette's choice: shown, and saved as the settings screen saves it."""
+        self.theme = name
+        self.app_settings.theme = name
+        try:
+            settings_mod.save_theme(name)
+        except OSError as exc:
+            self.notify(f"theme not saved: {exc}", severity="error", markup=False)
 
     def apply_settings(self, new: settings_mod.AppSettings) -> None:
         self.app_settings = new
@@ -313,23 +357,27 @@ def run(ctx: Any) -> int:
     return _run(session, app_settings, jobs=jobs)
 
 
-def run_demo(*, store_url: str, passphrase: str) -> int:
-    """`strongroom demo`: the environment already points at the sandbox. Its jobs run in
-    this process: the sandbox and the throwaway store end with the demo."""
+def run_demo(*, store_url: str, passphrase: str, ready: Future[object] | None = None) -> int:
+    """`strongroom demo`: the environment points at the sandbox once ``ready`` resolves (the
+    app shows that it is starting meanwhile). Its jobs run in this process: the sandbox and
+    the throwaway store end with the demo."""
     app_settings = settings_mod.load()
     app_settings.buckets = {}  # the sandbox's buckets are the default names
     settings = _engine_settings()
     settings.buckets = {}
     session = Session(settings, store_url=store_url, passphrase=lambda: passphrase,
                       label="demo")
-    return _run(session, app_settings, demo=True)
+    return _run(session, app_settings, demo=True, ready=ready)
 
 
 def _run(session: Session, app_settings: settings_mod.AppSettings, demo: bool = False,
-         jobs: JobSource | None = None) -> int:
+         jobs: JobSource | None = None, ready: Future[object] | None = None) -> int:
     try:
         where = "demo: local sandbox · throwaway store" if demo else None
-        StrongroomApp(session, app_settings, jobs=jobs, where=where).run()
+        starting = ("Starting the sandbox: a local Scaleway API and S3 server…", ready) \
+            if ready is not None else None
+        app = StrongroomApp(session, app_settings, jobs=jobs, where=where, starting=starting)
+        app.run()
     finally:
         session.close()
-    return 0
+    return app.return_code or 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+import re
+
 from textual.content import Content
 
 from engine.jobs import CANCELLED, DONE, FAILED, INTERRUPTED, PENDING, RUNNING
@@ -84,9 +86,43 @@ def volume_status(status: str) -> Content:
     return Content.assemble((f"{glyph} {status.replace('_', ' ')}", style))
 
 
+DEDUP_SHOWN_MAX = 100  # past this, the exact ratio says nothing more (2535.0×)
+
+
 def dedup_ratio(bytes_read: int, stored: int | None) -> str:
+    """Bytes read per byte newly stored: ``2.4×``, ``37×``; ``>100×`` past a hundred and when
+    nothing new was stored (an unchanged volume: the ratio is infinite, ``∞×`` read as a bug);
+    ``–`` while unknown."""
     if not bytes_read or stored is None:
         return "–"
-    if stored <= 0:
-        return "∞×"
-    return f"{bytes_read / stored:.1f}×"
+    if stored <= 0 or bytes_read / stored > DEDUP_SHOWN_MAX:
+        return f">{DEDUP_SHOWN_MAX}×"
+    ratio = bytes_read / stored
+    return f"{ratio:.1f}×" if ratio < 10 else f"{ratio:.0f}×"
+
+
+# The engine's messages name the command line's flags (they are the CLI's fix); in the app the
+# same fix is a field, a step or the settings screen. Phrases first, then lone flags.
+_APP_TERMS: tuple[tuple[str, str], ...] = (
+    (r"choose another name with --name, or pass --rename-on-clash to restore as (\S+)",
+     r"choose another name in the Name step, such as \1"),
+    (r"with --name\b", "in the Name step"),
+    (r"pass --project\b", "choose a project in the Target step"),
+    (r"\(--bucket, or the settings\)", "(the staging bucket in settings, :settings)"),
+    (r"choose another bucket with --bucket\b", "choose another staging bucket in settings "
+                                                "(:settings)"),
+    (r"choose another with --bucket\b", "choose another in settings (:settings)"),
+    (r"(pass|with) --bucket\b", r"\1 the staging bucket in settings (:settings)"),
+    (r"with --profile or SCW_PROFILE", "in settings (:settings) or with SCW_PROFILE"),
+    (r"with --profile\b", "in settings (:settings)"),
+    (r"point --store \(or STRONGROOM_STORE\) at", "set the store in settings (:settings) to"),
+    (r"check --store \(or STRONGROOM_STORE\)", "check the store in settings (:settings)"),
+    (r"--no-daemon \((STRONGROOM_NO_DAEMON=1)\)", r"\1"),
+)
+
+
+def in_app_terms(message: str) -> str:
+    """An engine message as the app says it: fields, steps and settings instead of flags."""
+    for pattern, replacement in _APP_TERMS:
+        message = re.sub(pattern, replacement, message)
+    return message

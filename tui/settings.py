@@ -68,3 +68,13 @@ def save(settings: AppSettings) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_theme(theme: str) -> Path:
+    """Only the theme (the palette's choice): the file's other fields stay as they are."""
+    try:
+        base = engine_settings.load_settings()
+    except Exception:
+        base = engine_settings.Settings()
+    base.theme = theme
+    return engine_settings.save_settings(base)

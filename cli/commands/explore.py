@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json
+from cli.snapref import add_snapshot_argument, fields, resolve
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM
 from engine.jobkinds import RestoreFilesParams
-from engine.units import human_bytes
+from engine.units import human_bytes, plural
 
 if TYPE_CHECKING:  # dissect takes most of a second to import: only commands that read pay it
     from engine.explore import Entry, Explorer
@@ -32,7 +33,7 @@ PATH_HELP = (
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the parser."""
     p = sub.add_parser("ls", help="list files inside a backed-up volume", epilog=PATH_HELP)
-    p.add_argument("snapshot", help="snapshot id, unique prefix (>= 6) or 'latest'")
+    add_snapshot_argument(p)
     p.add_argument("path", nargs="?", default="/", help="directory or file inside the image")
     p.add_argument("-l", "--long", action="store_true",
                    help="type, mode, size and modification time too")
@@ -42,14 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("cat", help="write a file from inside a backed-up volume to stdout",
                        epilog=PATH_HELP)
-    p.add_argument("snapshot")
+    add_snapshot_argument(p)
     p.add_argument("path", help="file inside the image")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser("restore-files",
                        help="copy a file or a tree out of a backup into a local folder",
                        epilog=PATH_HELP)
-    p.add_argument("snapshot")
+    add_snapshot_argument(p)
     p.add_argument("path", help="file or directory inside the image")
     p.add_argument("--to", required=True, metavar="DIR",
                    help="local folder; the result lands at DIR/<basename of PATH> ('/' at DIR/root); "
@@ -67,10 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # -- opening ---------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _explorer(ctx: Context, *refs: str) -> Iterator[list["Explorer"]]:
-    """One explorer per snapshot named, all open together."""
+def _explorer(ctx: Context, *refs: str, volume: str | None = None
+              ) -> Iterator[list["Explorer"]]:
+    """One explorer per snapshot named, all open together; which snapshots the names
+    resolved to is said first."""
     with ctx.session() as session, contextlib.ExitStack() as stack:
-        yield [stack.enter_context(session.explorer(ref)) for ref in refs]
+        ids = [resolve(session, ref, volume).id for ref in refs]
+        yield [stack.enter_context(session.explorer(snap_id)) for snap_id in ids]
 
 
 # -- printing untrusted names ----------------------------------------------------------------
@@ -114,7 +118,7 @@ def long_line(entry: "Entry", inode: bool = False) -> str:
 
 # -- commands --------------------------------------------------------------------------------
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
-    with _explorer(ctx, args.snapshot) as (explorer,):
+    with _explorer(ctx, args.snapshot, volume=args.volume) as (explorer,):
         entries = explorer.listdir(args.path)
     if ctx.json:
         print_json([_json_entry(e) for e in entries])
@@ -126,7 +130,7 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> int | None:
 
 def cmd_cat(args: argparse.Namespace, ctx: Context) -> int | None:
     out = sys.stdout.buffer
-    with _explorer(ctx, args.snapshot) as (explorer,):
+    with _explorer(ctx, args.snapshot, volume=args.volume) as (explorer,):
         with explorer.open(args.path) as src:
             while block := src.read(COPY_BLOCK):
                 out.write(block)
@@ -138,23 +142,26 @@ def cmd_restore_files(args: argparse.Namespace, ctx: Context) -> int | None:
     from engine.explore import RestoreReport
     from engine.explore.names import show_hidden
 
-    params = RestoreFilesParams(args.snapshot, args.path, str(Path(args.to).resolve()))
     with ctx.session() as session:
+        info = resolve(session, args.snapshot, args.volume)
+        params = RestoreFilesParams(info.id, args.path, str(Path(args.to).resolve()))
         result = Launcher(ctx, args).run_one(session, jobkinds.spec(params))
     if result is None:
         return 0
     report = RestoreReport(**result)
     if ctx.json:
-        doc = asdict(report)
+        doc = asdict(report) | {"resolved": fields(info)}
         doc["skipped"] = [show_hidden(s) for s in report.skipped]
         print_json(doc)
     else:
         for line in report.skipped:
             print(f"strongroom: skipped {show_hidden(line)}", file=sys.stderr)
-        print(f"restored {report.files} files, {report.dirs} directories, {report.symlinks} "
-              f"symlinks ({human_bytes(report.bytes)}) to {show_hidden(report.target)}")
+        print(f"restored {plural(report.files, 'file')}, {plural(report.dirs, 'directory')}, "
+              f"{plural(report.symlinks, 'symlink')} ({human_bytes(report.bytes)}) to "
+              f"{show_hidden(report.target)}")
     if report.skipped:
-        print_error(f"{len(report.skipped)} entries were not restored (listed above); "
+        were = "was" if len(report.skipped) == 1 else "were"
+        print_error(f"{plural(len(report.skipped), 'entry')} {were} not restored (listed above); "
                     "everything else was")
         return EXIT_PROBLEM
     return None

@@ -12,7 +12,7 @@ from cli.output import print_json, safe
 from engine.daemon.client import DaemonClient
 from engine.errors import EXIT_PROBLEM
 from engine.jobs import DONE, FINISHED, JobView
-from engine.units import human_bytes
+from engine.units import human_bytes, plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,13 +59,15 @@ def cmd_daemon(args: argparse.Namespace, ctx: Context) -> int:
         if ctx.json:
             print_json({"stopped": True, "pid": hello["pid"], "cancelled": hello["running"]})
         else:
-            print(f"stopped the daemon (pid {hello['pid']}); cancelled {hello['running']} jobs")
+            print(f"stopped the daemon (pid {hello['pid']}); "
+                  f"cancelled {plural(hello['running'], 'job')}")
         return 0
     if ctx.json:
         print_json({"running": True, **hello})
     else:
         print(f"daemon running: pid {hello['pid']}, socket {hello['socket']}, "
-              f"{hello['running']} jobs running, {hello['clients'] - 1} other clients, "
+              f"{plural(hello['running'], 'job')} running, "
+              f"{plural(hello['clients'] - 1, 'other client')}, "
               f"since {_when(hello['started'])}")
     return 0
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import shlex
 import signal
@@ -10,10 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from cli.context import Context
-from engine.settings import APP_NAME
+from cli.throwaway import throwaway_dir
 from cli.output import print_json
 from engine.errors import OperationError, UsageError
 
@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--s3-port", type=int, default=0,
                    help="S3 port on 127.0.0.1 (default: any free port)")
     p.add_argument("--state", metavar="DIR",
-                   help="folder holding the sandbox's volumes and snapshots (default: "
-                        "the user data dir); a restarted sandbox finds them again")
+                   help="folder holding the sandbox's volumes and snapshots, kept when it stops "
+                        "so that a restarted sandbox finds them again (default: a temporary "
+                        "folder, removed when it stops)")
     p.add_argument("--seed", type=int, default=0, help="inventory seed for a new state folder")
     p.add_argument("--profile", choices=("small", "demo"), default="demo",
                    help="how much data a new state folder gets (default: demo)")
@@ -45,6 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sandbox)
 
 
+SANDBOX_NEEDS = ("aiohttp", "moto", "flask")  # the API server, the S3 server and what it runs on
+
+
+def need_sandbox() -> None:
+    """The sandbox is an extra (moto and its server weigh more than the rest of strongroom):
+    say how to install it, in one line, rather than fail in a child process."""
+    for name in SANDBOX_NEEDS:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise UsageError(f"the sandbox is not installed ({name} is missing): "
+                             "pip install 'strongroom[sandbox]'")
+
+
 def add_timing_options(p: argparse.ArgumentParser) -> None:
     """--timing and --time-scale, for `strongroom sandbox` and `strongroom demo`."""
     p.add_argument("--timing", choices=("fast", "realistic"), default="fast",
@@ -59,6 +76,7 @@ def add_timing_options(p: argparse.ArgumentParser) -> None:
 def delays_from(args: argparse.Namespace) -> Any:
     """The sandbox's Delays for --timing/--time-scale (and `strongroom sandbox`'s --delay);
     None for the default."""
+    need_sandbox()
     from engine.sandbox import Delays
 
     delay = getattr(args, "delay", None)
@@ -78,10 +96,6 @@ def delays_from(args: argparse.Namespace) -> Any:
     return None
 
 
-def default_state_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME)) / "sandbox"
-
-
 def parse_faults(items: list[str]) -> dict[str, Any]:
     faults: dict[str, Any] = {}
     for item in items:
@@ -97,13 +111,21 @@ def parse_faults(items: list[str]) -> dict[str, Any]:
 
 
 def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
-    from engine.sandbox import Sandbox
-
+    need_sandbox()
     for name, port in (("--port", args.port), ("--s3-port", args.s3_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{name} must be between 0 and 65535")
-    state = Path(args.state) if args.state else default_state_dir()
     delays = delays_from(args)
+    with contextlib.ExitStack() as stack:
+        state = Path(args.state) if args.state else \
+            Path(stack.enter_context(throwaway_dir("sandbox"))) / "state"
+        return _serve(args, ctx, state, delays, kept=bool(args.state))
+
+
+def _serve(args: argparse.Namespace, ctx: Context, state: Path, delays: Any,
+           kept: bool) -> int:
+    from engine.sandbox import Sandbox
+
     try:
         sandbox = Sandbox(state, port=args.port, seed=args.seed, profile=args.profile,
                           faults=parse_faults(args.fault), delays=delays, s3_port=args.s3_port)
@@ -120,7 +142,7 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
             raise OperationError(f"cannot start the sandbox: {exc.strerror or exc}; "
                                  f"try another --port") from None
         try:
-            _announce(sandbox, state, ctx.json)
+            _announce(sandbox, state, ctx.json, kept)
             while not stop.wait(0.5):
                 pass
         finally:
@@ -132,7 +154,7 @@ def run_sandbox(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
+def _announce(sandbox: Any, state: Path, as_json: bool, kept: bool) -> None:
     if as_json:
         print_json({"env": sandbox.env, "buckets": sandbox.buckets, "state": str(state),
                     "admin": f"{sandbox.api_url}/_sandbox/faults"})
@@ -140,7 +162,8 @@ def _announce(sandbox: Any, state: Path, as_json: bool) -> None:
         for name, value in sandbox.env.items():
             print(f"export {name}={shlex.quote(value)}")
     sys.stdout.flush()
-    print(f"# sandbox state: {state}\n"
+    fate = "kept when it stops" if kept else "removed when it stops; --state DIR keeps it"
+    print(f"# sandbox state: {state} ({fate})\n"
           f"# staging buckets: {', '.join(sandbox.buckets.values())}\n"
           f"# other API keys (readonly, nobucket, noblock) and faults: "
           f"{sandbox.api_url}/_sandbox/faults (POST a JSON object to change them)\n"

@@ -7,6 +7,7 @@ import sys
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options, raise_failures
 from cli.output import one_line, print_json, print_warning, safe
+from cli.snapref import add_snapshot_argument, fields, resolve
 from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="restore a store snapshot into a new SBS volume")
-    p.add_argument("snapshot", metavar="SNAPSHOT", help="store snapshot id, prefix or latest")
+    add_snapshot_argument(p)
     p.add_argument("--zone", required=True, help="zone of the new volume")
     p.add_argument("--project", help="project of the new volume (default: the original)")
     p.add_argument("--name", help="name of the new volume (default: the original's); a name "
@@ -123,12 +124,15 @@ def cmd_backup(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     if args.zone not in ZONES:
         raise UsageError(f"unknown zone {args.zone!r}: use one of {', '.join(ZONES)}")
-    params = RestoreParams(args.snapshot, args.zone, args.project, args.name,
-                           args.size * GB if args.size else None, args.iops, args.bucket,
-                           rename_on_clash=args.rename_on_clash)
     with ctx.session() as session:
+        # resolved here, once: the job restores the snapshot this command named, whatever
+        # is backed up between now and when it starts
+        info = resolve(session, args.snapshot, args.volume)
+        params = RestoreParams(info.id, args.zone, args.project, args.name,
+                               args.size * GB if args.size else None, args.iops, args.bucket,
+                               rename_on_clash=args.rename_on_clash)
         views = Launcher(ctx, args).run(
-            session, [(jobkinds.spec(params, f"restore {args.snapshot}"), None)])
+            session, [(jobkinds.spec(params, f"restore {info.id[:12]}"), None)])
     if views is None:
         return 0
     (view,) = views
@@ -136,7 +140,8 @@ def cmd_restore(args: argparse.Namespace, ctx: Context) -> int:
     out = view.result or {}
     if ctx.json:
         print_json({key: out.get(key) for key in ("volume_id", "snapshot_id", "name", "zone",
-                                                 "size", "type", "resumed")})
+                                                 "size", "type", "resumed")}
+                   | {"resolved": fields(info)})
     else:
         print(f"{out['volume_id']}\t{safe(out['name'])}")  # the name may have been changed
         if out.get("resumed"):

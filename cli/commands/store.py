@@ -10,11 +10,12 @@ from pathlib import Path
 from cli.context import Context, read_passphrase
 from cli.jobrun import Launcher, add_job_options
 from cli.output import print_error, print_json, safe
+from cli.snapref import add_snapshot_argument, fields, resolve
 from engine import jobkinds
 from engine.errors import EXIT_PROBLEM, UsageError
 from engine.jobkinds import (BackupImageParams, CheckParams, ForgetParams, PruneParams,
                              RestoreImageParams)
-from engine.units import human_bytes, percent, utc_time
+from engine.units import human_bytes, percent, plural, utc_time
 
 PERIODS = ("hourly", "daily", "weekly", "monthly", "yearly")
 
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backup_image)
 
     p = sub.add_parser("restore-image", help="write a snapshot's image back, byte for byte")
-    p.add_argument("snapshot", metavar="SNAPSHOT")
+    add_snapshot_argument(p)
     p.add_argument("out", metavar="OUT|-")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--sha256", action="store_true",
@@ -177,17 +178,17 @@ def cmd_restore_image(args: argparse.Namespace, ctx: Context) -> int:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write an image to a terminal: redirect stdout or "
                          "give a file name")
-    params = RestoreImageParams(args.snapshot,
-                                "-" if to_stdout else str(Path(args.out).resolve()), args.force,
-                                args.sha256)
     with ctx.session() as session:
+        info = resolve(session, args.snapshot, args.volume)
+        params = RestoreImageParams(info.id, "-" if to_stdout else str(Path(args.out).resolve()),
+                                    args.force, args.sha256)
         work = ((lambda reporter: session.restore_image(reporter, params, sys.stdout.buffer))
                 if to_stdout else None)
         result = Launcher(ctx, args).run_one(session, jobkinds.spec(params), work)
     if result is None:
         return 0
     snapshot, seconds = result["snapshot"]["id"], result["seconds"]
-    doc = {"snapshot": snapshot, "bytes": result["bytes"], "seconds": seconds,
+    doc = {"snapshot": snapshot, "resolved": fields(info), "bytes": result["bytes"], "seconds": seconds,
            "target": "-" if to_stdout else str(Path(args.out))}
     if result.get("sha256"):
         doc["sha256"] = result["sha256"]
@@ -264,11 +265,11 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         if report.damaged_snapshots:
             print("damaged snapshots: " + " ".join(s[:12] for s in report.damaged_snapshots))
         if report.ok:
-            print(f"no problems found ({what}; {report.snapshots} snapshots, {report.packs} "
-                  f"packs, {report.blobs} blobs)")
+            print(f"no problems found ({what}; {plural(report.snapshots, 'snapshot')}, "
+                  f"{plural(report.packs, 'pack')}, {plural(report.blobs, 'blob')})")
     if not report.ok:
         if not ctx.json:
-            print_error(f"the store has {len(report.problems)} problems"
+            print_error(f"the store has {plural(len(report.problems), 'problem')}"
                         + ("; damaged snapshots: "
                            + ", ".join(s[:12] for s in report.damaged_snapshots)
                            if report.damaged_snapshots else ""))
@@ -352,18 +353,18 @@ def _when(iso: str) -> str:
 
 def _print_prune(r: dict) -> None:
     would = r["dry_run"]
-    print(f"store: {r['packs']} packs, {human_bytes(r['store_bytes'])}; snapshots "
+    print(f"store: {plural(r['packs'], 'pack')}, {human_bytes(r['store_bytes'])}; snapshots "
           f"({r['snapshots']}) need {human_bytes(r['needed_bytes'])}, "
           f"{human_bytes(r['unused_bytes'])} unneeded")
-    print(f"{'would delete' if would else 'deleted'} {r['packs_deleted']} packs "
+    print(f"{'would delete' if would else 'deleted'} {plural(r['packs_deleted'], 'pack')} "
           f"({r['packs_repacked']} of them repacked, {human_bytes(r['bytes_repacked'])} "
           f"copied); {'would free' if would else 'freed'} {human_bytes(r['bytes_freed'])}"
           f" in {r['seconds']:.1f} s" + ("" if would else
                                          f"; index: {r['deltas_before']} → "
-                                         f"{r['deltas_after']} deltas"))
+                                         f"{plural(r['deltas_after'], 'delta')}"))
     if r["packs_recovered"]:
-        print(f"kept {r['packs_recovered']} garbage packs that new snapshots need")
+        print(f"kept {plural(r['packs_recovered'], 'garbage pack')} that new snapshots need")
     if r["packs_pending"]:
         who = safe("; ".join(r["waiting_for"])) or "operations that were running"
-        print(f"pending: {r['packs_pending']} packs ({human_bytes(r['bytes_pending'])}) wait for "
+        print(f"pending: {plural(r['packs_pending'], 'pack')} ({human_bytes(r['bytes_pending'])}) wait for "
               f"{who} to end; the next prune deletes them")

@@ -132,8 +132,9 @@ class Sandbox:
 
         self.port = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(30)
 
-    def stop(self) -> None:
-        """Stop serving, let running exports end as failed, save state and S3 objects."""
+    def stop(self, save: bool = True) -> None:
+        """Stop serving, let running exports end as failed, save state and S3 objects (not
+        the objects unless ``save``: a throwaway sandbox's folder is about to go)."""
         if self._loop is not None and self._runner is not None:
             async def shutdown() -> None:
                 assert self._world is not None and self._runner is not None
@@ -150,7 +151,7 @@ class Sandbox:
         if self._world is not None:
             self._world.state.load()     # settles exports and imports cut by the stop
             try:
-                self._world.storage.stop()
+                self._world.storage.stop(save)
             except Exception as exc:  # the S3 process died first: only its objects are lost
                 log.warning("sandbox S3 stopped badly (staging objects not saved): %s",
                             type(exc).__name__)

@@ -477,6 +477,11 @@ class S3Server:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _LAUNCHER, "-H", "127.0.0.1", "-p", str(self.moto_port)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                # Its own session: Ctrl-C in a terminal signals the whole foreground process
+                # group, and moto installs its own SIGINT handler (an ignored SIGINT does not
+                # survive it), so it died before the sandbox could save its objects. The
+                # launcher still exits with its parent.
+                start_new_session=True,
             )
         finally:
             if log is not subprocess.DEVNULL:
@@ -550,21 +555,28 @@ class S3Server:
         tmp.rename(saved)
         return count
 
-    def stop(self) -> None:
-        """Save objects (with a state dir), stop the proxy and the moto process."""
+    def stop(self, save: bool = True) -> None:
+        """Save objects (with a state dir, unless not ``save``), stop the proxy and the moto
+        process."""
         try:
-            self.save_objects()
+            if save:
+                self.save_objects()
         finally:
             if self.proxy is not None:
                 self.proxy.stop()
-            self._kill()
+            # moto holds nothing more worth a clean exit (its SIGTERM handler took a second or
+            # more to end its server and interpreter, on every quit of the demo)
+            self._kill(at_once=True)
 
-    def _kill(self) -> None:
+    def _kill(self, at_once: bool = False) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         atexit.unregister(self._kill)
-        if process.poll() is None:
+        if process.poll() is None and at_once:
+            process.kill()
+            process.wait(5)
+        elif process.poll() is None:
             process.terminate()
             try:
                 process.wait(5)

@@ -6,7 +6,6 @@ the handlers name one object with a handful of blocking methods (run them in thr
 from __future__ import annotations
 
 import os
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,11 @@ class Storage:
 
     # -- life -----------------------------------------------------------------------------
     def start(self) -> None:
-        # Ctrl-C reaches the whole foreground process group: the S3 process must not die of
-        # it before the sandbox saves its objects. An ignored SIGINT is inherited by the child.
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
-        try:
-            self.server.start()
-        finally:
-            if in_main:
-                signal.signal(signal.SIGINT, previous)
+        # the S3 process runs in its own session: Ctrl-C on the terminal does not reach it
+        self.server.start()
 
-    def stop(self) -> None:
-        self.server.stop()
+    def stop(self, save: bool = True) -> None:
+        self.server.stop(save)
 
     @property
     def endpoint(self) -> str:

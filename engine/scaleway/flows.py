@@ -232,7 +232,7 @@ async def backup_volume(reporter: Any, *, store: Any, client: Any, volume_id: st
             await asyncio.shield(_after_failure(apis, temps, t, keep))
             raise
 
-    reporter.phase("snapshot", message=f"snapshot of {volume_id}")
+    reporter.phase("snapshot", message=f"of {volume_id}")  # shown as "snapshot of …"
     # Before anything is made: a volume that cannot be exported (legacy, over 1 TB), a bucket
     # that cannot take an export.
     vol = await _get_volume(apis, zone, volume_id)

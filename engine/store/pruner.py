@@ -28,6 +28,7 @@ from engine.store.locks import LockInfo, StoreLock, live_locks
 from engine.store.pack import BLOB_TREE, BlobEntry, pack_name
 from engine.store.repository import BlobReader, Cancelled, PackWriter
 from engine.store.snapshot import ZERO_ID, Manifest, PruneReport, now_iso
+from engine.units import plural
 
 MAX_UNUSED_DEFAULT = 5.0     # percent of a pack's blob bytes that no snapshot needs
 ENTRIES_PER_DELTA = 200_000  # blobs per delta of the consolidated index (~9 MiB)
@@ -181,7 +182,9 @@ class Pruner:
         if missing:
             blob_type, blob_id = missing[0]
             kind = "chunk list" if blob_type == BLOB_TREE else "chunk"
-            raise OperationError(f"{len(missing)} blobs that snapshots need are missing from the "
+            are = "is" if len(missing) == 1 else "are"
+            raise OperationError(f"{plural(len(missing), 'blob')} that snapshots need {are} "
+                                 "missing from the "
                                  f"store (such as {kind} {blob_id.hex()[:16]}): run 'strongroom "
                                  "check'; prune deleted nothing")
         for p in live:

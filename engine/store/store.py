@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from engine.errors import OperationError, UsageError
-from engine.units import utc_time
+from engine.units import plural, utc_time
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
@@ -24,6 +24,7 @@ from engine.store.index import (IndexCache, cache_error, is_busy, is_damaged,
 from engine.store.locks import StoreLock
 from engine.store.pruner import MAX_UNUSED_DEFAULT, Pruner
 from engine.store.repository import BlobReader
+from engine.store.refs import LATEST, match_ref
 from engine.store.restorer import (ImageReader, is_stream_target, restore_to_path,
                                    restore_to_stream)
 from engine.store.retention import UTC, GroupBy, KeepPolicy, apply_policy, group_snapshots
@@ -281,7 +282,7 @@ class Store:
         "no such snapshot")."""
         infos = self.snapshots()
         key = ref.strip().lower()
-        damaged = ({} if key == "latest" else
+        damaged = ({} if key.startswith(LATEST) else
                    {i: why for i, why in self.damaged_snapshots().items() if i.startswith(key)})
         try:
             found = match_ref(ref, infos, self.url)
@@ -501,7 +502,7 @@ class Store:
             groups = self.plan_forget(policy, group_by, tz, now)
             emptied = [g for g in groups if g.remove and not g.keep]
             if emptied:
-                names = ", ".join(f"{g.label} ({len(g.remove)} snapshots)" for g in emptied)
+                names = ", ".join(f"{g.label} ({plural(len(g.remove), 'snapshot')})" for g in emptied)
                 raise UsageError(f"the policy would remove every snapshot of {names}: nothing "
                                  "was removed; keep at least one (such as --keep-last 1)")
         report = ForgetReport(dry_run=dry_run, groups=groups)
@@ -621,24 +622,3 @@ def _stream_size(source: BinaryIO) -> int | None:
         except OSError:
             return None
     return None
-
-
-def match_ref(ref: str, infos: list[SnapshotInfo], where: str) -> SnapshotInfo:
-    """The snapshot ``ref`` names among ``infos`` (oldest first): a full id, a unique prefix of
-    at least 6 hex characters, or ``latest``."""
-    ref = ref.strip().lower()
-    if ref == "latest":
-        if not infos:
-            raise UsageError(f"the store at {where} has no snapshots yet")
-        return infos[-1]
-    if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
-        raise UsageError(f"bad snapshot reference {ref!r}: give an id, a prefix of at least "
-                         "6 hex characters, or 'latest'")
-    matches = [i for i in infos if i.id.startswith(ref)]
-    if not matches:
-        raise UsageError(f"no snapshot {ref} in the store at {where}: "
-                         "see 'strongroom snapshots'")
-    if len(matches) > 1:
-        raise UsageError(f"snapshot prefix {ref} is ambiguous ({len(matches)} snapshots "
-                         "match): give more characters")
-    return matches[0]

@@ -117,7 +117,7 @@ def _explore_known_file(capsysbinary: pytest.CaptureFixture[bytes], store: str, 
     assert cli(capsysbinary, "--store", store, "cat", snapshot, "/" + KNOWN_PATH) == KNOWN_BYTES
     out = cli(capsysbinary, "--store", store, "restore-files", snapshot, "/" + KNOWN_PATH,
               "--to", str(dest)).decode()
-    assert "restored 1 files" in out
+    assert "restored 1 file," in out
     assert (dest / name).read_bytes() == KNOWN_BYTES
 
 

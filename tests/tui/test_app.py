@@ -282,8 +282,10 @@ async def test_restore_wizard_from_a_snapshot_ends_on_the_new_volume() -> None:
         assert wizard.job_id is None
         await pilot.press("]", "enter")  # now "web-[cop]"? no: still wrong
         assert wizard.job_id is None
+        assert any("to confirm" in n.message for n in app._notifications)
         wizard.query_one("#confirm-input", Input).value = "web-[copy]"
         await pilot.press("enter")
+        assert not any("to confirm" in n.message for n in app._notifications)  # answered
         await wait_for(pilot, lambda: wizard.job_id and app.jobs.view(wizard.job_id).state
                        == DONE)
         await wait_for(pilot, lambda: "vol-new00000" in screen_text(pilot), what="the new id")

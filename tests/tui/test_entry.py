@@ -32,8 +32,8 @@ class Ctx:
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Session, bool]]:
     calls: list[tuple[Session, bool]] = []
-    monkeypatch.setattr(tui.app, "_run", lambda session, settings, demo=False, jobs=None:
-                        calls.append((session, demo)) or jobs_given.append(jobs) or 0)
+    monkeypatch.setattr(tui.app, "_run", lambda session, settings, demo=False, jobs=None,
+                        ready=None: calls.append((session, demo)) or jobs_given.append(jobs) or 0)
     jobs_given.clear()
     return calls
 

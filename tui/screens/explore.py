@@ -35,6 +35,7 @@ from engine.store import SnapshotInfo
 from tui import state
 from tui.screens.preview import (FULL_PREVIEW_BYTES, PreviewScreen, hex_lines, looks_binary,
                                  text_lines)
+from engine.units import plural
 
 PREVIEW_BYTES = 64 * 1024
 LOADING = "loading…"
@@ -385,8 +386,8 @@ class ExploreScreen(Screen[None]):
         self.entries = filter_entries(self.listing, self.filter)
         paths = [e.path for e in self.entries]
         self._fill_table(paths.index(cursor_on) if cursor_on in paths else 0)
-        count = (f"{len(self.entries)} of {len(self.listing)} entries" if self.filter
-                 else f"{len(self.listing)} entries")
+        count = (f"{len(self.entries)} of {plural(len(self.listing), 'entry')}" if self.filter
+                 else plural(len(self.listing), "entry"))
         table.border_subtitle = Text.assemble(  # type: ignore[assignment]
             ("filter ", "bold"), safe_text(self.filter), f" · {count}") if self.filter \
             else count
@@ -644,17 +645,17 @@ class ExploreScreen(Screen[None]):
         self._cancel_restore = None
         if not self.is_attached:
             self._close_image()
-            self.app.notify(error or f"restored {files} files to {folder}", markup=False,
+            self.app.notify(error or f"restored {plural(files, 'file')} to {folder}", markup=False,
                             severity="error" if error else "information")
             return
         self.query_one("#restore-bar").display = False
         if error:
             self.notify(error, title="restore stopped", severity="error", markup=False)
         elif skipped:
-            self.notify(f"restored {files} files to {folder}; {skipped} unsafe or special "
+            self.notify(f"restored {plural(files, 'file')} to {folder}; {skipped} unsafe or special "
                         "entries skipped", severity="warning", markup=False)
         else:
-            self.notify(f"restored {files} files to {folder}", markup=False)
+            self.notify(f"restored {plural(files, 'file')} to {folder}", markup=False)
         self.marked.clear()
         if self.entries:
             self.open_dir(self.current_dir)

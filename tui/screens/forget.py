@@ -20,6 +20,7 @@ from engine import jobkinds
 from engine.errors import StrongroomError
 from engine.jobkinds import ForgetParams
 from engine.store import ForgetGroup, SnapshotInfo
+from engine.units import plural
 from tui.format import short_time
 
 RULES = [("last", "last"), ("hourly", "hourly"), ("daily", "daily"), ("weekly", "weekly"),
@@ -170,8 +171,8 @@ class ForgetScreen(Screen[None]):
         doomed = [s.id for s in group.remove]
         params = ForgetParams(snapshots=doomed, prune=True)
         self.app.submit_job(jobkinds.spec(  # type: ignore[attr-defined]
-            params, f"forget {len(doomed)} of {self.volume_name} --prune"))
-        self.notify(f"forgetting {len(doomed)} snapshots of {self.volume_name}, then pruning",
+            params, f"forget {len(doomed)} of {self.volume_name} and prune"))
+        self.notify(f"forgetting {plural(len(doomed), 'snapshot')} of {self.volume_name}, then pruning",
                     markup=False)
         self.app.snapshot_cache = None  # type: ignore[attr-defined]
         self.app.pop_screen()

@@ -22,6 +22,8 @@ from engine.protection import stored_volumes
 from engine.scaleway.config import region_of
 from engine.scaleway.inventory import ProjectInfo, VolumeInfo
 from engine.session import StoreStatus
+from engine.units import plural
+from tui.format import in_app_terms
 from tui.query import parse
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
@@ -114,7 +116,7 @@ class MainScreen(Screen[None]):
 
     def _snapshots_loaded(self, status: StoreStatus) -> None:
         self.app.snapshot_cache = status.snapshots if status.ok else []  # type: ignore[attr-defined]
-        self._store_message = "" if status.ok else status.message
+        self._store_message = "" if status.ok else in_app_terms(status.message)
         self.model.set_stored(stored_volumes(status.snapshots) if status.ok else {})
         self._show_volumes()
         self._show_selection()
@@ -321,7 +323,7 @@ class MainScreen(Screen[None]):
             tree.marked.clear()
             tree.relabel_marks()
             self._subtitles()
-            self.notify(f"started {len(volumes)} backup(s)")
+            self.notify(f"started {plural(len(volumes), 'backup')}")
 
         self.app.push_screen(BackupConfirm(volumes, self.app.session), callback=go)  # type: ignore[attr-defined]
 

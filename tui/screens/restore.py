@@ -24,7 +24,7 @@ from engine.scaleway.config import ZONES, region_of
 from engine.scaleway.inventory import ProjectInfo, VolumeInfo
 from engine.scaleway.preflight import PreflightReport
 from engine.store import SnapshotInfo
-from tui.format import human_bytes, human_gb, short_time
+from tui.format import human_bytes, human_gb, in_app_terms, short_time
 from tui.messages import RevealVolume
 from tui.widgets.detail import volume_backups
 from tui.widgets.jobs import job_headline, job_summary
@@ -172,7 +172,7 @@ class RestoreWizard(Screen[None]):
     def _load_snapshots(self) -> None:
         status = self.app.session.store_status()  # type: ignore[attr-defined]
         self.app.call_from_thread(self._fill_snapshots, status.snapshots if status.ok else [],
-                                  "" if status.ok else status.message)
+                                  "" if status.ok else in_app_terms(status.message))
 
     def _fill_snapshots(self, snaps: list[SnapshotInfo], problem: str = "") -> None:
         table = self.query_one("#snap-table", DataTable)
@@ -416,7 +416,7 @@ class RestoreWizard(Screen[None]):
             lines.append(Content.assemble((f"{glyph} {word:<6} ", style), c.name,
                                           f"  {c.detail}" if c.detail else ""))
             if not c.ok and c.fix:
-                lines.append(Content(f"         → {c.fix}"))
+                lines.append(Content(f"         → {in_app_terms(c.fix)}"))
         if error:
             lines.append(Content.assemble(("✖ failed ", "$sr-error"), error))
         blocking = report.blocking if report is not None else []
@@ -442,6 +442,7 @@ class RestoreWizard(Screen[None]):
         if self._submitting:
             return
         self._submitting = True
+        self.app.clear_notifications()  # "type … to confirm" is answered: not left up
         self.goto(len(STEPS) - 1)
         self.query_one("#job-headline", Label).update(Content("starting the restore…"))
         self.app.start_restore(self.params, self._submitted)  # type: ignore[attr-defined]
@@ -479,7 +480,7 @@ class RestoreWizard(Screen[None]):
             self.query_one("#progress").focus()
         elif view.finished:
             end.update(Content.assemble(("✖ restore failed: ", "$sr-error"),
-                                        view.error.message if view.error else view.state,
+                                        in_app_terms(view.error.message) if view.error else view.state,
                                         "\n\nesc: back"))
 
     def action_go_to_volume(self) -> None:

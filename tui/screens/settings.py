@@ -26,7 +26,7 @@ class SettingsScreen(Screen[None]):
         yield Header(icon="▣")
         with VerticalScroll(id="form"):
             yield Label("Scaleway profile (from the Scaleway config file)")
-            yield Input(current.profile, placeholder="default", compact=True, id="profile")
+            yield Input(current.profile, placeholder=self.app.session.label, compact=True, id="profile")  # type: ignore[attr-defined]
             yield Label("Store (directory or s3://bucket/prefix)")
             yield Input(current.store, placeholder=self.app.session.store_url,  # type: ignore[attr-defined]
                         compact=True, id="store")

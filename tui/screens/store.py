@@ -16,8 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from engine.session import StoreStatus
 from engine.store import SnapshotInfo
-from tui.format import human_bytes, human_duration, short_time
 from engine.scaleway.inventory import VolumeInfo
+from tui.format import human_bytes, human_duration, in_app_terms, short_time
 from tui.query import Fields, parse
 from tui.query import matches as match_fields
 from tui.widgets.detail import DetailPane, snapshot_facts
@@ -136,7 +136,7 @@ class StoreScreen(Screen[None]):
         table = self.query_one(DataTable)
         if not status.ok:
             table.border_subtitle = "unavailable"
-            self.query_one(DetailPane).update(Text(f"store {status.url}: {status.message}"))
+            self.query_one(DetailPane).update(Text(f"store {status.url}: {in_app_terms(status.message)}"))
             return
         self.snapshots = status.snapshots
         self.app.snapshot_cache = status.snapshots  # type: ignore[attr-defined]

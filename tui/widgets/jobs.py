@@ -18,7 +18,7 @@ from textual.widgets import Label, ListItem, ListView, Static
 
 from engine.jobs import DONE, JobView
 from tui.format import (JOB_STATUS, bar, dedup_ratio, human_bytes, human_duration, human_rate,
-                        job_status)
+                        in_app_terms, job_status)
 from tui.messages import RevealVolume
 
 MAX_ROWS = 30
@@ -57,7 +57,7 @@ def job_summary(view: JobView, bar_width: int = 16) -> Content:
             return Content(f"took {took} · read {human_bytes(read)} · new "
                            f"{human_bytes(stored)} · dedup {dedup_ratio(read, stored)}")
         return Content(f"took {took}")
-    return Content(f"after {took}: {view.error.message if view.error else view.state}")
+    return Content(f"after {took}: {in_app_terms(view.error.message) if view.error else view.state}")
 
 
 def job_line(view: JobView, width: int) -> Content:
