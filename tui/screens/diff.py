@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 from engine.explore import DiffResult, diff
 from engine.explore.names import show_hidden
 from engine.store import SnapshotInfo
+from engine.units import plural
 from tui.format import human_bytes, short_time
 from tui.widgets.keys import KeyTable
 
@@ -76,7 +77,7 @@ class DiffScreen(Screen[None]):
         self.app.call_from_thread(self._show, result)
 
     def _progress(self, done: int) -> None:
-        self.query_one(KeyTable).border_subtitle = f"comparing… {done} entries"
+        self.query_one(KeyTable).border_subtitle = f"comparing… {plural(done, 'entry')}"
 
     def _failed(self, message: str) -> None:
         table = self.query_one(KeyTable)
