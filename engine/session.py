@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the SDK, boto3, the store and dissect are heavy: imported w
     from engine.policies.run import RunReport
     from engine.policies.status import VolumeStatus
     from engine.policies.survey import Survey
+    from engine.protection import StoredVolume
     from engine.scaleway.flows import BackupOutcome, RestoreOutcome
     from engine.scaleway.inventory import ProjectInfo, VolumeInfo
     from engine.scaleway.preflight import PreflightReport
@@ -186,6 +187,11 @@ class Session:
     def damaged_snapshots(self) -> dict[str, str]:
         """Snapshots whose manifest cannot be read: id → why."""
         return self.store().damaged_snapshots()
+
+    def stored_volumes(self) -> dict[str, StoredVolume]:
+        """Every volume the store holds backups of (deleted ones too), by volume id."""
+        from engine.protection import stored_volumes
+        return stored_volumes(self.snapshots())
 
     def resolve(self, ref: str, volume: str | None = None) -> SnapshotInfo:
         """The snapshot ``ref`` names: an id or prefix, ``latest:VOLUME``, or ``latest`` (with

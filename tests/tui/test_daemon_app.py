@@ -143,7 +143,9 @@ async def test_cancel_goes_to_the_daemon(
         await pilot.press("j")  # every job of the daemon
         await wait_for(pilot, lambda: type(app.screen).__name__ == "JobsScreen")
         await wait_for(pilot, lambda: "doomed" in screen_text(pilot))
-        await pilot.press("x")
+        await pilot.press("x")  # asks first
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen")
+        await pilot.press("y")
         await wait_for(pilot, lambda: app.jobs.view(job).state == CANCELLED, what="cancelled")
         await wait_for(pilot, lambda: "■ cancelled" in screen_text(pilot))
     assert (await cli(store_cli, "jobs", "wait", job)).code == 1

@@ -1,7 +1,8 @@
 """End to end in a real terminal: the app in tmux at 80x24, keys only, reading the screen with
 `tmux capture-pane` as a person would.
 
-- `strongroom demo`: backs up a volume of the demo sandbox and restores it through the wizard.
+- `strongroom demo`: filters the inventory to a volume, backs it up, opens its backups with
+  enter and restores one through the wizard.
 - `strongroom` against the test sandbox: a backup outlives the tmux session that started it
   (killed: SIGHUP, as a dropped SSH connection), and a new app attached later shows it end.
 """
@@ -93,20 +94,21 @@ def test_demo_backup_and_restore_in_tmux(terminal) -> None:  # noqa: ANN001
                     "echo EXITED-$?; sleep 600")
     term.wait(r"Inventory", timeout=120)
     term.wait(r"▣ data-platform")
-    term.keys("Down", "Enter")
-    term.wait(r"◇ fr-par")
-    term.keys("Down", "Enter")
-    screen = term.wait(r"○ \S+")
-    term.keys("Down")
-    screen = term.wait(r"backups in the store: 0")
+    # find the volume as an operator with hundreds would: filter, not browse
+    term.keys("/")
+    term.keys("pvc-", literal=True)
+    term.wait(r"1 of \d+ match")
+    term.keys("Enter")  # the filter stays; the tree has the keys, its cursor on the match
+    term.wait(r"○ pvc-\S+\s+✖ never")  # its state at a glance: never backed up
     term.keys("b")
     term.wait(r"Back up 1 volume\?")
     term.keys("y")
     term.wait(r"✔ done\s+backup", timeout=180)
+    term.wait(r"○ pvc-\S+\s+✔ ok \d+[smh]")  # its state, once the job ended
 
-    term.keys("s")  # the store now holds that backup
-    term.wait(r"Snapshots in the store")
-    term.wait(r"─ 1 · sort time")
+    term.keys("Enter")  # the volume's backups: the store screen, filtered to it
+    term.wait(r"Backups of pvc-")
+    term.wait(r"─ 1 of 1 · sort time")
     term.keys("r")
     term.wait(r"Where should the new volume live")
     term.wait(r"data-platform \(")  # the projects are loaded (and the original chosen)
@@ -161,7 +163,7 @@ def test_a_backup_outlives_the_tmux_session_that_started_it(
     term.keys("Down", "Enter")
     term.wait(r"[○●] \S+")
     term.keys("Down")
-    term.wait(r"backups in the store: 0")
+    term.wait(r"✖ never — no backup")
     term.keys("b")
     term.wait(r"Back up 1 volume\?")
     # every Scaleway call now takes 1.5 s: the backup is still running when the session dies

@@ -125,7 +125,7 @@ async def test_job_events_are_coalesced_into_at_most_ten_refreshes_a_second() ->
 
         def headline() -> str:
             rows = panel.query("JobRow")
-            return str(rows.first().query_one(".headline").render()) if rows else ""
+            return str(rows.first().query_one(".line").render()) if rows else ""
 
         await wait_for(pilot, lambda: "✔ done" in headline(), what="the done headline")
         elapsed = asyncio.get_running_loop().time() - started

@@ -65,11 +65,15 @@ def fixed_jobs() -> list[list[JobEvent]]:
     return [running, done]
 
 
-def app_with_jobs() -> StrongroomApp:
+# the backups' ages on the main screen count from here: db-[main] 5h, web-data 29h (stale)
+AGES_FROM = 1_795_420_800.0  # 2026-11-23 08:00 UTC
+
+
+def app_with_jobs(clock: float = T0 + 200) -> StrongroomApp:
     session = FakeSession()
     app = StrongroomApp(session, AppSettings(theme="strongroom-dark"),
                         runner=ReplayRunner(session), theme_dirs=[])
-    app.clock = lambda: T0 + 200
+    app.clock = lambda: clock
     return app
 
 
@@ -114,7 +118,49 @@ def test_main_screen(snap_compare, size) -> None:  # noqa: ANN001
         await open_tree(pilot)
         await seed_jobs(pilot)
 
-    assert snap_compare(app_with_jobs(), terminal_size=size, run_before=before)
+    assert snap_compare(app_with_jobs(AGES_FROM), terminal_size=size, run_before=before)
+
+
+async def everything_listed(pilot) -> None:  # noqa: ANN001
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.model.complete and screen.model.store_known,
+                   what="the whole inventory and the store")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_volume_table(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await everything_listed(pilot)
+        await seed_jobs(pilot)
+        await pilot.press("v", "o", "o", "o", "o", "o", "o")  # every volume, by state
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with_jobs(AGES_FROM), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_inventory_filtered(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await everything_listed(pilot)
+        await seed_jobs(pilot)
+        await pilot.press("slash", *"zone:fr-par tag:", "enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with_jobs(AGES_FROM), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_volume_backups(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await open_tree(pilot)
+        await pilot.press("enter")  # web-data's backups
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "StoreScreen")
+        await pilot.app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("DataTable").row_count == 2)
+        steady(pilot.app)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_with_jobs(AGES_FROM), terminal_size=size, run_before=before)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

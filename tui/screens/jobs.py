@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Footer, Header, Label
 
 from engine.jobs import CALL_LOG_SIZE, EventKind, JobEvent, JobView
 from tui.format import human_duration
-from tui.widgets.jobs import JobsPanel, job_headline, job_summary
+from tui.widgets.jobs import JobsPanel, ask_to_cancel, job_headline, job_summary
+from tui.widgets.keys import KeyTable
 
 ALL_ROWS = 200  # the jobs screen's rows (the daemon's journal keeps up to 500 jobs)
 
@@ -39,6 +40,11 @@ class JobsScreen(Screen[None]):
 
     def on_jobs_panel_open(self, message: JobsPanel.Open) -> None:
         self.app.push_screen(JobDetailScreen(message.job_id))
+
+    def on_jobs_panel_open_snapshot(self, message: JobsPanel.OpenSnapshot) -> None:
+        from tui.screens.store import StoreScreen
+
+        self.app.push_screen(StoreScreen(snapshot_id=message.snapshot_id))
 
 
 def _clock(t: float) -> str:
@@ -67,8 +73,8 @@ class JobDetailScreen(Screen[None]):
             yield Label(id="headline")
             yield Label(id="summary")
             yield Label(id="message")
-        yield DataTable(id="phases", cursor_type="row")
-        yield DataTable(id="calls", cursor_type="row", zebra_stripes=True)
+        yield KeyTable(id="phases", cursor_type="row")
+        yield KeyTable(id="calls", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -92,6 +98,8 @@ class JobDetailScreen(Screen[None]):
             view, events = jobs.view(self.job_id), jobs.events(self.job_id, self._seen)
         except KeyError:  # forgotten (trimmed from memory or the journal): keep what is shown
             return
+        if self._view is None or self._view.finished != view.finished:
+            self.refresh_bindings()
         self._view = view
         self.query_one("#headline", Label).update(job_headline(view))
         self.query_one("#summary", Label).update(job_summary(view, bar_width=self._bar_width()))
@@ -130,5 +138,11 @@ class JobDetailScreen(Screen[None]):
     def _bar_width(self) -> int:
         return 24 if self.size.width >= 110 else 10
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel":  # offered only while the job runs
+            return self._view is not None and not self._view.finished
+        return True
+
     def action_cancel(self) -> None:
-        self.app.cancel_job(self.job_id)  # type: ignore[attr-defined]
+        if self._view is not None and not self._view.finished:
+            ask_to_cancel(self.app, self._view)

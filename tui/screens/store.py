@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -16,8 +16,12 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from engine.session import StoreStatus
 from engine.store import SnapshotInfo
+from engine.scaleway.inventory import VolumeInfo
 from tui.format import human_bytes, human_duration, in_app_terms, short_time
+from tui.query import Fields, parse
+from tui.query import matches as match_fields
 from tui.widgets.detail import DetailPane, snapshot_facts
+from tui.widgets.keys import KeyTable, late_key_to
 
 SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
     ("time", lambda s: s.time),
@@ -29,28 +33,31 @@ SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
 ]
 
 
-def matches(snap: SnapshotInfo, query: str) -> bool:
-    """Every word must match. `key:value` narrows to volume, project, zone, date or tag."""
+FILTER_KEYS = ("volume", "project", "zone", "date", "tag", "id")
+
+
+def snapshot_fields(snap: SnapshotInfo, project_names: dict[str, str] | None = None) -> Fields:
+    """What `/` looks in: ``project:`` matches the project's name as well as its id."""
     src, tags = snap.source, snap.tags
-    tag_words = [f"{k}={v}".lower() for k, v in tags.items()] + \
-                [str(t).lower() for t in (src.get("tags") or [])]
-    fields = {
+    project_id = str(src.get("project_id", ""))
+    return {
         "volume": [str(src.get("volume_name", "")).lower(), str(src.get("volume_id", "")).lower(),
                    str(snap.name).lower()],
-        "project": [str(src.get("project_id", "")).lower()],
+        "project": [project_id.lower(), (project_names or {}).get(project_id, "").lower()],
         "zone": [str(src.get("zone", "")).lower()],
         "date": [str(snap.time).lower()],
-        "tag": tag_words,
+        "tag": [f"{k}={v}".lower() for k, v in tags.items()] +
+               [str(t).lower() for t in (src.get("tags") or [])],
         "id": [snap.id.lower()],
     }
-    for word in query.lower().split():
-        key, found, value = word.partition(":")
-        if found and key in fields:
-            if not any(value in text for text in fields[key]):
-                return False
-        elif not any(word in text for texts in fields.values() for text in texts):
-            return False
-    return True
+
+
+def previous_backup(snap: SnapshotInfo, snapshots: list[SnapshotInfo]) -> SnapshotInfo | None:
+    """The backup of the same volume just before ``snap`` (None for its first)."""
+    volume_id = snap.source.get("volume_id")
+    older = [s for s in snapshots if volume_id and s.source.get("volume_id") == volume_id
+             and (s.time, s.id) < (snap.time, snap.id)]
+    return max(older, key=lambda s: (s.time, s.id), default=None)
 
 
 class StoreScreen(Screen[None]):
@@ -64,25 +71,33 @@ class StoreScreen(Screen[None]):
         Binding("S", "reverse", "Reverse", key_display="S"),
         Binding("r", "restore", "Restore"),
         Binding("e", "explore", "Explore"),
+        Binding("d", "diff", "Diff"),
         Binding("f", "forget", "Forget…"),
         Binding("P", "prune", "Prune", key_display="P"),
         Binding("ctrl+r", "reload", "Reload", show=False),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, *, volume: VolumeInfo | None = None, snapshot_id: str | None = None,
+                 project_names: dict[str, str] | None = None) -> None:
+        """``volume``: this volume's backups (the filter set to it; esc goes back at once);
+        ``snapshot_id``: the cursor starts on that snapshot."""
         super().__init__()
         self.add_class("jobs-aware")
         self.snapshots: list[SnapshotInfo] = []
-        self.query_text = ""
+        self.volume = volume
+        self.snapshot_id = snapshot_id
+        self.project_names = dict(project_names or {})
+        self.query_text = f"volume:{volume.id}" if volume is not None else ""
         self.sort_index = 0
         self.sort_reverse = True  # newest first
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▣")
-        yield Input(placeholder="filter: words, or volume: project: zone: date: tag:",
-                    id="filter")
+        yield Input(self.query_text, placeholder="filter: words, or volume: project: zone: date: "
+                    "tag: id:", id="filter", classes="shown" if self.query_text else "",
+                    compact=True)
         with Horizontal(id="store-body"):
-            yield DataTable(id="snapshots", cursor_type="row", zebra_stripes=True)
+            yield KeyTable(id="snapshots", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="snap-detail-scroll"):
                 yield DetailPane(id="snap-detail")
         yield Footer(compact=True)
@@ -90,10 +105,27 @@ class StoreScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("id", "time (UTC)", "volume", "zone", "size", "new", "took", "verified")
-        table.border_title = "Snapshots in the store"
+        table.border_title = (f"Backups of {self.volume.name}" if self.volume is not None
+                              else "Snapshots in the store")
         self.query_one("#snap-detail-scroll").border_title = "Snapshot"
         table.focus()
         self.action_reload()
+        if not self.project_names:
+            self.load_project_names()
+
+    @work(thread=True, group="store-projects", exit_on_error=False, exclusive=True)
+    def load_project_names(self) -> None:
+        """For `project:` by name; without Scaleway credentials, ids only (no error shown)."""
+        try:
+            projects = self.app.session.list_projects()  # type: ignore[attr-defined]
+        except Exception:
+            return
+        self.app.call_from_thread(self._names_loaded, {p.id: p.name for p in projects})
+
+    def _names_loaded(self, names: dict[str, str]) -> None:
+        self.project_names = names
+        if self.query_text:
+            self.refresh_table()
 
     @work(thread=True, group="store", exit_on_error=False, exclusive=True)
     def action_reload(self) -> None:
@@ -111,12 +143,16 @@ class StoreScreen(Screen[None]):
         self.refresh_table()
 
     def visible(self) -> list[SnapshotInfo]:
-        rows = [s for s in self.snapshots if matches(s, self.query_text)]
+        query = parse(self.query_text, FILTER_KEYS)
+        rows = [s for s in self.snapshots
+                if match_fields(snapshot_fields(s, self.project_names), query)]
         name, key = SORTS[self.sort_index]
         return sorted(rows, key=key, reverse=self.sort_reverse)
 
     def refresh_table(self) -> None:
         table = self.query_one(DataTable)
+        keep = self.snapshot_id or (self.current().id if self.current() else None)
+        self.snapshot_id = None
         table.clear()
         rows = self.visible()
         for snap in rows:
@@ -129,8 +165,11 @@ class StoreScreen(Screen[None]):
         name = SORTS[self.sort_index][0]
         arrow = "↓" if self.sort_reverse else "↑"
         shown = f"{len(rows)} of {len(self.snapshots)}" if self.query_text else f"{len(rows)}"
+        problem = parse(self.query_text, FILTER_KEYS).problem
         table.border_subtitle = f"{shown} · sort {name} {arrow}" + (
-            f" · filter {self.query_text!s}" if self.query_text else "")
+            f" · ✖ {problem}" if problem else "")
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
         self._show_current()
         if not rows:
             self.query_one(DetailPane).update(Text(
@@ -162,7 +201,12 @@ class StoreScreen(Screen[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("shown")
-        box.focus()
+        # at once, not at the next turn (focus()): keys typed right after `/`, as a slow
+        # link delivers them in one burst, must reach the filter, not the view's bindings
+        self.set_focus(box)
+
+    def on_key(self, event: events.Key) -> None:
+        late_key_to(self.query_one("#filter", Input), event)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value.strip()
@@ -172,13 +216,13 @@ class StoreScreen(Screen[None]):
         self.query_one(DataTable).focus()
 
     def action_back(self) -> None:
+        """One esc leaves filter mode (k9s): typing in the filter, or a filter applied;
+        a volume's backups go straight back to the inventory."""
         box = self.query_one("#filter", Input)
-        if box.has_focus:
-            if box.value:
-                box.value = ""
-            else:
-                box.remove_class("shown")
-                self.query_one(DataTable).focus()
+        if box.has_focus or (box.value and self.volume is None):
+            box.value = ""
+            box.remove_class("shown")
+            self.query_one(DataTable).focus()
             return
         self.app.pop_screen()
 
@@ -225,6 +269,22 @@ class StoreScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(
             "Prune the store?", "Deletes data that no snapshot needs and repacks packs that are "
             "more than 5% unneeded. Backups may run meanwhile.", yes="Prune"), decided)
+
+    def action_diff(self) -> None:
+        """What changed in the files since the volume's previous backup."""
+        from tui.screens.diff import DiffScreen
+
+        snap = self.current()
+        if snap is None:
+            self.notify("no snapshot selected", severity="warning")
+            return
+        before = previous_backup(snap, self.snapshots)
+        if before is None:
+            name = snap.source.get("volume_name") or snap.name or snap.id[:8]
+            self.notify(f"the first backup of {name}: nothing before it to compare with",
+                        severity="warning", markup=False)
+            return
+        self.app.push_screen(DiffScreen(before, snap))
 
     def action_explore(self) -> None:
         snap = self.current()

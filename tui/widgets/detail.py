@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
+from engine.protection import GONE, Protection
 from engine.scaleway.inventory import VolumeInfo
 from engine.store import SnapshotInfo
 from tui.format import human_bytes, human_duration, human_gb, short_time
@@ -33,6 +34,7 @@ def volume_backups(snapshots: list[SnapshotInfo] | None, volume_id: str) -> list
 
 Palette = dict[str, Style]
 STATUS_STYLE = {"available": "sr-ok", "in_use": "sr-running", "error": "sr-error"}
+STATUS_GLYPH = {"available": "●", "in_use": "●", "error": "✖", "creating": "◌", GONE: "⊗"}
 
 
 def palette(variables: dict[str, str]) -> Palette:
@@ -59,14 +61,17 @@ def _facts(rows: list[tuple[str, str | Text]], pal: Palette) -> Table:
 
 
 def _status(status: str, pal: Palette) -> Text:
-    glyph = {"available": "●", "in_use": "●", "error": "✖", "creating": "◌"}.get(status, "○")
+    glyph = STATUS_GLYPH.get(status, "○")
     return Text(f"{glyph} {status.replace('_', ' ')}",
                 style=pal.get(STATUS_STYLE.get(status, "sr-muted"), Style()))
 
 
 def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
                  store_message: str = "", project_name: str = "",
-                 pal: Palette | None = None) -> RenderableType:
+                 pal: Palette | None = None,
+                 protection: Protection | None = None) -> RenderableType:
+    from tui.widgets.volumes import state_text
+
     pal = pal or {}
     tags = vol.tags
     rows: list[tuple[str, str | Text]] = [
@@ -84,7 +89,11 @@ def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
     ]
     if vol.csi:
         rows.append(("kubernetes", "CSI volume"))
-    if not vol.backupable:
+    if protection is not None:  # the state, and why: one line a person reads
+        state = state_text(protection, pal)
+        state.append(f" — {protection.reason}")
+        rows.append(("backup", state))
+    elif not vol.backupable:
         rows.append(("backup", Text.assemble(("⚠ not possible: ", pal.get("sr-warn", "")),
                                              str(vol.reason))))
     parts: list[RenderableType] = [_facts(rows, pal), Text("")]
@@ -101,7 +110,8 @@ def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
             table.add_row(snap.id[:8], short_time(snap.time),
                           Text(f"+{human_bytes(snap.stored_bytes)}"), verified)
         if backups:
-            parts += [table, Text("r restores one", style=pal.get("sr-muted", ""))]
+            parts += [table, Text("enter lists them all (r restores, e explores, d diffs)",
+                                  style=pal.get("sr-muted", ""))]
     return Group(*parts)
 
 
