@@ -344,10 +344,11 @@ def test_a_backup_on_s3_whose_lock_is_removed_stops_and_commits_nothing(
     _, url = _url("lostbackup")
     Store.init(url, PASSPHRASE, create_bucket=True).close()
     other = _backend(url)
-    source = _SlowSource(48 << 20, pause=0.02)  # ~1 s to read it all
+    source = _SlowSource(48 << 20, pause=0.05)  # ~2.5 s to read it all: refreshes see the loss
 
     def remove_the_lock() -> None:  # another process judging it stale
-        for _ in range(200):
+        deadline = time.monotonic() + 30  # a loaded machine may start the backup late
+        while time.monotonic() < deadline:
             names = [s.name for s in other.list("locks/")]
             if names:
                 other.delete(names[0])
