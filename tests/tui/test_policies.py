@@ -3,6 +3,7 @@
 with a settings file in the test's own XDG config dir."""
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Input
 
 from engine.settings import load_settings, settings_path
@@ -128,3 +129,17 @@ async def test_a_bad_policy_file_is_one_line_and_the_backup_ages_stay() -> None:
         await wait_for(pilot, lambda: type(app.screen).__name__ == "PoliciesScreen")
         await pilot.pause(0.1)
         assert "✖ policies not applied" in screen_text(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_policies_view_snapshot(snap_compare, size) -> None:  # noqa: ANN001
+    async def before(pilot) -> None:  # noqa: ANN001
+        await everything_listed(pilot)
+        await wait_for(pilot, lambda: policies_ready(pilot.app), what="the survey")
+        await pilot.press("colon", *"policies", "enter")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "PoliciesScreen")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(with_settings(POLICIES)), terminal_size=size,
+                        run_before=before)
