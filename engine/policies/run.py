@@ -28,6 +28,7 @@ from engine.policies.survey import Survey, SurveyedVolume, build_survey
 from engine.policies.verification import record_verified, verified_times
 from engine.settings import Settings
 from engine.store.locks import LockedError
+from engine.units import plural
 
 if TYPE_CHECKING:
     from engine.jobkinds import BackupParams, RunParams
@@ -300,7 +301,7 @@ def _verify(run: _Run, mine: list[SurveyedVolume], dry_run: bool) -> None:
         run.report.verify = "not due"
         return
     if dry_run:
-        run.report.verify = f"would verify: due for {len(due)} volume(s)"
+        run.report.verify = f"would verify: due for {plural(len(due), 'volume')}"
         return
     run.reporter.phase("verify")
     claim = Claim(run.store, "verify")
