@@ -49,6 +49,15 @@ T = TypeVar("T")
 Passphrase = Callable[[], str]
 
 
+@dataclass(frozen=True)
+class VolumeLabels:
+    """A volume's SLA labels and the policy that takes it (None: no policy)."""
+
+    environment: str
+    data_class: str
+    policy: str | None
+
+
 def default_store_url() -> str:
     return str(Path(platformdirs.user_data_dir(APP_NAME)) / "store")
 
@@ -246,8 +255,38 @@ class Session:
         }
         return await runs[type(params)](reporter, params)  # type: ignore[misc]
 
+    def volume_labels(self, volumes: list[VolumeInfo]) -> dict[str, VolumeLabels]:
+        """Each volume's environment, data class and policy (engine/policies/): from its tags,
+        else the settings' rules, else the global default. A bad policy file: UsageError."""
+        from engine.policies.config import load_config
+        from engine.policies.survey import build_survey
+
+        config = load_config(self.settings)
+        projects = {p.id: p.name for p in self.list_projects()}
+        survey = build_survey(config, volumes, projects, [], {})
+        return {v.volume.id: VolumeLabels(v.labels.environment, v.labels.data_class,
+                                          v.policy.name if v.policy else None)
+                for v in survey.volumes}
+
+    def _labelled(self, p: BackupParams) -> BackupParams:
+        """``p`` with its volume's own labels, when the driver did not give them (the app's
+        backups, a job from an older client): every snapshot records the same labels, whoever
+        started it. A bad policy file or a volume not found: the global ones, as before."""
+        try:
+            volumes = [v for v in self.inventory(zones=[p.zone], with_backups=False)
+                       if v.id == p.volume_id]
+            labels = self.volume_labels(volumes).get(p.volume_id)
+        except (UsageError, OperationError):
+            return p
+        if labels is None:
+            return p
+        return dataclasses.replace(p, environment=labels.environment,
+                                   data_class=labels.data_class)
+
     async def backup(self, reporter: Reporter, p: BackupParams) -> BackupOutcome:
         from engine.scaleway.flows import backup_volume
+        if p.environment is None and p.data_class is None:
+            p = await asyncio.to_thread(self._labelled, p)
         store = await asyncio.to_thread(self.store)
         client = await asyncio.to_thread(self.client)
         settings = self.settings if p.environment is None and p.data_class is None else \

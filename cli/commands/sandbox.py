@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with streak_429=3), rate_limit=1000 with rate_window=10 (calls per "
                         "window per key); on every S3 request: s3_rate_429=0.1, "
                         "s3_rate_503=0.1, s3_rate_drop=0.05 (reset after the work), "
-                        "s3_fail_writes_after=N, s3_ignore_conditional=true (repeatable)")
+                        "s3_fail_writes_after=N, s3_ignore_conditional=true, s3_mib_per_s=2 (repeatable)")
     p.set_defaults(func=run_sandbox)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from cli.context import Context
@@ -84,21 +85,14 @@ def cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _labels(session: Session, volumes: list[VolumeInfo]) -> dict[str, dict[str, str | None]]:
-    """Each volume's environment, data class and policy (engine/policies/); a bad policy file
-    leaves them out with a warning rather than hide the inventory."""
-    from engine.policies.config import load_config
-    from engine.policies.survey import build_survey
+    """Each volume's environment, data class and policy; a bad policy file leaves them out
+    with a warning rather than hide the inventory."""
     try:
-        config = load_config(session.settings)
+        labels = session.volume_labels(volumes)
     except UsageError as exc:
         print_warning(str(exc))
         return {}
-    projects = {p.id: p.name for p in session.list_projects()}
-    survey = build_survey(config, volumes, projects, [], {})
-    return {v.volume.id: {"environment": v.labels.environment,
-                          "data_class": v.labels.data_class,
-                          "policy": v.policy.name if v.policy else None}
-            for v in survey.volumes}
+    return {vid: dataclasses.asdict(one) for vid, one in labels.items()}
 
 
 def cmd_preflight(args: argparse.Namespace, ctx: Context) -> int:

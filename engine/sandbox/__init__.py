@@ -203,7 +203,8 @@ class Sandbox:
                fail_updates: bool = False, streak_429: int = 1, rate_limit: int | None = None,
                rate_window: float | None = None, s3_rate_429: float = 0.0,
                s3_rate_503: float = 0.0, s3_rate_drop: float = 0.0,
-               s3_fail_writes_after: int = -1, s3_ignore_conditional: bool = False) -> None:
+               s3_fail_writes_after: int = -1, s3_ignore_conditional: bool = False,
+               s3_mib_per_s: float = 0.0) -> None:
         """Set every fault at once (call with no argument to clear them; the rate limit goes
         back to its default). ``s3_*``: on every S3 request (see engine.sandbox.s3)."""
         default = Faults()
@@ -218,7 +219,8 @@ class Sandbox:
                                   "s3_rate_429": s3_rate_429, "s3_rate_503": s3_rate_503,
                                   "s3_rate_drop": s3_rate_drop,
                                   "s3_fail_writes_after": s3_fail_writes_after,
-                                  "s3_ignore_conditional": s3_ignore_conditional})
+                                  "s3_ignore_conditional": s3_ignore_conditional,
+                                  "s3_mib_per_s": s3_mib_per_s})
         self.world.dice.restart()
         self.world.limiter.reset()
         self.world.storage.set_drop(drop_s3)

@@ -53,6 +53,7 @@ class Faults:
     s3_rate_drop: float = 0.0   # connection reset after the server did the work
     s3_fail_writes_after: int = -1  # then every S3 write answers 503 (-1: never)
     s3_ignore_conditional: bool = False  # If-None-Match / If-Match ignored on PUT
+    s3_mib_per_s: float = 0.0  # each S3 answer's body sent at most this fast (0: no limit)
 
     def s3_request_faults(self) -> dict[str, Any]:
         """The S3 request faults, by the names engine.sandbox.s3.RequestFaults uses."""
@@ -73,7 +74,7 @@ class Faults:
 
 
 S3_REQUEST_FAULTS = ("s3_rate_429", "s3_rate_503", "s3_rate_drop", "s3_fail_writes_after",
-                     "s3_ignore_conditional")
+                     "s3_ignore_conditional", "s3_mib_per_s")
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -90,6 +91,11 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
         return value
+    if name == "s3_mib_per_s":
+        speed = float(value)
+        if speed < 0:
+            raise ValueError(f"{name} must be >= 0 (0: no limit)")
+        return speed
     if name == "rate_window":
         seconds = float(value)
         if not 0.0 < seconds <= 3600.0:

@@ -113,13 +113,15 @@ class RequestFaults:
     after the server did the work (the answer lost) with probability ``rate_drop``; after
     ``fail_writes_after`` more writes (PUT, POST, DELETE) every write answers 503 for good (-1:
     never). ``ignore_conditional``: the server ignores ``If-None-Match`` / ``If-Match`` on
-    PUT, as some S3 implementations do."""
+    PUT, as some S3 implementations do. ``mib_per_s``: each answer's body is sent at most this
+    fast (a slow link; 0: no limit)."""
 
     rate_429: float = 0.0
     rate_503: float = 0.0
     rate_drop: float = 0.0
     fail_writes_after: int = -1
     ignore_conditional: bool = False
+    mib_per_s: float = 0.0
 
 
 @dataclass
@@ -497,6 +499,8 @@ class FaultProxy:
                 self.stats.dropped += 1
                 writer.transport.abort()  # a reset, as a dropped connection looks to a client
                 return
+            if self.faults.mib_per_s > 0:  # a slow link: the bytes arrive when it would let them
+                await asyncio.sleep(len(data) / (self.faults.mib_per_s * (1 << 20)))
             writer.write(data)
             sent += len(data)
             try:

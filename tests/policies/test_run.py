@@ -244,3 +244,23 @@ def test_a_plain_backup_records_the_volume_own_labels(
         info = store.resolve(done[0]["snapshot"])
     assert (info.source["environment"], info.source["data_class"]) == ("testing", "pii")
     assert (info.tags["environment"], info.tags["data_class"]) == ("testing", "pii")
+
+
+async def test_a_backup_started_as_the_app_does_records_the_volume_own_labels(
+        s3_store: str, make_volumes: Any) -> None:
+    """The app submits BackupParams without labels: the session finds the volume's own, as
+    the command line does, so a snapshot's labels do not depend on who started it."""
+    from engine.jobkinds import BackupParams
+    from engine.session import Session
+    from tests.scaleway.helpers import run_flow
+
+    tag = f"team=c{os.urandom(3).hex()}"
+    (vol,) = make_volumes(tag, ["fr-par-2"])
+    _settings('data_class = "internal"\n[[labels.rules]]\nzone = "fr-par-2"\n'
+              'data_class = "pii"\n')
+    session = Session(store_url=s3_store, passphrase=lambda: PASS)
+    ran = await run_flow(lambda r: session.backup(r, BackupParams(vol.id, vol.zone, vol.name)))
+    assert ran.state == "done", ran.error
+    with Store.open(s3_store, PASS) as store:
+        info = store.resolve(ran.result.snapshot)
+    assert (info.source["environment"], info.source["data_class"]) == ("testing", "pii")

@@ -3,6 +3,7 @@ checked): only the Scaleway profile configures it; buckets, regions, faults and 
 from __future__ import annotations
 
 import json
+import os
 import time
 import threading
 import uuid
@@ -365,3 +366,25 @@ def test_a_backup_on_s3_whose_lock_is_removed_stops_and_commits_nothing(
     with Store.open(url, PASSPHRASE) as store:
         assert store.snapshots() == []
     assert [s.name for s in other.list("locks/")] == []  # and it was not re-created
+
+
+def test_a_slow_link_sends_bodies_no_faster_than_set(scw_env: dict, sandbox_faults) -> None:
+    """``s3_mib_per_s`` (the demo's and the screenshots' slow link): a 2 MiB body at 8 MiB/s
+    takes at least a quarter of a second, and comes whole; without it, it is not held back."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=scw_env["STRONGROOM_S3_ENDPOINT"], region_name="fr-par",
+                      aws_access_key_id=scw_env["SCW_ACCESS_KEY"],
+                      aws_secret_access_key=scw_env["SCW_SECRET_KEY"])
+    bucket = f"slow-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "fr-par"})
+    body = os.urandom(2 << 20)
+    s3.put_object(Bucket=bucket, Key="k", Body=body)
+    timings = {}
+    for speed in (8.0, 0.0):
+        sandbox_faults.faults(s3_mib_per_s=speed)
+        started = time.monotonic()
+        assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
+        timings[speed] = time.monotonic() - started
+    assert timings[8.0] >= 0.25
+    assert timings[0.0] < timings[8.0]
