@@ -15,15 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from engine.scaleway.inventory import VolumeInfo
 from engine.store.snapshot import SnapshotInfo
+
+if TYPE_CHECKING:
+    from engine.policies.status import VolumeStatus
 
 # A day, plus slack for a nightly run that starts late: what "recent" means without a policy.
 STALE_AFTER = 26 * 3600.0
 
 OK, STALE, NEVER, NOT_BACKUPABLE, GONE = "ok", "stale", "never", "not-backupable", "gone"
 STATES = (OK, STALE, NEVER, NOT_BACKUPABLE, GONE)
+# the words a policy gives (engine.policies.status), besides ok and not-backupable
+DUE, OVERDUE, NO_POLICY = "due", "overdue", "no policy"
 GONE_REASON = ("not in the inventory: deleted since, or in a project this key cannot list; "
                "its backups can still be restored")
 
@@ -60,6 +66,7 @@ class Protection:
     last_backup: str | None
     backup_count: int
     reason: str                 # one line a person reads: why this state
+    policy: str | None = None   # the policy that set the state (None: the plain backup age)
 
 
 def stored_volumes(snapshots: Iterable[SnapshotInfo]) -> dict[str, StoredVolume]:
@@ -109,6 +116,31 @@ def protection_of(volume: VolumeInfo, stored: StoredVolume | None, now: float,
         return Protection(STALE, age, last, count,
                           f"last backup older than {human_age(stale_after)}")
     return Protection(OK, age, last, count, f"last backup within {human_age(stale_after)}")
+
+
+def protection_from_status(status: VolumeStatus, now: float) -> Protection:
+    """A volume's policy state (from :func:`engine.policies.status.volume_status`) as the
+    drivers show it. The age is taken again at ``now``, and with it ok → due → overdue, by
+    the same rule as the status (a tenth of ``every``, at most an hour, of slack): a screen
+    left open for hours must not keep saying "ok"."""
+    last = status.last_backup
+    age = age_of(last, now) if last else None
+    if status.state == "no policy":
+        return Protection(NO_POLICY, age, last, status.backups, status.why)
+    if status.state == "not backupable":
+        return Protection(NOT_BACKUPABLE, age, last, status.backups, status.why, status.policy)
+    every, grace = status.every_seconds, status.grace_seconds or 0.0
+    if age is None or every is None:
+        return Protection(status.state, age, last, status.backups, status.why, status.policy)
+    period = f"every {human_age(every)}"
+    if age > every + grace:
+        state, reason = OVERDUE, (f"newest backup {human_age(age)} old, more than {period}"
+                                  + (f" + grace {human_age(grace)}" if grace else ""))
+    elif age >= every - min(every / 10, 3600.0):
+        state, reason = DUE, f"newest backup {human_age(age)} old ({period})"
+    else:
+        state, reason = OK, f"newest backup {human_age(age)} old ({period})"
+    return Protection(state, age, last, status.backups, reason, status.policy)
 
 
 def gone_volumes(stored: dict[str, StoredVolume], listed: Iterable[str],

@@ -37,9 +37,10 @@ from tui import settings as settings_mod
 from tui.commands import ScreenCommands
 from tui.jobsource import DaemonJobs, JobSource, LocalJobs, daemon_wanted
 from tui.messages import RevealVolume
+from tui.policystate import PolicyFacts
 from tui.themes import VARIABLE_DEFAULTS, default_theme_name, load_themes
 
-VIEWS = ("inventory", "store", "jobs", "settings")
+VIEWS = ("inventory", "store", "jobs", "policies", "settings")
 REFRESH_HZ = 10
 
 
@@ -75,6 +76,7 @@ class StrongroomApp(App[None]):
         self._announced: set[str] = set()
         self._status = ""
         self.snapshot_cache: list[SnapshotInfo] | None = None
+        self.policy_facts: PolicyFacts | None = None  # the main screen's, once surveyed
         self.clock: Callable[[], float] = time.time
         themes = load_themes(theme_dirs)
         for theme in themes.themes.values():
@@ -237,6 +239,7 @@ class StrongroomApp(App[None]):
 
     def show_view(self, view: str) -> None:
         from tui.screens.jobs import JobsScreen
+        from tui.screens.policies import PoliciesScreen
         from tui.screens.settings import SettingsScreen
         from tui.screens.store import StoreScreen
 
@@ -246,6 +249,8 @@ class StrongroomApp(App[None]):
             self.push_screen(StoreScreen())
         elif view == "jobs":
             self.push_screen(JobsScreen())
+        elif view == "policies":
+            self.push_screen(PoliciesScreen())
         elif view == "settings":
             self.push_screen(SettingsScreen())
 

@@ -151,3 +151,24 @@ async def test_backup_then_restore_through_the_wizard(engine_app, sandbox) -> No
                        and tree.cursor_node.data.obj.id == new_id,
                        what="cursor on the new volume")
         assert new_name in screen_text(pilot)
+
+
+async def test_policy_states_on_the_real_engine(engine_app, sandbox) -> None:
+    """The survey on a real Session and store (its verification records read): with a policy
+    for every volume and an empty store, every backupable volume is overdue."""
+    from engine.settings import load_settings, settings_path
+
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[policies.all]\nmatch = { volume = "*" }\nevery = "24h"\n',
+                    encoding="utf-8")
+    app = engine_app()
+    app.session.settings = load_settings(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tree = await open_first_volume(pilot)
+        await wait_for(pilot, lambda: app.policy_facts is not None, timeout=60,
+                       what="the survey")
+        assert app.policy_facts.active, app.policy_facts.problem
+        vol = tree.cursor_node.data.obj
+        want = "✖ overdue" if vol.backupable else "⊘ not backupable"
+        await wait_for(pilot, lambda: want in str(tree.cursor_node.label), what=want)

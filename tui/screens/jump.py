@@ -8,7 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-VIEWS = ("inventory", "store", "jobs", "settings")
+VIEWS = ("inventory", "store", "jobs", "policies", "settings")
 
 
 class JumpScreen(ModalScreen[str | None]):
@@ -20,7 +20,7 @@ class JumpScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Input(placeholder=":inventory, store, jobs, settings", id="view")
+            yield Input(placeholder=":inventory, store, jobs, policies, settings", id="view")
             yield OptionList(*[Option(v, id=v) for v in VIEWS], id="views")
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -36,7 +36,7 @@ class JumpScreen(ModalScreen[str | None]):
         if options.option_count:
             self.dismiss(options.get_option_at_index(options.highlighted or 0).id)
         else:
-            self.notify("no such view: try inventory, store, jobs or settings",
+            self.notify("no such view: try inventory, store, jobs, policies or settings",
                         severity="warning")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -8,6 +8,7 @@ volumes only the store knows (gone); they are read again when a backup ends.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from textual import events, work
@@ -24,6 +25,7 @@ from engine.scaleway.inventory import ProjectInfo, VolumeInfo
 from engine.session import StoreStatus
 from engine.units import plural
 from tui.format import in_app_terms
+from tui.policystate import PolicyFacts, policy_facts
 from tui.query import parse
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
@@ -106,6 +108,7 @@ class MainScreen(Screen[None]):
             tree = self.query_one(InventoryTree)
             if tree.query_.active or self.has_class("-table"):
                 self._show_volumes()
+            self._load_policies()
         self._subtitles()
 
     # -- store snapshots (each volume's backups, and the gone ones) -------------------------
@@ -120,6 +123,36 @@ class MainScreen(Screen[None]):
         self.model.set_stored(stored_volumes(status.snapshots) if status.ok else {})
         self._show_volumes()
         self._show_selection()
+        self._load_policies()
+
+    # -- policies (their states replace the backup ages when the settings define some) ------
+    def _load_policies(self) -> None:
+        """Once the whole inventory and the store are known (again, after a backup)."""
+        if not (self.model.complete and self.model.store_known):
+            return
+        volumes = [v for vols in self.model.volumes.values() for v in vols]
+        names = {p.id: p.name for p in self.model.projects or []}
+        self.survey_policies(volumes, names, list(self.app.snapshot_cache or []))  # type: ignore[attr-defined]
+
+    @work(thread=True, group="policies", exit_on_error=False, exclusive=True)
+    def survey_policies(self, volumes: list[VolumeInfo], names: dict[str, str],
+                        snapshots: list[Any]) -> None:
+        now = datetime.fromtimestamp(self.app.clock(), timezone.utc)  # type: ignore[attr-defined]
+        facts = policy_facts(self.app.session, volumes, names, snapshots, now)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._policies_loaded, facts)
+
+    def _policies_loaded(self, facts: PolicyFacts) -> None:
+        before = self.app.policy_facts  # type: ignore[attr-defined]
+        if facts.problem and (before is None or before.problem != facts.problem):
+            self.notify(f"✖ policies not applied: {facts.problem}", severity="error",
+                        markup=False, timeout=15)
+        self.app.policy_facts = facts  # type: ignore[attr-defined]
+        self.model.set_policies(facts)
+        self._show_volumes()
+        self._show_selection()
+        for screen in self.app.screen_stack:
+            if hasattr(screen, "policies_changed"):
+                screen.policies_changed()
 
     def _ages_moved(self) -> None:
         self.model.touch()
@@ -260,7 +293,8 @@ class MainScreen(Screen[None]):
             row = self.model.row(vol)
             detail.update(volume_facts(vol, self.app.snapshot_cache,  # type: ignore[attr-defined]
                                        self._store_message, row.project_name,
-                                       detail.palette(), row.protection))
+                                       detail.palette(), row.protection,
+                                       self.model.policies))
             return
         if self.has_class("-table"):
             return
@@ -349,6 +383,14 @@ class MainScreen(Screen[None]):
         from tui.screens.store import StoreScreen
 
         self.app.push_screen(StoreScreen(snapshot_id=message.snapshot_id))
+
+    def filter_to(self, text: str) -> None:
+        """Show the volumes ``text`` (the `/` filter's words) matches: the policies view's
+        enter."""
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.value = text  # Input.Changed draws the view again
+        self._focus_view()
 
     # -- reveal a volume (after a restore) -------------------------------------------------
     def reveal_volume(self, project_id: str, zone: str, volume_id: str) -> None:

@@ -13,6 +13,7 @@ from engine.protection import GONE, Protection
 from engine.scaleway.inventory import VolumeInfo
 from engine.store import SnapshotInfo
 from tui.format import human_bytes, human_duration, human_gb, short_time
+from tui.policystate import PolicyFacts, policy_terms
 
 ENV_KEYS = ("environment", "env")
 CLASS_KEYS = ("data_class", "data-class", "dataclass", "class")
@@ -66,10 +67,42 @@ def _status(status: str, pal: Palette) -> Text:
                 style=pal.get(STATUS_STYLE.get(status, "sr-muted"), Style()))
 
 
+BARS = "▁▂▃▄▅▆▇█"
+SPARK_BACKUPS = 30  # the newest backups a sparkline shows
+
+
+def sparkline(values: list[int]) -> str:
+    """One block per value, as tall as its share of the largest (an empty backup: the
+    lowest block, so each backup still shows)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return BARS[0] * len(values)
+    return "".join(BARS[min(len(BARS) - 1, v * len(BARS) // (top + 1))] for v in values)
+
+
+def _policy_rows(vol: VolumeInfo, facts: PolicyFacts) -> list[tuple[str, str | Text]]:
+    status = facts.statuses.get(vol.id)
+    if status is None or status.policy is None:
+        return [("policy", "none matches it")] if status is not None else []
+    policy = next((p for p in facts.policies if p.name == status.policy), None)
+    terms = ""
+    if policy is not None:
+        every, keep, verify = policy_terms(policy)
+        terms = f" · every {every} · keep {keep} · verify {verify}"
+    rows: list[tuple[str, str | Text]] = [("policy", f"{status.policy}{terms}")]
+    reasons = facts.reasons.get(vol.id, ())
+    if reasons:
+        rows.append(("matched", "; ".join(reasons)))
+    verified = short_time(status.last_verified) if status.last_verified else "never"
+    rows.append(("verified", verified + (" · a check is due" if status.verify_due else "")))
+    return rows
+
+
 def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
                  store_message: str = "", project_name: str = "",
                  pal: Palette | None = None,
-                 protection: Protection | None = None) -> RenderableType:
+                 protection: Protection | None = None,
+                 policies: PolicyFacts | None = None) -> RenderableType:
     from tui.widgets.volumes import state_text
 
     pal = pal or {}
@@ -93,6 +126,8 @@ def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
         state = state_text(protection, pal)
         state.append(f" — {protection.reason}")
         rows.append(("backup", state))
+        if policies is not None and policies.active:
+            rows += _policy_rows(vol, policies)
     elif not vol.backupable:
         rows.append(("backup", Text.assemble(("⚠ not possible: ", pal.get("sr-warn", "")),
                                              str(vol.reason))))
@@ -104,6 +139,12 @@ def volume_facts(vol: VolumeInfo, snapshots: list[SnapshotInfo] | None,
     else:
         backups = volume_backups(snapshots, vol.id)
         parts.append(Text(f"backups in the store: {len(backups)}", style="bold"))
+        if backups:  # how much each backup added, oldest first: a jump shows at a glance
+            added = [s.stored_bytes for s in sorted(backups, key=lambda s: s.time)]
+            added = added[-SPARK_BACKUPS:]
+            parts.append(Text.assemble(("new bytes ", pal.get("sr-muted", "")),
+                                       (sparkline(added), pal.get("sr-running", "")),
+                                       f" max +{human_bytes(max(added))}"))
         table = Table.grid(padding=(0, 1))
         for snap in reversed(backups[-8:]):
             verified = "✔ verified" if snap.last_verified else "· unverified"

@@ -19,10 +19,12 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from engine.protection import (GONE, NEVER, NOT_BACKUPABLE, OK, STALE, Protection,
-                               StoredVolume, gone_volumes, human_age, protection_of)
+from engine.protection import (DUE, GONE, NEVER, NO_POLICY, NOT_BACKUPABLE, OK, OVERDUE, STALE,
+                               Protection, StoredVolume, gone_volumes, human_age,
+                               protection_from_status, protection_of)
 from engine.scaleway.inventory import ProjectInfo, VolumeInfo
 from tui.format import human_gb
+from tui.policystate import PolicyFacts
 from tui.query import Fields, Query, matches
 from tui.widgets.keys import KeyTable
 
@@ -33,23 +35,28 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-FILTER_KEYS = ("volume", "project", "zone", "tag", "state", "type", "id")
+FILTER_KEYS = ("volume", "project", "zone", "tag", "state", "type", "id", "policy")
 
-# state → (glyph, word, theme variable): a glyph AND a word, never colour alone
+# state → (glyph, word, theme variable): a glyph AND a word, never colour alone; the order is
+# the table's state order (a policy's words among the backup-age ones)
 STATE_LOOK: dict[str, tuple[str, str, str]] = {
     OK: ("✔", "ok", "sr-ok"),
+    DUE: ("◷", "due", "sr-warn"),
     STALE: ("⚠", "stale", "sr-warn"),
+    OVERDUE: ("✖", "overdue", "sr-error"),
     NEVER: ("✖", "never", "sr-error"),
+    NO_POLICY: ("○", "no policy", "sr-muted"),
     NOT_BACKUPABLE: ("⊘", "not backupable", "sr-muted"),
     GONE: ("⊗", "gone", "sr-muted"),
 }
 
 
 def state_text(p: Protection, palette: dict[str, Style] | None = None) -> Text:
-    """``✔ ok 3h``, ``⚠ stale 4d``, ``✖ never``, ``⊘ not backupable``, ``⊗ gone · 3 backups``."""
+    """``✔ ok 3h``, ``⚠ stale 4d``, ``✖ never``, ``⊘ not backupable``, ``⊗ gone · 3 backups``;
+    with policies ``◷ due``, ``✖ overdue 2d``, ``○ no policy``."""
     glyph, word, var = STATE_LOOK.get(p.state, ("?", p.state, "sr-muted"))
     words = f"{glyph} {word}"
-    if p.state in (OK, STALE) and p.age is not None:
+    if p.state in (OK, STALE, OVERDUE) and p.age is not None:
         words += f" {human_age(p.age)}"
     elif p.state == GONE:
         words += f" · {p.backup_count} backup{'s' if p.backup_count != 1 else ''}"
@@ -73,9 +80,11 @@ def volume_fields(vol: VolumeInfo, project_name: str, p: Protection) -> Fields:
             "project": [project_name.lower(), vol.project_id.lower()],
             "zone": [vol.zone.lower()],
             "tag": [str(t).lower() for t in vol.tags],
-            "state": [p.state, STATE_LOOK.get(p.state, ("", p.state, ""))[1]],
+            "state": [p.state, STATE_LOOK.get(p.state, ("", p.state, ""))[1],
+                      p.state.replace(" ", "-")],
             "type": [str(vol.type).lower()],
-            "id": [vol.id.lower()]}
+            "id": [vol.id.lower()],
+            "policy": [p.policy.lower()] if p.policy else []}
 
 
 class InventoryModel:
@@ -89,6 +98,7 @@ class InventoryModel:
         self.stored: dict[str, StoredVolume] = {}
         self.store_known = False
         self.complete = False       # the whole organization was listed at once
+        self.policies = PolicyFacts()  # with policies defined, their states replace the ages
         self._rows: list[VolumeRow] | None = None
 
     # -- what came in ---------------------------------------------------------------------
@@ -118,6 +128,10 @@ class InventoryModel:
             for zone in self.zones[p.id]:
                 self.volumes.setdefault((p.id, zone), [])
         self.complete = True
+        self._rows = None
+
+    def set_policies(self, facts: PolicyFacts) -> None:
+        self.policies = facts
         self._rows = None
 
     def set_stored(self, stored: dict[str, StoredVolume]) -> None:
@@ -161,7 +175,11 @@ class InventoryModel:
     # -- rows -----------------------------------------------------------------------------
     def row(self, vol: VolumeInfo) -> VolumeRow:
         name = self.project_name(vol.project_id)
-        p = protection_of(vol, self.stored.get(vol.id), self.now())
+        status = self.policies.statuses.get(vol.id) if self.policies.active else None
+        if status is not None and vol.status != GONE:
+            p = protection_from_status(status, self.now())
+        else:
+            p = protection_of(vol, self.stored.get(vol.id), self.now())
         return VolumeRow(vol, name, p, volume_fields(vol, name, p))
 
     def rows(self) -> list[VolumeRow]:
