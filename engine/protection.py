@@ -133,13 +133,12 @@ def protection_from_status(status: VolumeStatus, now: float) -> Protection:
     if age is None or every is None:
         return Protection(status.state, age, last, status.backups, status.why, status.policy)
     period = f"every {human_age(every)}"
-    if age > every + grace:
-        state, reason = OVERDUE, (f"newest backup {human_age(age)} old, more than {period}"
-                                  + (f" + grace {human_age(grace)}" if grace else ""))
-    elif age >= every - min(every / 10, 3600.0):
-        state, reason = DUE, f"newest backup {human_age(age)} old ({period})"
-    else:
-        state, reason = OK, f"newest backup {human_age(age)} old ({period})"
+    from engine.policies.status import timely_state
+
+    state = timely_state(age, every, grace)
+    reason = (f"newest backup {human_age(age)} old, more than {period}"
+              + (f" + grace {human_age(grace)}" if grace else "") if state == OVERDUE
+              else f"newest backup {human_age(age)} old ({period})")
     return Protection(state, age, last, status.backups, reason, status.policy)
 
 

@@ -49,12 +49,22 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def slack(policy: Policy) -> timedelta:
-    return min(policy.every / 10, timedelta(hours=1))
+def timely_state(age: float, every: float, grace: float) -> State:
+    """ok, due or overdue for a newest backup ``age`` seconds old: the one rule of run, status
+    and the app. Due a little before ``every`` (a tenth of it, at most an hour): an hourly timer
+    would otherwise find a 23h59m-old daily backup not due and let it reach 48h."""
+    if age > every + grace:
+        return "overdue"
+    if age >= every - min(every / 10, 3600.0):
+        return "due"
+    return "ok"
 
 
 def is_due(policy: Policy, newest: str | None, now: datetime) -> bool:
-    return newest is None or now - parse_time(newest) >= policy.every - slack(policy)
+    if newest is None:
+        return True
+    age = (now - parse_time(newest)).total_seconds()
+    return timely_state(age, policy.every.total_seconds(), policy.grace.total_seconds()) != "ok"
 
 
 def verify_due(policy: Policy, last_verified: str | None, now: datetime) -> bool:
@@ -72,14 +82,12 @@ def volume_status(v: SurveyedVolume, now: datetime) -> VolumeStatus:
         state, why = "not backupable", v.volume.reason
     elif newest is None:
         state, why = "overdue", "never backed up"
-    elif now - parse_time(newest.time) > policy.every + policy.grace:
-        state = "overdue"
-        why = (f"newest backup {_ago(age)} old, more than every {show_period(policy.every)} "
-               f"+ grace {show_period(policy.grace)}")
-    elif is_due(policy, newest.time, now):
-        state, why = "due", f"newest backup {_ago(age)} old (every {show_period(policy.every)})"
     else:
-        state, why = "ok", f"newest backup {_ago(age)} old (every {show_period(policy.every)})"
+        assert age is not None
+        state = timely_state(age, policy.every.total_seconds(), policy.grace.total_seconds())
+        why = (f"newest backup {_ago(age)} old, more than every {show_period(policy.every)} "
+               f"+ grace {show_period(policy.grace)}" if state == "overdue" else
+               f"newest backup {_ago(age)} old (every {show_period(policy.every)})")
     return VolumeStatus(
         v.volume.id, v.volume.name, v.volume.project_id, v.volume.zone, v.labels.environment,
         v.labels.data_class, policy.name if policy else None, state,
