@@ -87,9 +87,11 @@ class FetchStats:
             self._held -= n
 
 
-def plan(reader: BlobReader, ids: list[bytes], lengths: list[int], base: int) -> list[Run]:
+def plan(reader: BlobReader, ids: list[bytes], lengths: list[int], base: int,
+         run_max: int | None = None) -> list[Run]:
     """The runs that bring every non-zero chunk of ``ids`` (image offsets from ``base``);
-    a chunk that occurs several times is fetched once and goes to all its offsets."""
+    a chunk that occurs several times is fetched once and goes to all its offsets. A run
+    spans at most ``run_max`` bytes (default: what suits the reader's backend)."""
     wanted: dict[bytes, list[int]] = {}
     offset = base
     for cid, length in zip(ids, lengths):
@@ -101,7 +103,7 @@ def plan(reader: BlobReader, ids: list[bytes], lengths: list[int], base: int) ->
     for cid, offsets in wanted.items():
         loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
         by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
-    run_max = _run_max(reader)
+    run_max = run_max or _run_max(reader)
     runs: list[Run] = []
     for pack, blobs in by_pack.items():
         blobs.sort(key=lambda b: b[0].offset)

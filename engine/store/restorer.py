@@ -23,7 +23,7 @@ from bisect import bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,13 +33,11 @@ from engine.errors import OperationError, UsageError
 from engine.store.backends.base import NotFound
 from engine.store.crypto import IntegrityError
 from engine.store import prefetch
-from engine.store.index import Location
 from engine.store.pack import BLOB_DATA, BLOB_TREE
 from engine.store.repository import BlobReader, Cancelled
 from engine.store.snapshot import (DIGEST_CHUNKS, DIGEST_IMAGE, ZERO_ID, Manifest, TreeRef,
                                    chunk_list_hasher, decode_tree)
 
-RUN_GAP = 256 * 1024       # read neighbouring blobs of a pack in one request across small gaps
 RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request (S3: fewer, larger GETs)
 RUN_MAX_LOCAL = 1024 * 1024  # local files: smaller runs spread a segment over all threads
 THREADS = 4
@@ -47,50 +45,19 @@ SEGMENT = 16 * 1024 * 1024  # restores assemble the image in segments of this si
 PAGE = 4096  # O_DIRECT alignment (suits 512-byte and 4 KiB logical blocks)
 
 
-@dataclass
-class _Run:
-    """Blobs of one pack read with one request: (location, id, image offsets)."""
-
-    pack: str
-    start: int
-    end: int
-    blobs: list[tuple[Location, bytes, list[int]]] = field(default_factory=list)
-
-
 def _plan(reader: BlobReader, ids: list[bytes], lengths: list[int],
-          base: int) -> list[_Run]:
-    wanted: dict[bytes, list[int]] = {}
-    offset = base
-    for cid, length in zip(ids, lengths):
-        if cid != ZERO_ID:
-            wanted.setdefault(cid, []).append(offset)
-        offset += length
-    where = reader.cache.lookup_many(wanted, BLOB_DATA)
-    by_pack: dict[str, list[tuple[Location, bytes, list[int]]]] = {}
-    for cid, offsets in wanted.items():
-        loc = where.get(cid) or reader.locate(cid, BLOB_DATA)  # locate raises "missing"
-        by_pack.setdefault(loc.pack, []).append((loc, cid, offsets))
-    run_max = RUN_MAX_LOCAL if reader.local else RUN_MAX
-    runs: list[_Run] = []
-    for pack, blobs in by_pack.items():
-        blobs.sort(key=lambda b: b[0].offset)
-        run: _Run | None = None
-        for loc, cid, offsets in blobs:
-            end = loc.offset + loc.stored_len
-            if run is None or loc.offset - run.end > RUN_GAP or end - run.start > run_max:
-                run = _Run(pack, loc.offset, end)
-                runs.append(run)
-            run.end = max(run.end, end)
-            run.blobs.append((loc, cid, offsets))
-    return runs
+          base: int) -> list[prefetch.Run]:
+    """The in-order path's runs: the read-ahead's plan, with this path's run sizes."""
+    return prefetch.plan(reader, ids, lengths, base,
+                         run_max=RUN_MAX_LOCAL if reader.local else RUN_MAX)
 
 
-def _submit_runs(reader: BlobReader, runs: list[_Run], pool: ThreadPoolExecutor,
+def _submit_runs(reader: BlobReader, runs: list[prefetch.Run], pool: ThreadPoolExecutor,
                  view: memoryview, base: int,
                  cancel: threading.Event | None) -> list[Future]:
     """Fetch the runs in the pool, each blob verified and copied to its places in ``view``
     (which holds the image from offset ``base``)."""
-    def work(run: _Run) -> None:
+    def work(run: prefetch.Run) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled("restore cancelled")
         try:
