@@ -415,3 +415,19 @@ async def test_a_level_still_loading_survives_the_tree_being_drawn_again() -> No
                        what="the zone's volumes")
         zone = tree.find_child(tree.find_child(tree.root, "project", P1), "zone", "fr-par-1")
         assert zone.is_expanded
+
+
+async def test_tree_names_use_the_width() -> None:
+    """A pvc-<uuid> name (40 characters) is whole at 200 columns; at 80 it is cut, with the
+    state still on the line."""
+    long_name = "pvc-8f4ff31e-78de-4857-9487-ce1eaf19922a"
+    for width, whole in ((200, True), (80, False)):
+        session = FakeSession()
+        session.volumes.append(volume("vol-long", long_name, "fr-par-1", P1))
+        app = make_app(session)
+        async with app.run_test(size=(width, 40)) as pilot:
+            tree = await opened(pilot)
+            await wait_for(pilot, lambda: any("pvc-8f4f" in x for x in tree_labels(tree)))
+            label = next(x for x in tree_labels(tree) if "pvc-8f4f" in x)
+            assert (long_name in label) is whole, (width, label, tree.size.width)
+            assert "never" in label

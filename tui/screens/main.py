@@ -39,7 +39,7 @@ AGES_EVERY = 300.0  # seconds: "ok 3h" becomes "ok 4h" without a key pressed
 class MainScreen(Screen[None]):
     CSS_PATH = "main.tcss"
     HELP_TITLE = "inventory"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide"), (170, "-wider")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
         Binding("b", "backup", "Back up"),

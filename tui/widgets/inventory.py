@@ -28,7 +28,7 @@ from tui.query import Query
 from tui.widgets.keys import TREE_KEYS, TreeKeysMixin
 from tui.widgets.volumes import InventoryModel, VolumeRow, filtered, state_text
 
-NAME_WIDTH = 32  # long names (pvc-<uuid>) are cut in the tree; the detail pane has them whole
+NAME_WIDTH = 32  # before the tree has a width; then names take what the state leaves them
 VOLUME_INDENT = 12  # the guides before a volume's label (organization → project → zone)
 
 
@@ -214,8 +214,7 @@ class InventoryTree(TreeKeysMixin, Tree[NodeData]):
         longest = max((len(r.volume.name) for r in rows), default=0)
         state = max((len(state_text(r.protection).plain) for r in rows), default=0)
         room = self.size.width - VOLUME_INDENT - state - 4
-        return max(min(8, longest), min(NAME_WIDTH, longest,
-                                        room if self.size.width else NAME_WIDTH))
+        return max(min(8, longest), min(longest, room if self.size.width else NAME_WIDTH))
 
     def on_resize(self) -> None:
         self.relabel_marks()
