@@ -30,7 +30,7 @@ from tui.query import parse
 from tui.widgets.detail import DetailPane, volume_facts
 from tui.widgets.inventory import InventoryTree, NodeData
 from tui.widgets.jobs import JobsPanel
-from tui.widgets.keys import late_key_to
+from tui.widgets.keys import late_key_to, open_filter
 from tui.widgets.volumes import FILTER_KEYS, InventoryModel, VolumeTable, filtered
 
 AGES_EVERY = 300.0  # seconds: "ok 3h" becomes "ok 4h" without a key pressed
@@ -206,11 +206,7 @@ class MainScreen(Screen[None]):
         table.border_subtitle = text
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("shown")
-        # at once, not at the next turn (focus()): keys typed right after `/`, as a slow
-        # link delivers them in one burst, must reach the filter, not the view's bindings
-        self.set_focus(box)
+        open_filter(self.query_one("#filter", Input))
 
     def on_key(self, event: events.Key) -> None:
         late_key_to(self.query_one("#filter", Input), event)

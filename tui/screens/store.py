@@ -21,7 +21,7 @@ from tui.format import human_bytes, human_duration, in_app_terms, short_time
 from tui.query import Fields, parse
 from tui.query import matches as match_fields
 from tui.widgets.detail import DetailPane, snapshot_facts
-from tui.widgets.keys import KeyTable, late_key_to
+from tui.widgets.keys import KeyTable, late_key_to, open_filter
 
 SORTS: list[tuple[str, Callable[[SnapshotInfo], Any]]] = [
     ("time", lambda s: s.time),
@@ -199,11 +199,7 @@ class StoreScreen(Screen[None]):
 
     # -- actions --------------------------------------------------------------------------
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("shown")
-        # at once, not at the next turn (focus()): keys typed right after `/`, as a slow
-        # link delivers them in one burst, must reach the filter, not the view's bindings
-        self.set_focus(box)
+        open_filter(self.query_one("#filter", Input))
 
     def on_key(self, event: events.Key) -> None:
         late_key_to(self.query_one("#filter", Input), event)

@@ -62,14 +62,21 @@ class KeyTable(DataTable[Any]):
     BINDINGS = TABLE_KEYS
 
 
+def open_filter(box: Input) -> None:
+    """Show a screen's filter box and give it the keys at once, not at the next turn (as
+    ``focus()`` would): keys typed right after `/`, as a slow link delivers them in one burst,
+    must reach the filter, not the view's bindings."""
+    box.add_class("shown")
+    box.screen.set_focus(box)
+
+
 def late_key_to(box: Input, event: events.Key) -> bool:
     """A printable key that reached the screen while ``box`` has the focus: typed before the
     focus moved to it (over a slow link keys come in bursts, and `/` then `web` arrive
     together, already sent to the view). It goes into the box, in order."""
     focused = box.screen.focused is box  # has_focus comes later, with the Focus event
     if event.key == "slash" and not focused:  # now, not after the keys queued behind
-        box.add_class("shown")
-        box.screen.set_focus(box)
+        open_filter(box)
         event.stop()
         event.prevent_default()
         return True
