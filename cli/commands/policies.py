@@ -12,7 +12,6 @@ from engine import jobkinds
 from engine.errors import UsageError
 from engine.jobkinds import RunParams
 from engine.policies.durations import show_period
-from engine.policies.run import Shard
 from engine.units import human_bytes, utc_time
 
 
@@ -49,6 +48,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     if args.shard is not None:
+        from engine.policies.run import Shard  # the policy engine: only for the commands that run it
         Shard.parse(args.shard)
     if args.jobs < 0:
         raise UsageError("--jobs must be at least 1")

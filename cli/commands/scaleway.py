@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING
 
 from cli.context import Context
 from cli.jobrun import Launcher, add_job_options, raise_failures
@@ -14,9 +15,11 @@ from engine.errors import UsageError
 from engine.jobkinds import BackupParams, RestoreParams
 from engine.jobs import DONE
 from engine.scaleway.config import ZONES
-from engine.scaleway.inventory import VolumeInfo
 from engine.session import Session
 from engine.units import human_bytes, utc_time
+
+if TYPE_CHECKING:  # the SDK costs a quarter of a second to import: only commands that call it pay
+    from engine.scaleway.inventory import VolumeInfo
 
 GB = 1000 ** 3
 

@@ -27,10 +27,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
-import boto3
 import requests
 import urllib3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from scaleway import Client, ScalewayException
 from scaleway.account.v3 import AccountV3ProjectAPI
@@ -41,7 +39,7 @@ from scaleway.instance.v1 import InstanceV1API
 from engine.errors import OperationError
 # The one retry policy; other modules import these two names from here too.
 from engine.retry import DEFAULT_RETRY, RetryPolicy
-from engine.scaleway.config import region_of, s3_endpoint
+from engine.scaleway.config import boto_s3_client, region_of, s3_endpoint
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -399,19 +397,8 @@ class Apis:
 def make_s3_client(client: Client, region: str, recorder: CallRecorder | None = None,
                    concurrency: int = 16, attempts: int = 8) -> Any:
     """``attempts``: botocore's own tries per request (1: the caller retries, as the store does)."""
-    endpoint = s3_endpoint(region)
-    # A local endpoint (the sandbox's S3 on 127.0.0.1) has no per-bucket DNS names.
-    style = "virtual" if endpoint.endswith(".scw.cloud") else "path"
-    config = BotoConfig(region_name=region, signature_version="s3v4",
-                        retries={"max_attempts": attempts, "mode": "standard"},
-                        max_pool_connections=max(concurrency, 10),
-                        connect_timeout=10, read_timeout=60,
-                        s3={"addressing_style": style},
-                        request_checksum_calculation="when_required",
-                        response_checksum_validation="when_required")
-    s3 = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=client.access_key,
-        aws_secret_access_key=client.secret_key, config=config)
+    s3 = boto_s3_client(s3_endpoint(region), region, client.access_key, client.secret_key,
+                        concurrency=concurrency, attempts=attempts)
     if recorder is not None:
         _record_s3(s3, recorder)
     return s3

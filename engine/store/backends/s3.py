@@ -3,9 +3,10 @@
 Where it connects (:func:`connect`): the Scaleway profile the connector uses (``--profile`` /
 ``SCW_PROFILE``, its config file and the ``SCW_*`` variables over it) gives the keys and the
 region; the endpoint is ``https://s3.{region}.scw.cloud`` (``STRONGROOM_S3_ENDPOINT`` overrides
-it); the boto3 client is the connector's own (``engine.scaleway.api.make_s3_client``: virtual-host
-addressing on Scaleway, path style elsewhere, checksums only where required, as Scaleway
-accepts). With no Scaleway credentials but AWS ones in the environment, boto3's usual chain.
+it); the boto3 client has the connector's settings (``engine.scaleway.config.boto_s3_client``:
+virtual-host addressing on Scaleway, path style elsewhere, checksums only where required, as
+Scaleway accepts). With no Scaleway credentials but AWS ones in the environment, boto3's usual
+chain.
 
 Every request goes through :meth:`S3Backend._call`: 429, 5xx and dropped connections are tried
 again with the one retry policy (``engine.retry``: exponential backoff, full jitter); one that
@@ -82,7 +83,7 @@ def connect(profile: str | None = None) -> S3Place:
     """The client for a store on Object Storage: the Scaleway profile's keys and region, the
     connector's client settings. Falls back to boto3's own chain (AWS_* variables) when no
     Scaleway credentials are set and no profile was asked for."""
-    from engine.scaleway.config import s3_endpoint, scw_client
+    from engine.scaleway.config import boto_s3_client, s3_endpoint, scw_client
 
     try:
         scw = scw_client(profile)
@@ -90,29 +91,22 @@ def connect(profile: str | None = None) -> S3Place:
         if profile or not os.environ.get("AWS_ACCESS_KEY_ID"):
             raise
         return _connect_plain()
-    from engine.scaleway.api import make_s3_client
-
     region = scw.default_region or "fr-par"
-    client = make_s3_client(scw, region, attempts=1)  # retries: ours (STORE_RETRY), not botocore's
+    # attempts=1: retries are ours (STORE_RETRY), not botocore's
+    client = boto_s3_client(s3_endpoint(region), region, scw.access_key, scw.secret_key,
+                            attempts=1)
     name = profile or os.environ.get("SCW_PROFILE") or "default"
     return S3Place(client, region, s3_endpoint(region), f"Scaleway profile {name!r}")
 
 
 def _connect_plain() -> S3Place:
     """Any S3 service, with boto3's credential chain (AWS_* variables, ~/.aws)."""
-    import boto3
-    from botocore.config import Config
+    from engine.scaleway.config import boto_s3_client
 
     region = (os.environ.get("SCW_DEFAULT_REGION") or os.environ.get("AWS_DEFAULT_REGION")
               or "fr-par")
     endpoint = os.environ.get("STRONGROOM_S3_ENDPOINT") or None
-    style = "virtual" if endpoint is None or endpoint.endswith(".scw.cloud") else "path"
-    config = Config(region_name=region, signature_version="s3v4", max_pool_connections=16,
-                    retries={"max_attempts": 1, "mode": "standard"},
-                    connect_timeout=10, read_timeout=60, s3={"addressing_style": style},
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required")
-    client = boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
+    client = boto_s3_client(endpoint, region, attempts=1)
     return S3Place(client, region, endpoint or "AWS", "AWS_* variables")
 
 
