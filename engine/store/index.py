@@ -347,6 +347,19 @@ class IndexCache:
                     found[row[0]] = Location(*row[1:6])  # live copies come last: they win
         return found
 
+    def data_ends(self, packs: Iterable[str]) -> dict[str, int]:
+        """Where the last blob of each pack ends (its trailer starts there)."""
+        ends: dict[str, int] = {}
+        packs = list(packs)
+        with self._lock:
+            for i in range(0, len(packs), 500):
+                part = packs[i:i + 500]
+                marks = ",".join("?" * len(part))
+                ends.update(self._db.execute(
+                    f"SELECT pack, MAX(offset + stored_len) FROM blobs WHERE pack IN ({marks}) "
+                    "GROUP BY pack", part).fetchall())
+        return ends
+
     def lookup(self, blob_id: bytes, blob_type: int) -> Location | None:
         with self._lock:
             row = self._db.execute(

@@ -389,3 +389,56 @@ def test_a_slow_link_sends_bodies_no_faster_than_set(scw_env: dict, sandbox_faul
         timings[speed] = time.monotonic() - started
     assert timings[8.0] >= 0.25
     assert timings[0.0] < timings[8.0]
+
+
+def test_a_pack_needed_whole_is_one_open_ended_get_and_a_shared_one_a_span(
+        tmp_path: Path, scw_env: dict, sandbox_faults, store_cli, fast_kdf) -> None:
+    """Restoring B, whose first half is A's: A's pack is needed in part, so it is read as a
+    bounded span; B's own pack is needed whole, so it is asked from 0 to its end (a server
+    that cuts ranges out of the object then copies nothing), trailer included, and a body
+    cut mid-way goes on from where it broke."""
+    from engine.store import prefetch, restorer
+    from engine.store.backends import s3 as s3mod
+    from engine.store.store import Store
+    from tests.fixtures.store import PASSPHRASE
+
+    _bucket, url = _url("whole")
+    assert store_cli("init", "--create-bucket", store=url).code == 0
+    a = make_image(tmp_path / "a.img", 4_000_000, seed=21, zero_every=0)
+    b = tmp_path / "b.img"
+    b.write_bytes(a.read_bytes()[:2_000_000] + make_image(tmp_path / "c.img", 2_000_000,
+                                                          seed=22, zero_every=0).read_bytes())
+    for image in (a, b):
+        assert store_cli("backup-image", str(image), store=url, env=NO_DAEMON).code == 0
+    asked: list[tuple[str, int, int | None]] = []
+    real = s3mod.S3Backend._open_body
+
+    def record(self, name: str, start: int, end: int | None):  # type: ignore[no-untyped-def]
+        asked.append((name, start, end))
+        return real(self, name, start, end)
+
+    proxy = sandbox_faults.world.storage.server.proxy
+    dropped = proxy.stats.dropped
+    sandbox_faults.faults(s3_rate_drop=0.3, drop_s3=2)
+    out = tmp_path / "out.img"
+    with Store.open(url, PASSPHRASE) as store:
+        snap = store.resolve("latest")
+        reader = store._reader()
+        ids, lengths = reader.read_tree(store._manifest(snap.id).trees[0])
+        runs = prefetch.plan(reader, ids, lengths, 0)
+        whole = {r.pack for r in runs if r.whole}
+        assert len(runs) == 2 and len(whole) == 1  # B's pack whole, A's in part
+        s3mod.S3Backend._open_body = record  # type: ignore[method-assign]
+        try:
+            with store._lock(exclusive=False):
+                restorer.restore_to_path(reader, store._manifest(snap.id), out, None, None)
+        finally:
+            s3mod.S3Backend._open_body = real  # type: ignore[method-assign]
+    assert out.read_bytes() == b.read_bytes()
+    packs = [entry for entry in asked if entry[0].startswith("packs/")]
+    first = {}
+    for name, start, end in packs:
+        first.setdefault(name, (start, end))
+    assert sorted(end is None for _start, end in first.values()) == [False, True]
+    assert all(start == 0 for start, end in first.values() if end is None)
+    assert proxy.stats.dropped > dropped and len(packs) > 2  # cut, and asked again from there

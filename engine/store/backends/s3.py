@@ -395,19 +395,22 @@ class S3Backend:
             raise OperationError(f"reading {name} from s3://{self.bucket} failed: "
                                  f"{_say(exc)}") from None
 
-    def open_range(self, name: str, offset: int, length: int) -> BinaryIO:
-        """Bytes ``offset:offset+length`` as a stream (one ranged GET whose body is read as
-        it comes): restores read a whole pack's span blob by blob without holding it. A body
-        cut mid-way is asked again from where it stopped (:class:`_ResumedRange`)."""
+    def open_range(self, name: str, offset: int, length: int | None) -> BinaryIO:
+        """Bytes ``offset:offset+length`` (to the end when ``length`` is None) as a stream (one
+        ranged GET whose body is read as it comes): restores read a whole pack's span blob by
+        blob without holding it. A body cut mid-way is asked again from where it stopped
+        (:class:`_ResumedRange`)."""
         return _ResumedRange(self, name, offset, length)
 
-    def _open_body(self, name: str, start: int, end: int) -> Any:
-        """The streaming body of one ranged GET of bytes ``start:end`` (the request retried)."""
+    def _open_body(self, name: str, start: int, end: int | None) -> Any:
+        """The streaming body of one ranged GET of bytes ``start:end`` (to the object's end
+        when ``end`` is None; the request retried)."""
         from botocore.exceptions import ClientError
 
+        last = "" if end is None else end - 1
         try:
             resp = self._call(f"reading {name}", lambda: self.client.get_object(
-                Bucket=self.bucket, Key=self._key(name), Range=f"bytes={start}-{end - 1}"))
+                Bucket=self.bucket, Key=self._key(name), Range=f"bytes={start}-{last}"))
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise NotFound(f"store file {name} is missing") from None
@@ -458,24 +461,29 @@ class _ResumedRange:
     """A ranged GET's body that, when the connection drops mid-way (or the body ends short),
     asks for the rest again from where it stopped, with the backend's retry policy."""
 
-    def __init__(self, backend: S3Backend, name: str, offset: int, length: int) -> None:
+    def __init__(self, backend: S3Backend, name: str, offset: int, length: int | None) -> None:
         self.backend, self.name = backend, name
-        self.pos, self.end = offset, offset + length
+        self.pos = offset
+        self.end = None if length is None else offset + length  # None: the object's end
         self.failures = 0
-        self.body: Any = backend._open_body(name, self.pos, self.end) if length else None
+        self.body: Any = backend._open_body(name, self.pos, self.end) if length != 0 else None
 
     def read(self, n: int = -1) -> bytes:
-        want = self.end - self.pos if n is None or n < 0 else min(n, self.end - self.pos)
-        while want > 0:
+        """Up to ``n`` bytes (all that is left when ``n`` is negative); b"" at the end."""
+        left = None if self.end is None else self.end - self.pos
+        want = left if n is None or n < 0 else n if left is None else min(n, left)
+        while self.body is not None and (want is None or want > 0):
             try:
                 data = self.body.read(want)
             except Exception as exc:
                 if not (is_transient(exc) or _cut(exc)):
                     raise
-                data = b""
-            if data:
-                self.pos += len(data)
-                return data
+            else:
+                if data:
+                    self.pos += len(data)
+                    return data
+                if self.end is None:  # the object's end: a body cut short raises in botocore
+                    return b""
             self._resume()  # cut short: what is left, again
         return b""
 
