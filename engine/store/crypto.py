@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import blake3
@@ -54,10 +56,17 @@ class Keys:
         return cls(master, data, cid, seed)
 
 
+# One Argon2id at a time in a process: two at once in cryptography 50 (OpenSSL's Argon2id,
+# lanes on its own threads) hang for good or fail with MemoryError. The daemon's jobs and the
+# key derivation's head start (engine.store.keyahead) may open stores in parallel.
+_KDF_LOCK = threading.Lock()
+
+
 def _kek(passphrase: str, salt: bytes, iterations: int, memory_kib: int, lanes: int) -> bytes:
     kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes,
                    memory_cost=memory_kib)
-    return kdf.derive(passphrase.encode("utf-8"))
+    with _KDF_LOCK:
+        return kdf.derive(passphrase.encode("utf-8"))
 
 
 def kdf_memory_kib() -> int:
@@ -84,20 +93,47 @@ def make_key_file(master: bytes, passphrase: str) -> bytes:
     return (json.dumps(doc, indent=2) + "\n").encode()
 
 
-def unwrap_key_file(raw: bytes, passphrase: str, where: str) -> bytes:
+@dataclass(frozen=True)
+class KdfParams:
+    """What a key file's Argon2id takes besides the passphrase (none of it secret)."""
+
+    salt: bytes
+    iterations: int
+    memory_kib: int
+    lanes: int
+
+    def derive(self, passphrase: str) -> bytes:
+        return _kek(passphrase, self.salt, self.iterations, self.memory_kib, self.lanes)
+
+
+def kdf_params(raw: bytes, where: str) -> KdfParams:
+    """The Argon2id parameters of a key file; UsageError if it is not one we can read."""
     try:
         doc = json.loads(raw)
         if doc.get("version") != 1 or doc.get("kdf") != "argon2id":
             raise UsageError(f"the key file of store {where} uses an unknown format; "
                              "upgrade strongroom")
-        salt = base64.b64decode(doc["salt"])
-        wrapped = base64.b64decode(doc["wrapped_key"])
-        kek = _kek(passphrase, salt, int(doc["iterations"]), int(doc["memory_kib"]),
-                   int(doc["lanes"]))
+        return KdfParams(base64.b64decode(doc["salt"]), int(doc["iterations"]),
+                         int(doc["memory_kib"]), int(doc["lanes"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UsageError(f"the key file of store {where} is damaged") from None
+
+
+def unwrap_key_file(raw: bytes, passphrase: str, where: str,
+                    kek: Callable[[KdfParams], bytes | None] | None = None) -> bytes:
+    """The master key. ``kek`` may hold the key-encryption key for these parameters already
+    (derived ahead, :mod:`engine.store.keyahead`); None from it means derive it here."""
+    params = kdf_params(raw, where)
+    try:
+        wrapped = base64.b64decode(json.loads(raw)["wrapped_key"])
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"the key file of store {where} is damaged") from None
     try:
-        master = AESGCM(kek).decrypt(wrapped[:NONCE], wrapped[NONCE:], KEY_AD)
+        derived = (kek(params) if kek is not None else None) or params.derive(passphrase)
+    except ValueError:  # parameters Argon2id refuses
+        raise UsageError(f"the key file of store {where} is damaged") from None
+    try:
+        master = AESGCM(derived).decrypt(wrapped[:NONCE], wrapped[NONCE:], KEY_AD)
     except InvalidTag:
         raise UsageError(f"wrong passphrase for store {where}: check STRONGROOM_PASSPHRASE "
                          "(or STRONGROOM_PASSPHRASE_FILE)") from None

@@ -19,6 +19,7 @@ from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, ope
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
 from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
+from engine.store.keyahead import KeyAhead
 from engine.store.index import (IndexCache, cache_error, is_busy, is_damaged,
                                  unwritable_notice)
 from engine.store.locks import StoreLock
@@ -115,6 +116,7 @@ class Store:
 
     @classmethod
     def open(cls, url: str, passphrase: str, *, profile: str | None = None) -> "Store":
+        ahead = KeyAhead(url, passphrase)  # Argon2id in a thread while the store is reached
         backend = open_backend(url, profile=profile)
         if not backend.exists():
             raise UsageError(f"no store at {backend.url}: run 'strongroom init' to create one, "
@@ -147,7 +149,7 @@ class Store:
         except NotFound:
             raise UsageError(f"the store at {backend.url} has no key file ({KEY}): "
                              "it cannot be opened") from None
-        master = unwrap_key_file(key_raw, passphrase, backend.url)
+        master = unwrap_key_file(key_raw, passphrase, backend.url, ahead.kek)
         return cls(backend, config, Keys.from_master(master))
 
     def close(self) -> None:

@@ -1,0 +1,109 @@
+"""The key derivation's head start: a store opened before derives its key in a thread while
+it is being reached; what is remembered for that is never secret, and a stale or damaged
+memory costs time, never an open."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UsageError
+from engine.store import crypto, keyahead
+from engine.store.store import Store
+
+PASSPHRASE = "keyahead test passphrase"
+
+
+@pytest.fixture
+def derivations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread that ran each Argon2id derivation."""
+    seen: list[str] = []
+    real = crypto._kek
+
+    def counted(*args: object) -> bytes:
+        seen.append(threading.current_thread().name)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crypto, "_kek", counted)
+    return seen
+
+
+def _remembered(tmp_path: Path) -> list[Path]:
+    return sorted(Path(os.environ["XDG_CACHE_HOME"]).rglob("kdf/*.json"))
+
+
+def test_a_second_open_derives_ahead_and_nothing_secret_is_written(
+        tmp_path: Path, fast_kdf: None, derivations: list[str]) -> None:
+    url = str(tmp_path / "store")
+    Store.init(url, PASSPHRASE).close()
+    with Store.open(url, PASSPHRASE) as first:
+        master = first.keys.master
+    assert derivations[-1] == "MainThread"  # nothing known yet: derived after the key file
+    [memory] = _remembered(tmp_path)
+    text = memory.read_text()
+    key_file = json.loads((Path(url) / "keys" / "default").read_bytes())
+    assert set(json.loads(text)) == {"salt", "iterations", "memory_kib", "lanes"}
+    assert json.loads(text)["salt"] == key_file["salt"]
+    for secret in (PASSPHRASE, key_file["wrapped_key"], master.hex()):
+        assert secret not in text
+    derivations.clear()
+    with Store.open(url, PASSPHRASE) as second:
+        assert second.keys.master == master
+    assert derivations == ["strongroom-kdf"]  # once, ahead, and its result was taken
+
+
+def test_a_changed_passphrase_is_derived_anew_and_a_wrong_one_still_refused(
+        tmp_path: Path, fast_kdf: None, derivations: list[str]) -> None:
+    url = str(tmp_path / "store")
+    Store.init(url, PASSPHRASE).close()
+    with Store.open(url, PASSPHRASE) as store:
+        store.change_passphrase("a new passphrase")
+    derivations.clear()
+    with Store.open(url, "a new passphrase"):
+        pass
+    # the remembered salt was the old key file's: its head start is wasted, not used
+    assert derivations == ["strongroom-kdf", "MainThread"]
+    with pytest.raises(UsageError, match="wrong passphrase"):
+        Store.open(url, PASSPHRASE)
+    with Store.open(url, "a new passphrase"):
+        pass
+
+
+def test_damaged_or_unwritable_memory_costs_only_time(tmp_path: Path, fast_kdf: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(tmp_path / "store")
+    Store.init(url, PASSPHRASE).close()
+    Store.open(url, PASSPHRASE).close()
+    [memory] = _remembered(tmp_path)
+    memory.write_text("{not json")
+    Store.open(url, PASSPHRASE).close()
+    assert json.loads(memory.read_text())["lanes"] == crypto.KDF_LANES  # rewritten
+    # a cache that cannot be written (root ignores modes: a folder under /proc it is)
+    monkeypatch.setattr(keyahead, "_path", lambda url: Path("/proc/no-such-dir/x.json"))
+    Store.open(url, PASSPHRASE).close()
+
+
+def test_stores_opened_in_parallel_threads_all_open(tmp_path: Path, fast_kdf: None) -> None:
+    """Two Argon2id derivations at once in one process hung for good (OpenSSL's, through
+    cryptography 50): the daemon's jobs open stores in parallel, and so does the head start."""
+    urls = [str(tmp_path / f"store{i}") for i in range(3)]
+    for url in urls:
+        Store.init(url, PASSPHRASE).close()
+    opened: list[bytes] = []
+
+    def open_one(url: str) -> None:
+        with Store.open(url, PASSPHRASE) as store:
+            opened.append(store.keys.master)
+
+    threads = [threading.Thread(target=open_one, args=(url,), daemon=True)
+               for url in urls * 2]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert len(opened) == 6 and len(set(opened)) == 3
