@@ -35,8 +35,12 @@ from measure import (BENCH_DIR, MiB, Run, drop_caches, load, mib, repo_root, run
 PASSPHRASE = "bench-passphrase-not-secret"
 RESULTS_DIR = BENCH_DIR / "results"
 
-# Targets from issue 2 (strongroom relative to restic in the same run).
-TARGET_BACKUP_X = 3.0
+# Targets (strongroom relative to restic in the same run): issue 2's, as issue 15 revised them.
+# A backup from a local file has no ratio goal any more (its goal is 90% of cpu_floor.py's
+# bound: zstd bounds it); into an S3 store it is 2x restic.
+TARGET_BACKUP_X: float | None = None
+TARGET_BACKUP_X_S3 = 2.0
+TARGET_BACKUP_CPU_X = 0.35
 TARGET_V2_X = 0.7
 TARGET_RESTORE_X = 2.0
 TARGET_RSS = 300 * MiB
@@ -347,21 +351,25 @@ def targets(results: dict[str, ToolResult]) -> list[dict]:
             return None
         return getattr(r.steps[step], attr)
 
-    def add(name: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> None:
+    def add(name: str, value: float | None, target: float | None, higher_is_better: bool,
+            unit: str) -> None:
+        if target is None:  # shown, no goal
+            rows.append({"target": name, "value": value, "goal": "(info)", "met": None})
+            return
         ok = None if value is None else (value >= target if higher_is_better else value <= target)
         rows.append({"target": name, "value": value, "goal": f"{'>=' if higher_is_better else '<='} {target}{unit}",
                      "met": ok})
 
-    add("backup v1 throughput vs restic", ratio(get(sr, "backup_v1", "mb_per_s"), get(rs, "backup_v1", "mb_per_s")),
+    add("backup v1 throughput vs restic" + ("" if TARGET_BACKUP_X else " (goal: cpu_floor.py)"), ratio(get(sr, "backup_v1", "mb_per_s"), get(rs, "backup_v1", "mb_per_s")),
         TARGET_BACKUP_X, True, "x")
     add("v2 new bytes vs restic", ratio(get(sr, "backup_v2", "stored_bytes"), get(rs, "backup_v2", "stored_bytes")),
         TARGET_V2_X, False, "x")
     add("restore throughput vs restic", ratio(get(sr, "restore_v1", "mb_per_s"), get(rs, "restore_v1", "mb_per_s")),
         TARGET_RESTORE_X, True, "x")
-    add("backup v1 CPU-seconds vs restic (info)", ratio(get(sr, "backup_v1", "cpu_seconds"),
-                                                        get(rs, "backup_v1", "cpu_seconds")), round(1 / TARGET_BACKUP_X, 2), False, "x")
-    add("restore CPU-seconds vs restic (info)", ratio(get(sr, "restore_v1", "cpu_seconds"),
-                                                      get(rs, "restore_v1", "cpu_seconds")), round(1 / TARGET_RESTORE_X, 2), False, "x")
+    add("backup v1 CPU-seconds vs restic", ratio(get(sr, "backup_v1", "cpu_seconds"),
+                                                  get(rs, "backup_v1", "cpu_seconds")), TARGET_BACKUP_CPU_X, False, "x")
+    add("restore CPU-seconds vs restic", ratio(get(sr, "restore_v1", "cpu_seconds"),
+                                               get(rs, "restore_v1", "cpu_seconds")), None, False, "x")
     peak = max(s.max_rss for s in sr.steps.values()) if sr.steps else None
     add("peak RSS (MiB, this image size)", round(peak / MiB, 1) if peak else None, TARGET_RSS / MiB, False, " MiB")
     return rows
@@ -452,7 +460,7 @@ def main() -> int:
         log("starting the sandbox's S3 (moto)")
         Tool.s3 = S3Repos()
         global TARGET_BACKUP_X
-        TARGET_BACKUP_X = 2.0  # issue 15: into an S3 store, 2x restic
+        TARGET_BACKUP_X = TARGET_BACKUP_X_S3
         env.update(Tool.s3.env())
     rounds = []
     try:
