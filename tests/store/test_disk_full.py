@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.store import make_image, small_tmpfs
+from tests.fixtures.store import fill_file_system, make_image, small_tmpfs
 
 
 @pytest.fixture
@@ -58,13 +58,7 @@ def test_a_full_disk_under_the_cache_does_not_block_a_restore(
     cache = small_fs / "cache"
     cache.mkdir()
     filler = small_fs / "filler"
-    with open(filler, "wb") as f:  # fill the file system to the last block
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fill_file_system(filler, b"\0")  # fill the file system to the last block
     env = {"XDG_CACHE_HOME": str(cache), "STRONGROOM_NO_DAEMON": "1"}
     out = tmp_path / "c.out"
     res = store_cli("restore-image", snap, str(out), env=env)

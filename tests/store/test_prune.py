@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import Store, repository
-from tests.fixtures.store import PASSPHRASE, REPO_ROOT, small_tmpfs
+from tests.fixtures.store import PASSPHRASE, REPO_ROOT, fill_file_system, small_tmpfs
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -308,13 +308,7 @@ def test_disk_full_during_repack_is_clear_and_loses_nothing(
     # fill the file system but for 1 MiB: room for locks, lists and a few packs, not for the
     # repack's 5 MiB of new packs
     filler = small_fs / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\1" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    fill_file_system(filler, b"\1")
     os.truncate(filler, filler.stat().st_size - MiB)
     res = store_cli("prune", store=url)
     assert res.code == 1, res.stderr
