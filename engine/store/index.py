@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import platformdirs
 
@@ -28,8 +29,10 @@ from engine.store.pack import (ENTRY, BlobEntry, decode_entries, encode_entries,
 COUNT = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
+    """Where one copy of a blob lies. A tuple, not a frozen dataclass: a restore plan builds
+    one per chunk, and a frozen dataclass's __init__ cost ~1.5 µs each (25 ms per 16k)."""
+
     pack: str
     offset: int
     stored_len: int
@@ -344,7 +347,7 @@ class IndexCache:
                 for row in self._db.execute(
                         f"SELECT id, pack, offset, stored_len, raw_len, flags, {LIVE} FROM blobs "
                         f"WHERE type=? AND id IN ({marks}) ORDER BY 7", (blob_type, *part)):
-                    found[row[0]] = Location(*row[1:6])  # live copies come last: they win
+                    found[row[0]] = Location._make(row[1:6])  # live copies come last: they win
         return found
 
     def data_ends(self, packs: Iterable[str]) -> dict[str, int]:
