@@ -9,10 +9,12 @@ measures on the same machine, each step in turn (and ``--repeat`` times, best of
      ``MultipartWriter`` (engine/scaleway/s3stream.py) with the flow's concurrency, to the same
      bucket: what ``strongroom restore`` does before the import;
   3. ``store.restore`` into nothing (no network): the store's own ceiling now.
-Prints the seconds and MB/s of each and the ratio of 2 to 1 (target >= 80%).
+Prints the seconds and MB/s of each and the ratio of 2 to 1 (target >= 80%). With ``--rss``,
+step 2 also runs once in a fresh process, whose peak RSS (from wait4) is printed: what the
+restore flow's upload holds in memory for an image of this size (target <= 300 MiB at 4 GiB).
 
     /work/venv/bin/python bench/restore_upload.py [--size-mib 512] [--concurrency 4]
-                                                  [--repeat 2] [--via-proxy]
+                                                  [--repeat 2] [--via-proxy] [--rss]
 """
 from __future__ import annotations
 
@@ -51,6 +53,38 @@ def timed(label: str, size: int, fn) -> float:
     return seconds
 
 
+FLOW_CHILD = """
+import sys
+from engine.scaleway.api import Apis
+from engine.scaleway.config import scw_client
+from engine.scaleway.s3stream import MultipartWriter
+from engine.store import Store
+store_path, snap, bucket, size, concurrency = sys.argv[1:]
+s3 = Apis(scw_client(), s3_concurrency=16).s3("fr-par")
+writer = MultipartWriter(s3, bucket, "strongroom-tmp/bench/flow-rss.qcow2", int(size),
+                         concurrency=int(concurrency))
+with Store.open(store_path, "bench passphrase") as store:
+    try:
+        store.restore(snap, writer)
+        writer.commit()
+    finally:
+        writer.close()
+"""
+
+
+def flow_rss(store_path: str, snap: str, bucket: str, size: int, concurrency: int) -> int:
+    """Peak RSS in bytes of the flow's upload run alone in a fresh interpreter."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", FLOW_CHILD, store_path, snap, bucket,
+                             str(size), str(concurrency)],
+                            cwd=Path(__file__).resolve().parent.parent, env=os.environ)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the flow's child failed")
+    return usage.ru_maxrss * 1024
+
+
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -61,6 +95,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4,
                         help="parts in flight (the restore flow's default: 4)")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rss", action="store_true",
+                        help="also run the flow once in a fresh process and print its peak RSS")
     parser.add_argument("--via-proxy", action="store_true",
                         help="go through the sandbox's fault proxy (a slow asyncio TCP relay) "
                              "instead of straight to its moto server")
@@ -103,6 +139,11 @@ def main() -> int:
             store.restore(snap.id, Nowhere())
 
         plain()  # warm up connections, moto and the page cache
+        if args.rss:
+            store_path = str(Path(tmp) / "store")
+            peak = flow_rss(store_path, snap.id, bucket, size, args.concurrency)
+            print(f"{'the flow in a fresh process: peak RSS':52s} {peak / MiB:7.0f} MiB  "
+                  f"(target <= 300 MiB: {'MET' if peak <= 300 * MiB else 'MISSED'})", flush=True)
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for label, fn in (("plain boto3 upload_file (baseline)", plain),

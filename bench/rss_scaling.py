@@ -6,8 +6,10 @@ segment, 20% holes (all zeros), 40% incompressible random bytes, 40% half-entrop
 compresses about 2:1 — all unique, so nothing dedups away and the whole pipeline works. Then, for
 each size, in a fresh store: `backup-image` and `restore-image` as fresh processes, peak RSS from
 wait4, and a hash check of the restored image. Target: <= 300 MiB at 4 GiB, flat with size.
+``--store s3`` puts each store in a bucket of the sandbox's S3 (a moto server process, as
+compare.py does): the paths that hold packs in flight to Object Storage and stream them back.
 
-    python bench/rss_scaling.py [--sizes 1,4]
+    python bench/rss_scaling.py [--sizes 1,4] [--store local|s3]
 """
 from __future__ import annotations
 
@@ -58,7 +60,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="Peak RSS of strongroom backup/restore vs image size.")
     ap.add_argument("--sizes", default="1,4", help="image sizes in GiB (default 1,4)")
     ap.add_argument("--keep", action="store_true", help="keep stores and restored images")
+    ap.add_argument("--store", choices=("local", "s3"), default="local")
     args = ap.parse_args()
+    s3 = None
+    if args.store == "s3":
+        from compare import S3Repos
+
+        s3 = S3Repos()
     root = repo_root()
     run_dir = BENCH_DIR / "work" / "rss" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     home = run_dir / "home"
@@ -66,6 +74,8 @@ def main() -> int:
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), XDG_DATA_HOME=str(home / ".local/share"),
                XDG_CONFIG_HOME=str(home / ".config"), STRONGROOM_PASSPHRASE=PASSPHRASE,
                STRONGROOM_NO_DAEMON="1")  # measure the process doing the work, not a client
+    if s3 is not None:
+        env.update(s3.env())
     load_before = load()
     rows = []
     for gib in (float(s) for s in args.sizes.split(",")):
@@ -73,7 +83,8 @@ def main() -> int:
         print(f"{gib:g} GiB: building/reusing the synthetic image", file=sys.stderr, flush=True)
         image = synthetic_image(size)
         digest = sha256_file(image)
-        store = run_dir / f"store-{gib:g}G"
+        store = (f"s3://{S3Repos.BUCKET}/{run_dir.name}-{gib:g}G" if s3 is not None
+                 else run_dir / f"store-{gib:g}G")
         logs = run_dir / "logs"
 
         def cli(*a: str) -> list[str]:
@@ -97,10 +108,14 @@ def main() -> int:
                      "restore_cpu_s": round(restore.cpu_seconds, 2),
                      "restore_mb_s": round(size / 1e6 / restore.seconds, 1), "verified": ok})
         if not args.keep:
-            shutil.rmtree(store)
+            if s3 is None:
+                shutil.rmtree(store)
             out.unlink()
+    if s3 is not None:
+        s3.stop()
 
-    print(f"load average before {load_before}, after {load()}; {os.cpu_count()} CPUs\n")
+    print(f"store: {args.store}; load average before {load_before}, after {load()}; "
+          f"{os.cpu_count()} CPUs\n")
     print(f"{'image':>7}  {'backup RSS MiB':>14}  {'backup s':>8}  {'MB/s':>6}  "
           f"{'restore RSS MiB':>15}  {'restore s':>9}  {'MB/s':>6}  restored ok")
     for r in rows:
@@ -116,7 +131,7 @@ def main() -> int:
               f"restore x{last['restore_rss'] / first['restore_rss']:.2f} (flat = about x1)")
     out_json = BENCH_DIR / "results" / f"rss_scaling-{run_dir.name}.json"
     out_json.parent.mkdir(exist_ok=True)
-    out_json.write_text(json.dumps({"load_before": load_before, "load_after": load(), "rows": rows},
+    out_json.write_text(json.dumps({"store": args.store, "load_before": load_before, "load_after": load(), "rows": rows},
                                    indent=2) + "\n")
     print(f"\nJSON: {out_json}")
     if not args.keep:
