@@ -152,6 +152,9 @@ def main() -> int:
                 seconds = timed(label, size, fn)
                 best[label] = min(best.get(label, seconds), seconds)
         store.close()
+        # the sandbox saves its buckets when it stops: gigabytes of bench objects took minutes
+        for key in ("plain", "flow", "flow-rss"):
+            s3.delete_object(Bucket=bucket, Key=f"strongroom-tmp/bench/{key}.qcow2")
         base, ours, *_ = best.values()
         print(f"best of {args.repeat}:")
         for label, seconds in best.items():
