@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import platformdirs
 
@@ -38,6 +38,16 @@ class Location(NamedTuple):
     stored_len: int
     raw_len: int
     flags: int
+
+
+T = TypeVar("T")
+
+
+def _batches(values: Sequence[T], size: int = 500) -> Iterator[tuple[Sequence[T], str]]:
+    """``values`` in parts small enough for one query's parameters, each with its "?,?,…"."""
+    for i in range(0, len(values), size):
+        part = values[i:i + size]
+        yield part, ",".join("?" * len(part))
 
 
 def delta_ad(delta_id: str) -> bytes:
@@ -328,9 +338,7 @@ class IndexCache:
         at about half the cost per id of ``has`` (bench/known_ids.py)."""
         found: set[bytes] = set()
         with self._lock:
-            for i in range(0, len(ids), 500):
-                part = ids[i:i + 500]
-                marks = ",".join("?" * len(part))
+            for part, marks in _batches(ids):
                 found.update(row[0] for row in self._db.execute(
                     f"SELECT id FROM blobs WHERE type=? AND id IN ({marks}) AND {LIVE}",
                     (blob_type, *part)))
@@ -341,9 +349,7 @@ class IndexCache:
         found: dict[bytes, Location] = {}
         ids = list(ids)
         with self._lock:
-            for i in range(0, len(ids), 500):
-                part = ids[i:i + 500]
-                marks = ",".join("?" * len(part))
+            for part, marks in _batches(ids):
                 for row in self._db.execute(
                         f"SELECT id, pack, offset, stored_len, raw_len, flags, {LIVE} FROM blobs "
                         f"WHERE type=? AND id IN ({marks}) ORDER BY 7", (blob_type, *part)):
@@ -353,11 +359,8 @@ class IndexCache:
     def data_ends(self, packs: Iterable[str]) -> dict[str, int]:
         """Where the last blob of each pack ends (its trailer starts there)."""
         ends: dict[str, int] = {}
-        packs = list(packs)
         with self._lock:
-            for i in range(0, len(packs), 500):
-                part = packs[i:i + 500]
-                marks = ",".join("?" * len(part))
+            for part, marks in _batches(list(packs)):
                 ends.update(self._db.execute(
                     f"SELECT pack, MAX(offset + stored_len) FROM blobs WHERE pack IN ({marks}) "
                     "GROUP BY pack", part).fetchall())
@@ -395,9 +398,7 @@ class IndexCache:
         """Every pack that holds a copy of each of ``ids`` (ids with none are left out)."""
         found: dict[bytes, list[str]] = {}
         with self._lock:
-            for i in range(0, len(ids), 500):
-                part = ids[i:i + 500]
-                marks = ",".join("?" * len(part))
+            for part, marks in _batches(ids):
                 for cid, pack in self._db.execute(
                         f"SELECT id, pack FROM blobs WHERE type=? AND id IN ({marks})",
                         (blob_type, *part)):
