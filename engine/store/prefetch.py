@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from itertools import accumulate
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import BinaryIO
 
 from engine.errors import OperationError
