@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from engine.errors import OperationError
 from engine.sandbox.luks import DATA_OFFSET as LUKS_HEADER
 from engine.sandbox.luks import write_luks2_header
 from engine.sandbox.qcow2 import data_ranges
@@ -259,7 +261,21 @@ def _uuid(seed: int, volume_id: str, what: str) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:32]}"
 
 
+# e2fsprogs' tools live in /usr/sbin (or /sbin), which is not on a Debian user's PATH
+SBIN = ("/usr/sbin", "/sbin")
+
+
+def tool(name: str) -> str:
+    """The path of an e2fsprogs tool, looked for on PATH and then in the sbin folders."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
+    if found is None:
+        raise OperationError(f"{name} not found (the sandbox builds its volumes' ext4 file "
+                             "systems with it): install e2fsprogs, e.g. apt install e2fsprogs")
+    return found
+
+
 def _run(args: list[str], **kwargs: object) -> None:
+    args = [tool(args[0]), *args[1:]]
     answer = subprocess.run(args, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
     if answer.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({answer.returncode}): {answer.stderr.strip()[-400:]}")

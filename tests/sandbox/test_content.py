@@ -28,3 +28,19 @@ def test_seeded_snapshot_has_its_volume_content(sandbox):
     state = sandbox.world.state
     snapshot = next(iter(s for s in state.coll("snapshots").values() if s.get("_from_volume")))
     assert _blkid(sandbox.snapshot_path(snapshot["id"])) == "ext4"
+
+
+def test_e2fsprogs_are_found_outside_a_users_path(tmp_path, monkeypatch):
+    """Debian keeps mke2fs and debugfs in /usr/sbin, which is not on a user's PATH: there
+    `strongroom demo` stopped with a bare "[Errno 2] No such file or directory: 'mke2fs'"."""
+    from engine.errors import OperationError
+    from engine.sandbox import content
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    dest = tmp_path / "volume.img"
+    content.build_ext4(dest, 16 << 20, seed=1, volume_id="vol-1", budget=1 << 20)
+    with open(dest, "rb") as f:
+        f.seek(1024 + 56)
+        assert f.read(2) == b"\x53\xef"  # the ext4 superblock's magic
+    with pytest.raises(OperationError, match=r"^no-such-tool not found .*install e2fsprogs"):
+        content.tool("no-such-tool")
