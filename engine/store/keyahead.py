@@ -73,7 +73,7 @@ class KeyAhead:
         path = _path(self.url)
         doc = {"salt": base64.b64encode(params.salt).decode(), "iterations": params.iterations,
                "memory_kib": params.memory_kib, "lanes": params.lanes}
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(doc) + "\n")
