@@ -56,6 +56,7 @@ class Step:
     stored_bytes: int | None = None     # repository growth caused by the step
     verified: bool | None = None        # restore: the bytes hash like the original
     load: float | None = None           # 1-minute load average when the step started
+    server_cpu_seconds: float | None = None  # --store s3: moto's CPU in the step (same cores)
     rounds: list[dict] | None = None    # with --repeat: every round's figures for this step
 
 
@@ -267,21 +268,36 @@ def run_step(tool: Tool, result: ToolResult, step: str, images: dict[str, Path],
     step_load = os.getloadavg()[0]
     if kind == "backup":
         prepare([image], cold)
+        server = server_cpu()
         run = tool.backup(image, label)
+        server = server_cpu() - server if tool.s3 else None
         size = tool.repo_size()
         result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
                                   round(size_in / 1e6 / run.seconds, 1), size,
-                                  size - result.repo_before, load=step_load)
+                                  size - result.repo_before, load=step_load,
+                                  server_cpu_seconds=server and round(server, 2))
         result.repo_before = size
         return
     out_dir = tool.logs.parent / f"{tool.name}-restore"
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare([] if tool.s3 else [tool.repo], cold)
+    server = server_cpu()
     run, out = tool.restore(label, out_dir)
+    server = server_cpu() - server if tool.s3 else None
     verified = out.stat().st_size == size_in and sha256_file(out) == v1_hash
     result.steps[step] = Step(round(run.seconds, 2), run.max_rss, round(run.cpu_seconds, 2),
-                              round(size_in / 1e6 / run.seconds, 1), verified=verified, load=step_load)
+                              round(size_in / 1e6 / run.seconds, 1), verified=verified, load=step_load,
+                              server_cpu_seconds=server and round(server, 2))
     shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def server_cpu() -> float:
+    """User + system CPU seconds of the sandbox's moto process so far (0 without one)."""
+    s3 = Tool.s3
+    if s3 is None or s3.server._process is None:
+        return 0.0
+    fields = Path(f"/proc/{s3.server._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_tools(tools: list[Tool], v1: Path, v2: Path, v1_hash: str, cold: bool,
@@ -398,6 +414,11 @@ def print_table(results: dict[str, ToolResult], target_rows: list[dict]) -> None
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     for i, row in enumerate(rows):
         print("  ".join(str(c).rjust(w) if j else str(c).ljust(w) for j, (c, w) in enumerate(zip(row, widths))))
+    for r in results.values():
+        b1, rs = r.steps.get("backup_v1"), r.steps.get("restore_v1")
+        if b1 and b1.server_cpu_seconds is not None and rs:
+            print(f"  {r.tool}: moto (the sandbox's S3, on the same cores) used "
+                  f"{b1.server_cpu_seconds} CPU-s in backup v1, {rs.server_cpu_seconds} in restore")
         if i == 0:
             print("  ".join("-" * w for w in widths))
     for r in results.values():
