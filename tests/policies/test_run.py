@@ -80,6 +80,16 @@ def _spawn(*argv: str) -> subprocess.Popen[str]:
                             env=dict(os.environ), cwd=Path(__file__).resolve().parents[2])
 
 
+def _reports(runs: list[subprocess.Popen[str]]) -> list[dict]:
+    """The JSON report of each run started at once, once each has succeeded."""
+    reports = []
+    for proc in runs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        reports.append(json.loads(out))
+    return reports
+
+
 def _per_volume(url: str) -> dict[str, int]:
     with Store.open(url, PASS) as store:
         counts: dict[str, int] = {}
@@ -100,12 +110,7 @@ def test_two_shards_at_once_back_up_every_volume_exactly_once(
     assert code == 0 and {d["volume_id"] for d in plan["due"]} == ids and not plan["backed_up"]
     assert _per_volume(s3_store) == {}  # a dry run does nothing
 
-    runs = [_spawn("run", "--shard", f"{i}/2") for i in (1, 2)]
-    reports = []
-    for proc in runs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        reports.append(json.loads(out))
+    reports = _reports([_spawn("run", "--shard", f"{i}/2") for i in (1, 2)])
     done = [b["volume_id"] for r in reports for b in r["backed_up"]]
     assert sorted(done) == sorted(ids)           # every one, each by one shard
     assert all(not r["failed"] for r in reports)
@@ -209,12 +214,7 @@ def test_runs_without_shards_at_once_never_back_a_volume_up_twice(
     tag = f"team=c{os.urandom(3).hex()}"
     ids = {v.id for v in make_volumes(tag, ["fr-par-1", "fr-par-1", "fr-par-2"])}
     _settings(f'[policies.team]\nmatch = {{ tag = "{tag}" }}\nevery = "24h"\nverify = "7d"\n')
-    runs = [_spawn("run", "--jobs", "1") for _ in range(2)]
-    reports = []
-    for proc in runs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-        reports.append(json.loads(out))
+    reports = _reports([_spawn("run", "--jobs", "1") for _ in range(2)])
     done = [b["volume_id"] for r in reports for b in r["backed_up"]]
     assert sorted(done) == sorted(ids)  # each once: the other run skipped it or found it done
     for r in reports:
