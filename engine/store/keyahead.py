@@ -66,20 +66,23 @@ class KeyAhead:
                 return self._kek.result()
             except Exception:
                 return None
-        self._remember(params)
+        remember(self.url, params)
         return None
 
-    def _remember(self, params: KdfParams) -> None:
-        path = _path(self.url)
-        doc = {"salt": base64.b64encode(params.salt).decode(), "iterations": params.iterations,
-               "memory_kib": params.memory_kib, "lanes": params.lanes}
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+def remember(url: str, params: KdfParams) -> None:
+    """Keep ``params`` for the next open of ``url`` (``init`` calls it too: the first backup
+    into a new store gets the head start)."""
+    path = _path(url)
+    doc = {"salt": base64.b64encode(params.salt).decode(), "iterations": params.iterations,
+           "memory_kib": params.memory_kib, "lanes": params.lanes}
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(doc) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a head start only: an unwritable cache costs the next open 0.1 s
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(doc) + "\n")
-            os.replace(tmp, path)
-        except OSError:  # a head start only: an unwritable cache costs the next open 0.1 s
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            tmp.unlink()
+        except OSError:
+            pass

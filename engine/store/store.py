@@ -18,8 +18,9 @@ from engine.units import plural, utc_time
 from engine.store.backends import Backend, NotFound, TempFile, is_disk_full, open_backend
 from engine.store.archiver import BackupJob, ChunkerParams
 from engine.store.check import run_check
-from engine.store.crypto import IntegrityError, Keys, Sealer, make_key_file, unwrap_key_file
-from engine.store.keyahead import KeyAhead
+from engine.store import keyahead
+from engine.store.crypto import (IntegrityError, Keys, Sealer, kdf_params, make_key_file,
+                                 unwrap_key_file)
 from engine.store.index import (IndexCache, cache_error, is_busy, is_damaged,
                                  unwritable_notice)
 from engine.store.locks import StoreLock
@@ -101,7 +102,8 @@ class Store:
             backend.create()
             master = os.urandom(32)
             # exclusive: a second init racing this one fails instead of replacing our key
-            backend.put(KEY, make_key_file(master, passphrase), exclusive=True)
+            key_raw = make_key_file(master, passphrase)
+            backend.put(KEY, key_raw, exclusive=True)
             config = {"strongroom_store": FORMAT_VERSION, "id": os.urandom(16).hex(),
                       "created": now_iso(), "chunker": chunker.as_dict(),
                       "cipher": "aes-256-gcm", "chunk_id": "blake3-keyed",
@@ -112,11 +114,13 @@ class Store:
         except OSError as exc:
             raise OperationError(f"cannot create a store at {backend.url}: "
                                  f"{exc.strerror or exc}") from None
+        keyahead.remember(url, kdf_params(key_raw, backend.url))
         return cls(backend, config, Keys.from_master(master))
 
     @classmethod
     def open(cls, url: str, passphrase: str, *, profile: str | None = None) -> "Store":
-        ahead = KeyAhead(url, passphrase)  # Argon2id in a thread while the store is reached
+        # Argon2id in a thread while the store is reached
+        ahead = keyahead.KeyAhead(url, passphrase)
         backend = open_backend(url, profile=profile)
         if not backend.exists():
             raise UsageError(f"no store at {backend.url}: run 'strongroom init' to create one, "
