@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from engine.errors import OperationError
 from engine.store.backends.base import Backend, Buffer, NotFound, PageBuffer
-from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, IntegrityError, Keys, Sealer
+from engine.store.crypto import FLAG_RAW, FLAG_ZSTD, NONCE, TAG, IntegrityError, Keys, Sealer
 from engine.store.index import IndexCache, Location, delta_ad, encode_delta, new_delta_id
 from engine.store.pack import (BLOB_DATA, BLOB_TREE, PACK_MAGIC, BlobEntry, blob_ad,
                                build_trailer, new_pack_id, pack_name)
@@ -98,6 +98,20 @@ class PackWriter:
         offset = pack.size
         for part in parts:
             pack.buf.append(part)
+        pack.entries.append(BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
+                                      raw_len))
+        if pack.size >= self.target:
+            self.flush()
+
+    def seal(self, aead: AESGCM, blob_type: int, blob_id: bytes, flags: int, raw_len: int,
+             nonce: bytes, payload: Buffer, ad: bytes) -> None:
+        """Encrypt ``payload`` straight into the pack (nonce, ciphertext, tag): no sealed copy
+        to allocate, and no copy into the pack made while holding the GIL (encrypt_into
+        releases it)."""
+        pack = self.pack
+        offset = pack.buf.append(nonce)
+        with pack.buf.extend(len(payload) + TAG) as out:
+            aead.encrypt_into(nonce, payload, ad, out)
         pack.entries.append(BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
                                       raw_len))
         if pack.size >= self.target:

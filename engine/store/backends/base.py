@@ -31,14 +31,25 @@ class PageBuffer:
     def append(self, data: "Buffer") -> int:
         """Copy ``data`` to the end; returns its offset."""
         start, end = self.size, self.size + len(data)
-        if end + PAGE > len(self.mem):  # room for the padding of the last direct write too
-            bigger = mmap.mmap(-1, round_up(2 * (end + PAGE)))
-            bigger[:start] = self.mem[:start]
-            self.mem.close()
-            self.mem = bigger
+        self._room(end)
         self.mem[start:end] = data
         self.size = end
         return start
+
+    def extend(self, n: int) -> memoryview:
+        """Grow by ``n`` bytes and return them to be written in place (release the view before
+        the next call: a buffer that must grow cannot move while a view is out)."""
+        start, end = self.size, self.size + n
+        self._room(end)
+        self.size = end
+        return memoryview(self.mem)[start:end]
+
+    def _room(self, end: int) -> None:
+        if end + PAGE > len(self.mem):  # room for the padding of the last direct write too
+            bigger = mmap.mmap(-1, round_up(2 * (end + PAGE)))
+            bigger[:self.size] = self.mem[:self.size]
+            self.mem.close()
+            self.mem = bigger
 
     def view(self) -> memoryview:
         return memoryview(self.mem)[:self.size]
