@@ -36,6 +36,7 @@ from engine.store.repository import Cancelled, PackWriter
 from engine.store.snapshot import (CHUNKS_PER_TREE, DIGEST_CHUNKS, TREE_ENTRY, ZERO_ID, Manifest,
                                    SnapshotInfo, TreeRef, chunk_list_hasher, now_iso,
                                    seal_manifest, snapshot_name)
+from engine.store.switching import short_switches
 
 READ_BUFFER = 8 * 1024 * 1024
 BUFFERS = 5  # one being read, three queued, one with the writer
@@ -189,6 +190,7 @@ class BackupJob:
         and last before the snapshot is written, so none is recorded without the lock.
         ``when``: the snapshot's recorded time (manifest format), now by default."""
         started, when = time.monotonic(), when or now_iso()
+        short_switches()
         ordered: queue.Queue = queue.Queue(maxsize=BUFFERS - 1)
         pool: queue.Queue = queue.Queue()
         for _ in range(BUFFERS):

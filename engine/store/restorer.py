@@ -37,6 +37,7 @@ from engine.store.pack import BLOB_DATA, BLOB_TREE
 from engine.store.repository import BlobReader, Cancelled
 from engine.store.snapshot import (DIGEST_CHUNKS, DIGEST_IMAGE, ZERO_ID, Manifest, TreeRef,
                                    chunk_list_hasher, decode_tree)
+from engine.store.switching import short_switches
 
 RUN_MAX = 8 * 1024 * 1024  # but never more than this in one request (S3: fewer, larger GETs)
 RUN_MAX_LOCAL = 1024 * 1024  # local files: smaller runs spread a segment over all threads
@@ -338,6 +339,7 @@ def restore_to_path(reader: BlobReader, manifest: Manifest, out: Path,
     with ``sha256`` (or ``in_order``, for benches), is assembled in order and hashed.
     Returns the SHA-256 hex when asked."""
     size = manifest.info.bytes
+    short_switches()
     if out.is_dir():
         raise UsageError(f"{out} is a directory: give a file name for the restored image")
     if not out.parent.is_dir():
@@ -388,6 +390,7 @@ def restore_to_stream(reader: BlobReader, manifest: Manifest, out: BinaryIO,
     was written before a failure cannot be taken back: the caller must report the failure.
     Returns the image's SHA-256 hex when asked."""
     image_sha = hashlib.sha256() if sha256 else None
+    short_switches()
     _restore(reader, manifest, lambda seg, view: _write_all(out, view), progress, cancel,
              still_locked=still_locked, sha256=image_sha)
     flush = getattr(out, "flush", None)
