@@ -247,6 +247,9 @@ def prepare(paths: list[Path], cold: bool) -> str:
     """Put every tool in the same cache state before a timed step."""
     if cold and drop_caches():
         return "cold"
+    # No dirty pages left by the step before (the other tool's restored image, say): the
+    # kernel writing them back would slow whichever tool runs next.
+    os.sync()
     for p in paths:
         warm(p)
     return "warm"
