@@ -85,34 +85,40 @@ class BackupJob:
             cctx = self._local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         view, zeros, known, key = memoryview(buf), self.zeros, self.known, self.keys.chunk_id
         out: list[tuple[bytes, int, tuple[int, Buffer] | None]] = []
-        maybe_known: list[tuple[int, memoryview]] = []  # (index in out, bytes) to confirm
+        new: list[int] = []  # indexes in out of the chunks to store
+        maybe_known: list[int] = []  # to confirm, in one SQLite query for the buffer
+        views: list[memoryview] = []
         for start, length in spans:
             mv = view[start:start + length]
             if mv[0] == 0 and zeros.startswith(mv):
                 out.append((ZERO_ID, length, None))
+                views.append(mv)
                 continue
             cid = blake3.blake3(mv, key=key).digest()
-            if known.maybe(cid):  # confirmed below, in one SQLite query for the buffer
-                maybe_known.append((len(out), mv))
-                out.append((cid, length, None))
-                continue
-            out.append((cid, length, self._seal(cctx, cid, mv)))
+            (maybe_known if known.maybe(cid) else new).append(len(out))
+            out.append((cid, length, None))
+            views.append(mv)
         if maybe_known:
-            stored = known.confirm([out[i][0] for i, _ in maybe_known])
-            for i, mv in maybe_known:
-                cid, length, _ = out[i]
-                if cid not in stored:  # a prefix shared with another id: new after all
-                    out[i] = (cid, length, self._seal(cctx, cid, mv))
+            stored = known.confirm([out[i][0] for i in maybe_known])
+            new.extend(i for i in maybe_known if out[i][0] not in stored)  # new after all
+        if new:
+            self._seal(cctx, out, [views[i] for i in new], new)
         return out
 
-    def _seal(self, cctx: zstandard.ZstdCompressor, cid: bytes,
-              mv: memoryview) -> tuple[int, Buffer]:
-        """Compress when it pays; the writer encrypts straight into the pack."""
-        length = len(mv)
-        packed = cctx.compress(mv)
-        if len(packed) < length - (length >> 5):
-            return FLAG_ZSTD, packed
-        return FLAG_RAW, mv
+    @staticmethod
+    def _seal(cctx: zstandard.ZstdCompressor, out: list, views: list[memoryview],
+              where: list[int]) -> None:
+        """Compress the new chunks in one call (one GIL release for the buffer, not one a
+        chunk) and keep each frame that pays; the writer encrypts straight into the pack."""
+        frames = cctx.multi_compress_to_buffer(views, threads=0)
+        for n, (i, mv) in enumerate(zip(where, views)):
+            frame = frames[n]
+            length = len(mv)
+            cid, _, _ = out[i]
+            if len(frame) < length - (length >> 5):
+                out[i] = (cid, length, (FLAG_ZSTD, frame))
+            else:
+                out[i] = (cid, length, (FLAG_RAW, mv))
 
     # ---- reader --------------------------------------------------------------------------
     def _read(self, source: BinaryIO, workers: ThreadPoolExecutor, ordered: queue.Queue,
