@@ -168,12 +168,14 @@ class Session:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                from engine.store import Store
                 if self._passphrase is None:
                     raise UsageError("no passphrase: set STRONGROOM_PASSPHRASE or "
                                      "STRONGROOM_PASSPHRASE_FILE and start again")
-                self._store = Store.open(self.store_url, self._passphrase(),
-                                         profile=self.profile)
+                passphrase = self._passphrase()
+                from engine.store import keyahead
+                keyahead.start(self.store_url, passphrase)  # while the store's modules import
+                from engine.store import Store
+                self._store = Store.open(self.store_url, passphrase, profile=self.profile)
             return self._store
 
     def init_store(self, passphrase: str, chunk_avg: int | None = None,

@@ -120,7 +120,7 @@ class Store:
     @classmethod
     def open(cls, url: str, passphrase: str, *, profile: str | None = None) -> "Store":
         # Argon2id in a thread while the store is reached
-        ahead = keyahead.KeyAhead(url, passphrase)
+        ahead = keyahead.take(url, passphrase)
         backend = open_backend(url, profile=profile)
         if not backend.exists():
             raise UsageError(f"no store at {backend.url}: run 'strongroom init' to create one, "

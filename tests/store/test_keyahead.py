@@ -122,3 +122,33 @@ def test_stores_opened_in_parallel_threads_all_open(tmp_path: Path, fast_kdf: No
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     assert len(opened) == 6 and len(set(opened)) == 3
+
+
+def test_a_derivation_started_before_the_open_is_the_one_it_takes(
+        tmp_path: Path, fast_kdf: None, derivations: list[str]) -> None:
+    """Session.store() starts the derivation before it imports the store's modules; the open
+    that follows takes it, unless it was started with another passphrase."""
+    url = str(tmp_path / "store")
+    Store.init(url, PASSPHRASE).close()
+    derivations.clear()
+    keyahead.start(url, PASSPHRASE)
+    with Store.open(url, PASSPHRASE):
+        pass
+    assert derivations == ["strongroom-kdf"]
+    derivations.clear()
+    keyahead.start(url, "not the passphrase")
+    with pytest.raises(UsageError, match="wrong passphrase"):
+        Store.open(url, "also wrong")
+    assert len(derivations) == 2  # the one started for another passphrase was not reused
+
+
+def test_the_key_derivation_imports_without_the_rest_of_the_store() -> None:
+    """What lets Session.store() start Argon2id before importing the store (~65 ms)."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys, engine.store.keyahead\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('engine.store'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert json.loads(out) == ["engine.store", "engine.store.crypto", "engine.store.keyahead"]
