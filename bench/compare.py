@@ -28,6 +28,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cpu_floor import backup_bound
 from make_images import ensure_images, parse_size
 from measure import (BENCH_DIR, MiB, Run, drop_caches, load, mib, repo_root, run_measured,
                      sha256_file, tree_size, warm)
@@ -43,6 +44,8 @@ TARGET_BACKUP_X_S3 = 2.0
 TARGET_BACKUP_CPU_X = 0.35
 TARGET_V2_X = 0.7
 TARGET_RESTORE_X = 2.0
+TARGET_FLOOR_SHARE = 0.9  # of cpu_floor.py's bound, for a backup from a local file
+FLOOR_MB_S: list[float] = []  # that bound, measured before each round's backups
 TARGET_RSS = 300 * MiB
 
 
@@ -381,6 +384,9 @@ def targets(results: dict[str, ToolResult]) -> list[dict]:
 
     add("backup v1 throughput vs restic" + ("" if TARGET_BACKUP_X else " (goal: cpu_floor.py)"), ratio(get(sr, "backup_v1", "mb_per_s"), get(rs, "backup_v1", "mb_per_s")),
         TARGET_BACKUP_X, True, "x")
+    if FLOOR_MB_S:
+        add(f"backup v1 vs cpu_floor bound ({max(FLOOR_MB_S)} MB/s)",
+            ratio(get(sr, "backup_v1", "mb_per_s"), max(FLOOR_MB_S)), TARGET_FLOOR_SHARE, True, "")
     add("v2 new bytes vs restic", ratio(get(sr, "backup_v2", "stored_bytes"), get(rs, "backup_v2", "stored_bytes")),
         TARGET_V2_X, False, "x")
     add("restore throughput vs restic", ratio(get(sr, "restore_v1", "mb_per_s"), get(rs, "restore_v1", "mb_per_s")),
@@ -503,6 +509,9 @@ def run_rounds(args: argparse.Namespace, names: list[str], run_dir: Path, env: d
         round_dir = run_dir / f"round{r + 1}"
         log(f"round {r + 1} of {args.repeat}")
         tools = [TOOLS[name](round_dir, env) for name in names]
+        if args.store == "local" and "strongroom" in names:
+            log(f"  cpu_floor.py's backup bound (load {load()})")
+            FLOOR_MB_S.append(round(backup_bound(args.size, os.cpu_count() or 1), 1))
         rounds.append(bench_tools(tools, images.v1, images.v2, v1_hash, cold, log,
                                   args.restores))
         if not args.keep and not any(t.error for t in rounds[-1].values()):
@@ -530,7 +539,7 @@ def _report(args: argparse.Namespace, images, run_dir: Path, cache_state: str,
                    "v2_bytes": images.v2.stat().st_size, "fs_bytes": images.fs_bytes,
                    "data_bytes": images.data_bytes, "changed_files": images.changed,
                    "deleted_files": images.deleted, "added_bytes": images.added_bytes},
-        "repeat": args.repeat, "store": args.store,
+        "repeat": args.repeat, "store": args.store, "cpu_floor_backup_mb_s": FLOOR_MB_S,
         "results": {k: asdict(v) for k, v in results.items()},
         "targets": target_rows,
     }

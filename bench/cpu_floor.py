@@ -12,7 +12,7 @@ and divides the rest by the number of cores: a throughput no real pipeline can b
 assumes every core busy all the time with no hand-off cost. Then compares that bound, and the
 newest `compare.py` run, with restic's figures from the same JSON.
 
-    /work/venv/bin/python bench/cpu_floor.py [--size 1.2G] [--cores N]
+    /work/venv/bin/python bench/cpu_floor.py [--size 1.2G] [--cores N] [--bound]
 """
 from __future__ import annotations
 
@@ -117,6 +117,16 @@ def command_overhead() -> float:
     return best
 
 
+def backup_bound(size: str, cores: int) -> float:
+    """The two-core bound for backing up the bench's v1 image of ``size``, in MB/s (what
+    ``main`` prints), measured now in a child process (this one's memory would count in the
+    next child's peak RSS): compare.py calls it in the same run as the backups it judges,
+    since the primitives' speed and the command's start both move with the machine's load."""
+    out = subprocess.run([sys.executable, __file__, "--size", size, "--cores", str(cores),
+                          "--bound"], check=True, capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
 def newest_compare() -> dict | None:
     for path in sorted((BENCH_DIR / "results").glob("compare-*.json"), reverse=True):
         doc = json.loads(path.read_text())
@@ -131,9 +141,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1.2G")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--bound", action="store_true",
+                    help="print only the backup bound in MB/s (compare.py's same-run figure)")
     args = ap.parse_args()
     images = ensure_images(parse_size(args.size))
     size = images.v1.stat().st_size
+    if args.bound:
+        clock = Clock()
+        backup_costs(images.v1, clock)
+        wall = command_overhead() + sum(clock.totals.values()) / args.cores
+        print(f"backup bound MB/s {size / wall / 1e6:.1f}")
+        return 0
     print(f"v1 image {size / 1e6:.0f} MB; {args.cores} cores; load {load()}", flush=True)
     clock = Clock()
     sealed = backup_costs(images.v1, clock)
