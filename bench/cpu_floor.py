@@ -71,22 +71,28 @@ def backup_costs(image: Path, clock: Clock) -> Sealed:
             view = memoryview(buf)[:n]
             spans = [(c.offset, c.length) for c in cdc.cut_buf(view)]
             clock.add("FastCDC", t)
+            new: list[tuple[bytes, memoryview]] = []
+            t = time.thread_time()
             for off, length in spans:
                 chunk = view[off:off + length]
                 if chunk[0] == 0 and zeros.startswith(chunk):
                     continue
-                t = time.thread_time()
                 cid = blake3.blake3(chunk, key=key).digest()
-                t = clock.add("chunk ids (keyed BLAKE3)", t)
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                packed = cctx.compress(chunk)
-                t = clock.add("zstd level 1", t)
-                small = len(packed) < length - (length >> 5)
-                ct = aead.encrypt(nonce, packed if small else chunk, cid)
-                clock.add("AES-256-GCM", t)
-                out.blobs.append((cid, ct, small))
+                if cid not in seen:
+                    seen.add(cid)
+                    new.append((cid, chunk))
+            t = clock.add("chunk ids (keyed BLAKE3)", t)
+            if not new:
+                continue
+            # as the store's workers do: one call for the buffer's new chunks
+            frames = cctx.multi_compress_to_buffer([chunk for _, chunk in new], threads=0)
+            t = clock.add("zstd level 1", t)
+            for (cid, chunk), frame in zip(new, frames):
+                length = len(chunk)
+                small = len(frame) < length - (length >> 5)
+                out.blobs.append((cid, aead.encrypt(nonce, frame if small else chunk, cid),
+                                  small))
+            clock.add("AES-256-GCM", t)
     return out
 
 
