@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-import tomli_w
+import tomlkit
+from tomlkit.toml_document import TOMLDocument
 
 from engine.errors import UsageError
 
@@ -91,19 +92,32 @@ def load_settings(path: Path | None = None) -> Settings:
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:
-    """Write atomically: a temp file in the same directory, then rename over the old one."""
+    """Write atomically: a temp file in the same directory, then rename over the old one.
+
+    The file is updated in place (tomlkit), not rewritten: its comments, the order of its keys
+    and whatever this version does not know (a newer one's keys) are kept, so an operator's
+    notes in ``[policies]`` survive a theme chosen in the app. Tables the settings did not
+    change are left exactly as written."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {name: _plain(getattr(settings, name)) for name in
-                           ("store_url", "environment", "data_class", "keep_temporaries", "theme")}
-    doc["buckets"] = {str(k): str(v) for k, v in sorted(settings.buckets.items())}
-    for name in ("labels", "policies", "run"):  # kept as written (their comments are lost)
-        if getattr(settings, name):
-            doc[name] = getattr(settings, name)
+    doc = _document(path)
+    for name in ("store_url", "environment", "data_class", "keep_temporaries", "theme"):
+        value = _plain(getattr(settings, name))
+        if doc.get(name) != value:
+            doc[name] = value
+    _update_buckets(doc, {str(k): str(v) for k, v in sorted(settings.buckets.items())})
+    for name in ("labels", "policies", "run"):
+        value = getattr(settings, name)
+        if name in doc and _unwrap(doc[name]) == value:
+            continue  # as written, comments and all
+        if name in doc:
+            del doc[name]
+        if value:
+            doc[name] = value
     fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            tomli_w.dump(doc, f)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(tomlkit.dumps(doc))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -111,6 +125,35 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _document(path: Path) -> TOMLDocument:
+    """The file as tomlkit holds it (a new document if there is none, or none readable: an
+    unreadable file is replaced, as load_settings tells the user it would be)."""
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError):
+        return tomlkit.document()
+
+
+def _update_buckets(doc: TOMLDocument, buckets: dict[str, str]) -> None:
+    """``[buckets]`` key by key, so that a comment beside a region that did not change stays."""
+    table = doc.get("buckets")
+    if not isinstance(table, dict):
+        if "buckets" in doc:
+            del doc["buckets"]
+        doc["buckets"] = buckets
+        return
+    for region in [r for r in table if r not in buckets]:
+        del table[region]
+    for region, bucket in buckets.items():
+        if table.get(region) != bucket:
+            table[region] = bucket
+
+
+def _unwrap(item: object) -> object:
+    unwrap = getattr(item, "unwrap", None)
+    return unwrap() if unwrap is not None else item
 
 
 def _plain(value: Any) -> bool | str:

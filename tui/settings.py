@@ -11,7 +11,7 @@ import os
 import tempfile
 import tomllib
 
-import tomli_w
+import tomlkit
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def save(settings: AppSettings) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("# the terminal app's own preferences\n")
-            f.write(tomli_w.dumps({"profile": settings.profile}))
+            f.write(tomlkit.dumps({"profile": settings.profile}))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

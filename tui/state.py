@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import platformdirs
-import tomli_w
+import tomlkit
 
 from engine.settings import APP_NAME
 
@@ -42,7 +42,7 @@ def remember(key: str, value: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp makes it 0600
                 fh.write("# what the terminal app remembers between runs\n")
-                fh.write(tomli_w.dumps(data))
+                fh.write(tomlkit.dumps(data))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
