@@ -83,6 +83,7 @@ class PackWriter:
         self.stored = 0
         self.packs: list[str] = []  # ids of the packs stored so far, in the order they landed
         self.free: list[PageBuffer] = []  # pack buffers back from the store, for reuse
+        self.closing = False  # finish() has begun: buffers back from the store are unmapped
         self.pack = self._new_pack()
 
     def _new_pack(self) -> _Pack:
@@ -140,7 +141,11 @@ class PackWriter:
         self.backend.put(pack_name(pack.id), pack.buf)
         size = pack.size
         with self.lock:
-            self.free.append(pack.buf)
+            closing = self.closing
+            if not closing:
+                self.free.append(pack.buf)
+        if closing:
+            pack.buf.close()
         self.cache.add_pack(pack.id, pack.entries, via="local")
         if self.on_indexed is not None:
             self.on_indexed(e.id for e in pack.entries)  # only now: SQLite answers for them
@@ -172,8 +177,16 @@ class PackWriter:
             self.on_stored(self.stored)
 
     def finish(self) -> None:
-        """Put the last pack, wait for every upload, write the last delta."""
+        """Put the last pack, wait for every upload, write the last delta. The pack buffers
+        are unmapped while the last uploads are on their way: ~100 MiB of touched memory
+        took this VM ~20 ms of kernel time to give back, which the end of a backup otherwise
+        waited for."""
         self.flush()
+        with self.lock:
+            self.closing = True
+            idle, self.free = [*self.free, self.pack.buf], []  # self.pack: empty, never used
+        for buf in idle:
+            buf.close()
         for fut in self.futures:
             fut.result()
         self.futures.clear()

@@ -70,3 +70,31 @@ def test_sealed_in_place_blobs_read_back(tmp_path: Path) -> None:
     reader = BlobReader(backend, keys, cache)
     assert [reader.read_blob(cid, BLOB_DATA) for cid in ids] == blobs
     assert len(writer.packs) == 3
+
+
+def test_finish_unmaps_every_pack_buffer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The buffers go while the last uploads are written, not when the writer is dropped (the
+    end of a backup waited ~20 ms for that on this VM)."""
+    from engine.store import repository
+    from engine.store.crypto import FLAG_RAW, Keys, Sealer
+    from engine.store.index import IndexCache
+    from engine.store.pack import BLOB_DATA
+
+    made: list[PageBuffer] = []
+
+    class Recorded(PageBuffer):
+        def __init__(self, capacity: int) -> None:
+            super().__init__(capacity)
+            made.append(self)
+
+    monkeypatch.setattr(repository, "PageBuffer", Recorded)
+    backend = LocalBackend(tmp_path / "store")
+    backend.create()
+    keys = Keys.from_master(os.urandom(32))
+    writer = repository.PackWriter(backend, Sealer(keys.data), IndexCache("t", tmp_path / "c"),
+                                   pack_target=64 * 1024)
+    for i in range(20):
+        writer.add(BLOB_DATA, os.urandom(32), FLAG_RAW, 30_000, os.urandom(30_016))
+    writer.finish()
+    assert len(made) >= 2 and all(buf.mem.closed for buf in made)
+    assert len(writer.packs) == 7  # three blobs a pack

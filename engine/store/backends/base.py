@@ -54,6 +54,11 @@ class PageBuffer:
     def view(self) -> memoryview:
         return memoryview(self.mem)[:self.size]
 
+    def close(self) -> None:
+        """Unmap now (mmap's close drops the GIL for the munmap) rather than whenever the
+        last reference goes."""
+        self.mem.close()
+
 
 Buffer = bytes | bytearray | memoryview | PageBuffer
 
