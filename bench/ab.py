@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from make_images import ensure_images, parse_size
-from measure import BENCH_DIR, load, warm
+from measure import BENCH_DIR, Run, load, run_measured, warm
 
 PASSPHRASE = "bench-passphrase-not-secret"
 
@@ -40,16 +38,10 @@ def parse_tree(spec: str) -> tuple[Path, dict[str, str]]:
     return Path(root).resolve(), env
 
 
-def cli(tree: Path, env: dict[str, str], store: Path, *args: str) -> tuple[float, float, str]:
-    """Wall and CPU seconds of one `python -m cli` run in ``tree``, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "cli", "--store", str(store), *args], cwd=tree,
-                         env=env, check=True, capture_output=True, text=True).stdout
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu, out
+def cli(tree: Path, env: dict[str, str], store: Path, *args: str) -> Run:
+    """One `python -m cli` run in ``tree``: measure.run_measured's wall and CPU seconds."""
+    return run_measured([sys.executable, "-m", "cli", "--store", str(store), *args],
+                        env=env, cwd=tree, log_dir=store.parent / "logs", label=args[0]).check()
 
 
 def main() -> int:
@@ -72,24 +64,24 @@ def main() -> int:
         if args.step == "restore":
             tree, env = trees[0]
             cli(tree, {**base, **env}, work / "store", "init")
-            _, _, out = cli(tree, {**base, **env}, work / "store", "--json", "backup-image",
-                            str(image))
-            snapshot = json.loads(out)["snapshot"]
+            backed = cli(tree, {**base, **env}, work / "store", "--json", "backup-image",
+                         str(image))
+            snapshot = json.loads(backed.stdout)["snapshot"]
         for _ in range(args.rounds):
             for spec, (tree, env) in zip(args.trees, trees):
                 if args.step == "backup":
                     shutil.rmtree(work / "store", ignore_errors=True)
                     cli(tree, {**base, **env}, work / "store", "init")
                     warm(image)
-                    wall, cpu, _ = cli(tree, {**base, **env}, work / "store", "backup-image",
-                                       str(image))
+                    run = cli(tree, {**base, **env}, work / "store", "backup-image", str(image))
                 else:
                     (work / "out.img").unlink(missing_ok=True)
                     os.sync()
-                    wall, cpu, _ = cli(tree, {**base, **env}, work / "store", "restore-image",
-                                       snapshot, str(work / "out.img"))
-                runs[spec].append((wall, cpu))
-                print(f"  {spec:40} wall {wall:.2f} s  CPU {cpu:.2f} s", flush=True)
+                    run = cli(tree, {**base, **env}, work / "store", "restore-image", snapshot,
+                              str(work / "out.img"))
+                runs[spec].append((run.seconds, run.cpu_seconds))
+                print(f"  {spec:40} wall {run.seconds:.2f} s  CPU {run.cpu_seconds:.2f} s",
+                      flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for spec, done in runs.items():
