@@ -99,10 +99,8 @@ class PackWriter:
         offset = pack.size
         for part in parts:
             pack.buf.append(part)
-        pack.entries.append(BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
-                                      raw_len))
-        if pack.size >= self.target:
-            self.flush()
+        self._added(pack, BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
+                                    raw_len))
 
     def seal(self, aead: AESGCM, blob_type: int, blob_id: bytes, flags: int, raw_len: int,
              nonce: bytes, payload: Buffer, ad: bytes) -> None:
@@ -113,8 +111,12 @@ class PackWriter:
         offset = pack.buf.append(nonce)
         with pack.buf.extend(len(payload) + TAG) as out:
             aead.encrypt_into(nonce, payload, ad, out)
-        pack.entries.append(BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
-                                      raw_len))
+        self._added(pack, BlobEntry(blob_type, flags, blob_id, offset, pack.size - offset,
+                                    raw_len))
+
+    def _added(self, pack: _Pack, entry: BlobEntry) -> None:
+        """List a blob just written into ``pack``; close the pack once it is full."""
+        pack.entries.append(entry)
         if pack.size >= self.target:
             self.flush()
 
